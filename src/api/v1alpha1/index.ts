@@ -1,0 +1,5 @@
+export * from './meta.ts';
+export * from './virtualservice.ts';
+export * from './realserver.ts';
+export * from './conditions.ts';
+export * from './resources.ts';
