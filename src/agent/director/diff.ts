@@ -1,0 +1,111 @@
+/**
+ * The director's reconcile decision, as a pure function: desired services (with effective weights),
+ * the kernel table as dumped, and what this agent owns → the minimal list of IPVS operations.
+ * Foreign services are never touched; a weight change is one SET_DEST; removed realservers drain.
+ */
+import type { Destination, Service, ServiceState } from '../../ipvs/types.ts';
+import { destKey, sameDestination, sameService, serviceKey } from '../../ipvs/keys.ts';
+
+export interface DesiredService {
+  /** namespace/name of the VirtualService. */
+  owner: string;
+  service: Service;
+  destinations: Destination[];
+  /** Seconds a removed TCP destination may keep its connections; 0 deletes at once. */
+  drainTimeoutSeconds: number;
+}
+
+export type IpvsOp =
+  | { op: 'addService'; owner: string; service: Service }
+  | { op: 'updateService'; owner: string; service: Service }
+  | { op: 'deleteService'; owner: string; service: Service }
+  | { op: 'addDestination'; owner: string; service: Service; destination: Destination }
+  | { op: 'updateDestination'; owner: string; service: Service; destination: Destination; reason: 'changed' | 'drain' }
+  | { op: 'deleteDestination'; owner: string; service: Service; destination: Destination };
+
+export interface DiffInput {
+  desired: DesiredService[];
+  actual: ServiceState[];
+  /** serviceKey → owner, from the agent's ledger: the services this agent created. */
+  owned: ReadonlyMap<string, string>;
+  /** `${serviceKey}|${destKey}` → epoch ms when draining began. */
+  draining: ReadonlyMap<string, number>;
+  now: number;
+}
+
+export interface DiffResult {
+  ops: IpvsOp[];
+  /** The draining table after the ops are applied. */
+  draining: Map<string, number>;
+  /** Desired services that exist in the kernel but belong to someone else: never touched. */
+  conflicts: Array<{ owner: string; service: string }>;
+  /** Desired objects that were missing or changed behind our back (someone ran ipvsadm). */
+  drift: number;
+}
+
+export const drainKey = (svc: Service, dest: Destination): string => `${serviceKey(svc)}|${destKey(dest)}`;
+
+export function diffDirector(input: DiffInput): DiffResult {
+  const ops: IpvsOp[] = [];
+  const draining = new Map<string, number>();
+  const conflicts: DiffResult['conflicts'] = [];
+  let drift = 0;
+  const actualByKey = new Map(input.actual.map((s) => [serviceKey(s.service), s]));
+  const desiredKeys = new Set<string>();
+
+  for (const want of input.desired) {
+    const key = serviceKey(want.service);
+    desiredKeys.add(key);
+    const have = actualByKey.get(key);
+    const ours = input.owned.has(key);
+    if (have && !ours) {
+      conflicts.push({ owner: want.owner, service: key });
+      continue;
+    }
+    if (!have) {
+      if (ours) drift++;
+      ops.push({ op: 'addService', owner: want.owner, service: want.service });
+      for (const d of want.destinations) ops.push({ op: 'addDestination', owner: want.owner, service: want.service, destination: d });
+      continue;
+    }
+    if (!sameService(have.service, want.service)) {
+      if (input.owned.get(key) === want.owner) drift++;
+      ops.push({ op: 'updateService', owner: want.owner, service: want.service });
+    }
+    const haveDests = new Map(have.destinations.map((d) => [destKey(d.destination), d]));
+    const wantKeys = new Set<string>();
+    for (const d of want.destinations) {
+      const dk = destKey(d);
+      wantKeys.add(dk);
+      const cur = haveDests.get(dk);
+      if (!cur) {
+        ops.push({ op: 'addDestination', owner: want.owner, service: want.service, destination: d });
+      } else if (!sameDestination(cur.destination, d)) {
+        ops.push({ op: 'updateDestination', owner: want.owner, service: want.service, destination: d, reason: 'changed' });
+      }
+    }
+    for (const [dk, cur] of haveDests) {
+      if (wantKeys.has(dk)) continue;
+      const k = drainKey(want.service, cur.destination);
+      const since = input.draining.get(k);
+      const connections = cur.counters.activeConns + cur.counters.inactiveConns;
+      const immediate = want.service.protocol !== 'tcp' || want.drainTimeoutSeconds === 0;
+      const expired = since !== undefined && input.now - since >= want.drainTimeoutSeconds * 1000;
+      if (immediate || connections === 0 || expired) {
+        ops.push({ op: 'deleteDestination', owner: want.owner, service: want.service, destination: cur.destination });
+        continue;
+      }
+      draining.set(k, since ?? input.now);
+      if (cur.destination.weight !== 0) {
+        ops.push({ op: 'updateDestination', owner: want.owner, service: want.service, destination: { ...cur.destination, weight: 0 }, reason: 'drain' });
+      }
+    }
+  }
+
+  for (const [key, owner] of input.owned) {
+    if (desiredKeys.has(key)) continue;
+    const have = actualByKey.get(key);
+    if (have) ops.push({ op: 'deleteService', owner, service: have.service });
+  }
+  return { ops, draining, conflicts, drift };
+}
