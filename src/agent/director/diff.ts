@@ -15,7 +15,7 @@ export interface DesiredService {
   drainTimeoutSeconds: number;
 }
 
-export type IpvsOp =
+export type DirectorOp =
   | { op: 'addService'; owner: string; service: Service }
   | { op: 'updateService'; owner: string; service: Service }
   | { op: 'deleteService'; owner: string; service: Service }
@@ -34,7 +34,7 @@ export interface DiffInput {
 }
 
 export interface DiffResult {
-  ops: IpvsOp[];
+  ops: DirectorOp[];
   /** The draining table after the ops are applied. */
   draining: Map<string, number>;
   /** Desired services that exist in the kernel but belong to someone else: never touched. */
@@ -46,7 +46,7 @@ export interface DiffResult {
 export const drainKey = (svc: Service, dest: Destination): string => `${serviceKey(svc)}|${destKey(dest)}`;
 
 export function diffDirector(input: DiffInput): DiffResult {
-  const ops: IpvsOp[] = [];
+  const ops: DirectorOp[] = [];
   const draining = new Map<string, number>();
   const conflicts: DiffResult['conflicts'] = [];
   let drift = 0;

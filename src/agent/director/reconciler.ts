@@ -1,0 +1,146 @@
+/**
+ * Makes the kernel match the director part of a node plan: sysctls, IPVS services and destinations,
+ * and the VIPs of the services this node holds. One bad service never stops the others: each failure
+ * is reported against its service with the errno.
+ */
+import type { IpvsInterface } from '../../ipvs/interface.ts';
+import type { IpvsError } from '../../ipvs/errors.ts';
+import { serviceKey } from '../../ipvs/keys.ts';
+import type { NetInterfaceOps, ArpAnnouncer } from '../../netif/types.ts';
+import type { SysctlOps } from '../../sysctl/types.ts';
+import { sysctlsFor } from '../../sysctl/policy.ts';
+import type { PlannedService } from '../../model/plan.ts';
+import type { Logger } from '../../util/log.ts';
+import type { StateStore } from '../state.ts';
+import { syncVips } from '../vips.ts';
+import { diffDirector, type DesiredService, type DirectorOp } from './diff.ts';
+import { ipvsDestination, ipvsService } from './desired.ts';
+import { familyOf } from '../../api/ip.ts';
+
+export const DIRECTOR_OWNER_PREFIX = 'director:';
+
+export interface DirectorDeps {
+  ipvs: IpvsInterface;
+  netif: NetInterfaceOps;
+  sysctl: SysctlOps;
+  arp?: ArpAnnouncer;
+  state: StateStore;
+  log: Logger;
+  now?: () => number;
+  /** The interface that holds VIPs when a service names none (the default route's). */
+  defaultInterface: () => Promise<string>;
+}
+
+/** Whether a destination may get new connections; undefined = no verdict yet (counts as healthy). */
+export type HealthLookup = (serviceId: string, address: string, port: number) => boolean | undefined;
+
+export interface ServiceReport {
+  id: string;
+  generation: number;
+  ok: boolean;
+  /** Why the service is not (fully) programmed. */
+  errors: string[];
+  holdsVip: boolean;
+}
+
+export interface DirectorReport {
+  services: ServiceReport[];
+  ops: number;
+  drift: number;
+}
+
+export class DirectorReconciler {
+  readonly #d: DirectorDeps;
+  constructor(deps: DirectorDeps) {
+    this.#d = deps;
+  }
+
+  async reconcile(services: PlannedService[], healthy: HealthLookup): Promise<DirectorReport> {
+    const { ipvs, sysctl, log } = this.#d;
+    const now = (this.#d.now ?? Date.now)();
+    const state = this.#d.state.load();
+    const reports = new Map<string, ServiceReport>(
+      services.map((s) => [s.id, { id: s.id, generation: s.generation, ok: true, errors: [], holdsVip: false }]),
+    );
+    const fail = (id: string, msg: string): void => {
+      const r = reports.get(id);
+      if (!r) return;
+      r.ok = false;
+      r.errors.push(msg);
+    };
+
+    // Interfaces first: a service whose interface does not exist fails alone.
+    const ifaceOf = new Map<string, string>();
+    for (const s of services) {
+      try {
+        const ifname = s.interface ?? (await this.#d.defaultInterface());
+        await this.#d.netif.getInterface(ifname);
+        ifaceOf.set(s.id, ifname);
+      } catch (e) {
+        fail(s.id, `interface: ${(e as Error).message}`);
+      }
+    }
+
+    // Sysctls before IPVS: a NAT director without ip_forward would black-hole replies.
+    for (const s of services) {
+      const ifname = ifaceOf.get(s.id);
+      if (!ifname) continue;
+      try {
+        await sysctl.claim(DIRECTOR_OWNER_PREFIX + s.id, sysctlsFor('director', s.forwarding, ifname, { ipv6: familyOf(s.vip) === 6 }));
+      } catch (e) {
+        fail(s.id, `sysctl: ${(e as Error).message}`);
+      }
+    }
+    const current = new Set(services.map((s) => DIRECTOR_OWNER_PREFIX + s.id));
+    for (const owner of await sysctl.owners()) {
+      if (owner.startsWith(DIRECTOR_OWNER_PREFIX) && !current.has(owner)) await sysctl.release(owner);
+    }
+
+    // IPVS.
+    const programmable = services.filter((s) => reports.get(s.id)!.ok);
+    const desired: DesiredService[] = programmable.map((s) => ({
+      owner: s.id,
+      service: ipvsService(s),
+      destinations: s.destinations.map((d) => ipvsDestination(s, d, healthy(s.id, d.address, d.port) === false ? 0 : d.weight)),
+      drainTimeoutSeconds: s.drainTimeoutSeconds,
+    }));
+    // Services that failed before IPVS must not be deleted from the kernel: keep them out of the diff.
+    const failedKeys = new Set(services.filter((s) => !reports.get(s.id)!.ok).map((s) => serviceKey(ipvsService(s))));
+    const owned = new Map(Object.entries(state.services).filter(([k]) => !failedKeys.has(k)));
+    const actual = await ipvs.listServices();
+    const diff = diffDirector({ desired, actual, owned, draining: new Map(Object.entries(state.draining)), now });
+    for (const c of diff.conflicts) fail(c.owner, `EEXIST: ${c.service} exists in the kernel and is not owned by lvs-operator; not touching it`);
+    const results = diff.ops.length > 0 ? await ipvs.apply(diff.ops) : [];
+    diff.ops.forEach((op: DirectorOp, i: number) => {
+      const err: IpvsError | undefined = results[i];
+      const key = serviceKey(op.service);
+      if (err) {
+        // Idempotent outcomes: the object is already as we want it.
+        if ((op.op === 'addService' && err.code === 'EEXIST' && state.services[key] === op.owner) || (op.op.startsWith('delete') && (err.code === 'ESRCH' || err.code === 'ENOENT'))) {
+          if (op.op === 'deleteService') delete state.services[key];
+          return;
+        }
+        fail(op.owner, err.message);
+        log.warn({ service: op.owner, op: op.op, errno: err.code, err: err.message }, 'ipvs operation failed');
+        return;
+      }
+      if (op.op === 'addService') state.services[key] = op.owner;
+      if (op.op === 'deleteService') delete state.services[key];
+    });
+    state.draining = Object.fromEntries(diff.draining);
+    if (diff.drift > 0) log.info({ drift: diff.drift }, 'repaired IPVS drift');
+
+    // VIPs of the services this node holds.
+    const wants = services
+      .filter((s) => s.holdVip && ifaceOf.has(s.id))
+      .map((s) => ({ ifname: ifaceOf.get(s.id)!, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id }));
+    const vipResult = await syncVips(this.#d.netif, state, wants, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp);
+    for (const [owner, msg] of vipResult.failed) fail(owner.slice(DIRECTOR_OWNER_PREFIX.length), `vip: ${msg}`);
+    for (const w of wants) {
+      const r = reports.get(w.owner.slice(DIRECTOR_OWNER_PREFIX.length));
+      if (r && !vipResult.failed.has(w.owner)) r.holdsVip = true;
+    }
+    this.#d.state.save(state);
+    return { services: [...reports.values()], ops: diff.ops.length, drift: diff.drift };
+  }
+}

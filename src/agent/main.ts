@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * lvs-agent: programs IPVS, VIPs and sysctls on one node.
+ *
+ *   lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
+ *             [--metrics-address HOST:PORT] [--resync SECONDS] [--status-file FILE] [--once]
+ *   lvs-agent teardown [--state-dir DIR]      remove everything the agent added, restore sysctls
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../util/log.ts';
+import { IpvsClient } from '../ipvs/client.ts';
+import { RtNetif } from '../netif/rtnetlink.ts';
+import { CommandArpAnnouncer } from '../netif/arp.ts';
+import { SysctlManager } from '../sysctl/manager.ts';
+import { FileLedgerStore } from '../sysctl/ledger.ts';
+import { HealthChecker } from './health/checker.ts';
+import { FileStateStore } from './state.ts';
+import { DirectorReconciler } from './director/reconciler.ts';
+import { RealServerReconciler } from './realserver/reconciler.ts';
+import { Agent, type AgentReport } from './agent.ts';
+import { loadConfigDir, planStandalone } from './standalone.ts';
+import { defaultRouteInterface } from './hostinfo.ts';
+
+const USAGE = `usage: lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
+                 [--resync SECONDS] [--status-file FILE] [--once]
+       lvs-agent teardown [--state-dir DIR]`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      node: { type: 'string' },
+      director: { type: 'boolean', default: false },
+      interface: { type: 'string' },
+      'state-dir': { type: 'string', default: '/var/lib/lvs-operator' },
+      resync: { type: 'string', default: '10' },
+      'status-file': { type: 'string' },
+      once: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const command = positionals[0] ?? 'run';
+  const node = values.node ?? (await import('node:os')).hostname();
+  const log = createLogger('agent').child({ node });
+  const stateDir = values['state-dir'];
+  const ipvs = new IpvsClient({ logger: log });
+  const netif = new RtNetif();
+  const sysctl = new SysctlManager({ ledger: new FileLedgerStore(path.join(stateDir, 'sysctl-ledger.json')), logger: log });
+  const state = new FileStateStore(path.join(stateDir, 'agent-state.json'));
+  const defaultInterface = values.interface ? async (): Promise<string> => values.interface as string : defaultRouteInterface;
+  const health = new HealthChecker({ log: log.child({ component: 'health' }) });
+  const statusFile = values['status-file'];
+  const writeStatus = (report: AgentReport): void => {
+    if (!statusFile) return;
+    fs.writeFileSync(`${statusFile}.tmp`, JSON.stringify(report, null, 1));
+    fs.renameSync(`${statusFile}.tmp`, statusFile);
+  };
+  const agent = new Agent({
+    node,
+    log,
+    health,
+    resyncSeconds: Number(values.resync),
+    director: new DirectorReconciler({ ipvs, netif, sysctl, arp: new CommandArpAnnouncer(), state, log, defaultInterface }),
+    realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface }),
+    onReport: writeStatus,
+  });
+
+  const close = (): void => {
+    agent.stop();
+    ipvs.close();
+    netif.close();
+  };
+
+  if (command === 'teardown') {
+    const report = await agent.teardown();
+    close();
+    const failed = report.director.services.some((s) => !s.ok);
+    log.info({ failed }, 'teardown done');
+    return failed ? 1 : 0;
+  }
+  if (command !== 'run') {
+    console.error(`unknown command "${command}"\n${USAGE}`);
+    return 2;
+  }
+  if (!values.config) {
+    console.error(`--config DIR is required\n${USAGE}`);
+    return 2;
+  }
+  const configDir = values.config;
+  const load = (): void => {
+    const config = loadConfigDir(configDir);
+    for (const p of config.problems) log.error({ file: p.file, document: p.document }, p.message);
+    const { nodePlan } = planStandalone(config, { node, director: values.director });
+    agent.setPlan(nodePlan);
+  };
+  load();
+  if (values.once) {
+    const report = await agent.reconcile();
+    close();
+    return report.director.services.every((s) => s.ok) && report.realServer.every((r) => r.ok) ? 0 : 1;
+  }
+  agent.start();
+  let debounce: NodeJS.Timeout | undefined;
+  fs.watch(configDir, () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      try {
+        load();
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'reloading config failed');
+      }
+    }, 200);
+  });
+  process.on('SIGHUP', load);
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
+  });
+  // Leave the kernel as it is: a restarted agent adopts its objects without dropping traffic.
+  log.info('stopping (kernel state left in place)');
+  close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(JSON.stringify({ level: 'fatal', msg: (e as Error).message }));
+    process.exit(1);
+  },
+);

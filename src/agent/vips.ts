@@ -1,0 +1,88 @@
+/**
+ * Binding VIPs with ownership: an address is bound once however many owners need it, unbound when the
+ * last owner goes, and never unbound when it was there before the agent (someone else's address).
+ */
+import type { NetInterfaceOps, ArpAnnouncer } from '../netif/types.ts';
+import type { AgentState } from './state.ts';
+
+export interface VipWant {
+  ifname: string;
+  vip: string;
+  owner: string;
+}
+
+export interface VipResult {
+  /** owner → error message for VIPs that could not be bound. */
+  failed: Map<string, string>;
+  added: string[];
+  removed: string[];
+}
+
+const keyOf = (ifname: string, vip: string): string => `${ifname}|${vip}`;
+
+/**
+ * Makes the VIPs owned by owners matching `scope` exactly `wants`. `state.vips` is updated in place.
+ * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA).
+ */
+export async function syncVips(
+  netif: NetInterfaceOps,
+  state: AgentState,
+  wants: VipWant[],
+  scope: (owner: string) => boolean,
+  arp?: ArpAnnouncer,
+): Promise<VipResult> {
+  const result: VipResult = { failed: new Map(), added: [], removed: [] };
+  const wanted = new Map<string, { ifname: string; vip: string; owners: Set<string> }>();
+  for (const w of wants) {
+    const k = keyOf(w.ifname, w.vip);
+    const e = wanted.get(k) ?? { ifname: w.ifname, vip: w.vip, owners: new Set<string>() };
+    e.owners.add(w.owner);
+    wanted.set(k, e);
+  }
+  const owned = new Map(state.vips.map((v) => [keyOf(v.ifname, v.vip), v]));
+
+  for (const [k, w] of wanted) {
+    const cur = owned.get(k);
+    const others = (cur?.owners ?? []).filter((o) => !scope(o));
+    if (cur) {
+      cur.owners = [...others, ...w.owners].sort();
+      // Re-add in case someone removed it (drift); false means it is still there.
+      try {
+        if (await netif.addVip(w.ifname, w.vip)) result.added.push(k);
+      } catch (e) {
+        for (const o of w.owners) result.failed.set(o, (e as Error).message);
+      }
+      continue;
+    }
+    try {
+      const added = await netif.addVip(w.ifname, w.vip);
+      // Only addresses we added are ours to remove later.
+      if (added) {
+        state.vips.push({ ifname: w.ifname, vip: w.vip, owners: [...w.owners].sort() });
+        result.added.push(k);
+        if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
+      }
+    } catch (e) {
+      for (const o of w.owners) result.failed.set(o, (e as Error).message);
+    }
+  }
+
+  for (const v of [...state.vips]) {
+    const k = keyOf(v.ifname, v.vip);
+    if (wanted.has(k)) continue;
+    v.owners = v.owners.filter((o) => !scope(o));
+    if (v.owners.length > 0) continue;
+    try {
+      await netif.removeVip(v.ifname, v.vip);
+    } catch (e) {
+      // The interface may be gone with its addresses; anything else is reported and retried.
+      if (!/ENODEV/.test((e as Error).message)) {
+        result.failed.set(`unbind:${k}`, (e as Error).message);
+        continue;
+      }
+    }
+    state.vips = state.vips.filter((x) => x !== v);
+    result.removed.push(k);
+  }
+  return result;
+}
