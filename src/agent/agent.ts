@@ -46,7 +46,8 @@ export function healthTargets(services: PlannedService[]): HealthTarget[] {
       id: healthId(s.id, d.address, d.port),
       address: d.address,
       port: d.port,
-      check: { ...s.healthCheck },
+      // HTTP checks ask for the service's name, as a client of the VIP would.
+      check: { ...s.healthCheck, host: s.healthCheck.host ?? s.vip },
     })),
   );
 }

@@ -3,7 +3,7 @@
  * lvs-agent: programs IPVS, VIPs and sysctls on one node.
  *
  *   lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
- *             [--metrics-address HOST:PORT] [--resync SECONDS] [--status-file FILE] [--once]
+ *             [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
  *   lvs-agent teardown [--state-dir DIR]      remove everything the agent added, restore sysctls
  */
 import fs from 'node:fs';
@@ -22,9 +22,12 @@ import { RealServerReconciler } from './realserver/reconciler.ts';
 import { Agent, type AgentReport } from './agent.ts';
 import { loadConfigDir, planStandalone } from './standalone.ts';
 import { defaultRouteInterface } from './hostinfo.ts';
+import { createLvsMetrics } from './metrics/registry.ts';
+import { startMetricsServer } from './metrics/server.ts';
+import { ipvsSnapshotReader } from './metrics/snapshot.ts';
 
 const USAGE = `usage: lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
-                 [--resync SECONDS] [--status-file FILE] [--once]
+                 [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
        lvs-agent teardown [--state-dir DIR]`;
 
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       interface: { type: 'string' },
       'state-dir': { type: 'string', default: '/var/lib/lvs-operator' },
       resync: { type: 'string', default: '10' },
+      'metrics-address': { type: 'string', default: '0.0.0.0:9120' },
       'status-file': { type: 'string' },
       once: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -63,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
     fs.writeFileSync(`${statusFile}.tmp`, JSON.stringify(report, null, 1));
     fs.renameSync(`${statusFile}.tmp`, statusFile);
   };
+  const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
   const agent = new Agent({
     node,
     log,
@@ -70,18 +75,31 @@ async function main(argv: string[]): Promise<number> {
     resyncSeconds: Number(values.resync),
     director: new DirectorReconciler({ ipvs, netif, sysctl, arp: new CommandArpAnnouncer(), state, log, defaultInterface }),
     realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface }),
-    onReport: writeStatus,
+    onReport: (report) => {
+      const failed = report.director.services.filter((s) => !s.ok).length + report.realServer.filter((r) => !r.ok).length;
+      metrics.recordReconcile(report.durationMs / 1000, failed > 0 ? 'service_failed' : undefined);
+      if (report.director.drift > 0) metrics.driftRepairs.inc({ kind: 'ipvs' }, report.director.drift);
+      metrics.managedServices.set(report.director.services.length);
+      for (const [id, healthy] of Object.entries(report.health)) {
+        const [virtualService = '', address = '', port = '0'] = id.split('|');
+        metrics.setBackendHealthy({ virtualService, address, port: Number(port) }, healthy);
+      }
+      writeStatus(report);
+    },
+    onError: () => metrics.recordReconcile(0, 'exception'),
   });
 
-  const close = (): void => {
+  let server: { close(): Promise<void> } | undefined;
+  const close = async (): Promise<void> => {
     agent.stop();
+    await server?.close();
     ipvs.close();
     netif.close();
   };
 
   if (command === 'teardown') {
     const report = await agent.teardown();
-    close();
+    await close();
     const failed = report.director.services.some((s) => !s.ok);
     log.info({ failed }, 'teardown done');
     return failed ? 1 : 0;
@@ -104,10 +122,16 @@ async function main(argv: string[]): Promise<number> {
   load();
   if (values.once) {
     const report = await agent.reconcile();
-    close();
+    await close();
     return report.director.services.every((s) => s.ok) && report.realServer.every((r) => r.ok) ? 0 : 1;
   }
   agent.start();
+  const metricsAddress = values['metrics-address'];
+  if (metricsAddress !== 'none') {
+    const at = metricsAddress.lastIndexOf(':');
+    const host = metricsAddress.slice(0, at).replace(/^\[|\]$/g, '') || '0.0.0.0';
+    server = await startMetricsServer({ host, port: Number(metricsAddress.slice(at + 1)), registry: metrics.registry, healthz: () => agent.lastReport !== undefined, log });
+  }
   let debounce: NodeJS.Timeout | undefined;
   fs.watch(configDir, () => {
     clearTimeout(debounce);
@@ -125,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
   });
   // Leave the kernel as it is: a restarted agent adopts its objects without dropping traffic.
   log.info('stopping (kernel state left in place)');
-  close();
+  await close();
   return 0;
 }
 

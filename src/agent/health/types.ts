@@ -1,0 +1,56 @@
+import type { HealthCheckType } from '../../api/v1alpha1/virtualservice.ts';
+
+/** A resolved health check: the API's HealthCheck with its defaults applied (timing fields required). */
+export interface HealthCheckSpec {
+  type: HealthCheckType;
+  /** Port to check; defaults to the target's port. */
+  port?: number;
+  /** HTTP(S) request path; defaults to /. */
+  path?: string;
+  /** HTTP(S) Host header; defaults to the checked address and port. */
+  host?: string;
+  /** HTTP(S) statuses that count as healthy; defaults to [200]. */
+  expectedStatuses?: number[];
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  rise: number;
+  fall: number;
+}
+
+/** One realserver to check. */
+export interface HealthTarget {
+  /** Stable key, e.g. "ns/vs|10.0.0.2:80". */
+  id: string;
+  /** IPv4 or IPv6 literal (no DNS: the director checks what it programs into IPVS). */
+  address: string;
+  port: number;
+  check: HealthCheckSpec;
+}
+
+/** unknown means "not a target of this checker". */
+export type HealthState = 'healthy' | 'unhealthy' | 'unknown';
+
+/** Outcome of one check; reason is human readable, e.g. "connect ECONNREFUSED 10.0.0.2:80". */
+export interface ProbeResult {
+  ok: boolean;
+  reason: string;
+}
+
+/**
+ * Runs one check. Must honour `signal` (abort = the timeout expired) by releasing its sockets; the
+ * checker counts an aborted probe as "timeout after Ns" whatever the probe resolves to afterwards.
+ */
+export type Probe = (target: HealthTarget, signal: AbortSignal) => Promise<ProbeResult>;
+
+/** Opaque handle of a Clock timer. */
+export type TimerHandle = unknown;
+
+/** Time source of the checker, injectable so the rise/fall machine is tested without real time. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** Listener signature of the checker's 'change' event. */
+export type HealthChangeListener = (id: string, healthy: boolean, reason: string) => void;

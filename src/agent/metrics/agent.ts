@@ -1,0 +1,80 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { HEALTH_LABELS, type HealthLabel } from './labels.ts';
+
+/** A realserver as the health gauge names it. */
+export interface BackendRef {
+  /** "namespace/name" of the VirtualService. */
+  virtualService: string;
+  address: string;
+  port: number;
+}
+
+export interface AgentMetrics {
+  readonly reconcileDuration: Histogram;
+  readonly reconciles: Counter;
+  readonly reconcileErrors: Counter<'reason'>;
+  readonly driftRepairs: Counter<'kind'>;
+  readonly managedServices: Gauge;
+  readonly backendHealthy: Gauge<HealthLabel>;
+  /**
+   * Records one reconcile pass: its duration, and its failure reason if it failed. Keep reasons to a small
+   * fixed set (e.g. an errno name), each one is a series.
+   */
+  recordReconcile(seconds: number, errorReason?: string): void;
+  /** lvs_backend_healthy: 1 healthy, 0 not; fed from the health checker's change events. */
+  setBackendHealthy(backend: BackendRef, healthy: boolean): void;
+  /** Drops the health series of a realserver that is no longer checked. */
+  deleteBackendHealthy(backend: BackendRef): void;
+}
+
+const healthLabels = (b: BackendRef): Record<HealthLabel, string> =>
+  ({ virtual_service: b.virtualService, remote_address: b.address, remote_port: String(b.port) });
+
+/** The agent's own metrics, set by the reconcile loop and the health checker. */
+export function registerAgentMetrics(registry: Registry): AgentMetrics {
+  const registers = [registry];
+  const reconcileDuration = new Histogram({
+    name: 'lvs_agent_reconcile_duration_seconds',
+    help: 'Duration of reconcile passes of the IPVS table.',
+    // A pass is a netlink dump plus a diff: milliseconds normally, seconds with thousands of services.
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const reconciles = new Counter({ name: 'lvs_agent_reconciles_total', help: 'Reconcile passes, failed ones included.', registers });
+  const reconcileErrors = new Counter({
+    name: 'lvs_agent_reconcile_errors_total', help: 'Failed reconcile passes by reason.', labelNames: ['reason'] as const, registers,
+  });
+  const driftRepairs = new Counter({
+    name: 'lvs_agent_drift_repairs_total',
+    help: 'Changes made to bring the kernel back to the desired state, by kind.',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const managedServices = new Gauge({ name: 'lvs_agent_managed_services', help: 'Virtual services this agent programs.', registers });
+  const backendHealthy = new Gauge({
+    name: 'lvs_backend_healthy',
+    help: 'Whether the realserver passes its health check (1) or not (0).',
+    labelNames: HEALTH_LABELS,
+    registers,
+  });
+
+  return {
+    reconcileDuration,
+    reconciles,
+    reconcileErrors,
+    driftRepairs,
+    managedServices,
+    backendHealthy,
+    recordReconcile(seconds, errorReason) {
+      reconciles.inc();
+      reconcileDuration.observe(seconds);
+      if (errorReason !== undefined) reconcileErrors.inc({ reason: errorReason });
+    },
+    setBackendHealthy(backend, healthy) {
+      backendHealthy.set(healthLabels(backend), healthy ? 1 : 0);
+    },
+    deleteBackendHealthy(backend) {
+      backendHealthy.remove(healthLabels(backend));
+    },
+  };
+}

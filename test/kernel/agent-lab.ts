@@ -1,0 +1,147 @@
+// Shared pieces of the agent's end-to-end kernel suites: the classic LVS labs built from network namespaces
+// (client, director, realservers on a bridge) with lvs-agent running in standalone mode in each of them.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { NetLab, BackgroundProcess } from '../vm/netns.ts';
+import type { AgentReport } from '../../src/agent/agent.ts';
+
+export const REPO = path.resolve(import.meta.dirname, '..', '..');
+const AGENT = path.join(REPO, 'src', 'agent', 'main.ts');
+
+export interface NodeDef {
+  name: string;
+  ip: string;
+  director?: boolean;
+}
+
+/** Writes a standalone config dir: Node manifests (addresses, director label) plus the given manifests. */
+export function writeConfig(nodes: NodeDef[], manifests: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lvs-config-'));
+  const nodeDocs = nodes.map((n) => [
+    'apiVersion: v1',
+    'kind: Node',
+    'metadata:',
+    `  name: ${n.name}`,
+    n.director ? '  labels:\n    lvs.operator.dev/director: "true"' : '  labels: {}',
+    'status:',
+    '  addresses:',
+    `    - type: InternalIP`,
+    `      address: ${n.ip}`,
+  ].join('\n'));
+  fs.writeFileSync(path.join(dir, 'nodes.yaml'), nodeDocs.join('\n---\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'services.yaml'), manifests);
+  return dir;
+}
+
+export class AgentProc {
+  readonly stateDir: string;
+  readonly statusFile: string;
+  proc: BackgroundProcess | undefined;
+  readonly #lab: NetLab;
+  readonly #ns: string;
+  readonly #args: string[];
+
+  constructor(lab: NetLab, ns: string, node: string, configDir: string, extra: string[] = []) {
+    this.#lab = lab;
+    this.#ns = ns;
+    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `lvs-state-${node}-`));
+    this.statusFile = path.join(this.stateDir, 'status.json');
+    this.#args = ['--config', configDir, '--node', node, '--state-dir', this.stateDir, '--status-file', this.statusFile,
+      '--interface', 'eth0', '--resync', '1', ...extra];
+  }
+
+  start(): void {
+    fs.rmSync(this.statusFile, { force: true });
+    this.proc = this.#lab.spawn(this.#ns, [process.execPath, AGENT, ...this.#args], { env: { LVS_LOG_LEVEL: 'info' } });
+  }
+
+  async stop(): Promise<void> {
+    await this.proc?.stop('SIGTERM', 10_000);
+  }
+
+  status(): AgentReport | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(this.statusFile, 'utf8')) as AgentReport;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Waits for a status report satisfying `ok` (default: every service and VIP programmed). */
+  async waitReady(ok: (r: AgentReport) => boolean = allOk, timeoutMs = 90_000): Promise<AgentReport> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.status();
+      if (r && ok(r)) return r;
+      if (this.proc && !this.proc.running) throw new Error(`agent exited early:\n${this.proc.output}`);
+      if (Date.now() > deadline) throw new Error(`agent not ready in ${timeoutMs} ms; last status ${JSON.stringify(r)}\n${this.proc?.output ?? ''}`);
+      await sleep(250);
+    }
+  }
+
+  /** Runs `lvs-agent teardown` for this node's state. */
+  async teardown(): Promise<void> {
+    await this.#lab.exec(this.#ns, [process.execPath, AGENT, 'teardown', '--state-dir', this.stateDir, '--interface', 'eth0'], { timeoutMs: 60_000 });
+  }
+}
+
+export const allOk = (r: AgentReport): boolean => r.director.services.every((s) => s.ok) && r.realServer.every((v) => v.ok);
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+    await sleep(300);
+  }
+}
+
+/** `ipvsadm -Sn` lines in a netns, sorted (the independent oracle). */
+export async function ipvsadmSave(lab: NetLab, ns: string): Promise<string[]> {
+  const r = await lab.exec(ns, ['ipvsadm', '-S', '-n']);
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+}
+
+export async function addresses(lab: NetLab, ns: string, ifname: string): Promise<string[]> {
+  const r = await lab.exec(ns, ['ip', '-j', 'addr', 'show', 'dev', ifname]);
+  const links = JSON.parse(r.stdout) as Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>;
+  return links.flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`));
+}
+
+export const SYSCTLS = [
+  'net/ipv4/ip_forward',
+  'net/ipv4/conf/all/arp_ignore', 'net/ipv4/conf/all/arp_announce', 'net/ipv4/conf/default/arp_ignore',
+  'net/ipv4/conf/default/arp_announce', 'net/ipv4/conf/lo/arp_ignore', 'net/ipv4/conf/lo/arp_announce',
+  'net/ipv4/conf/eth0/arp_ignore', 'net/ipv4/conf/eth0/arp_announce', 'net/ipv4/conf/all/send_redirects',
+  'net/ipv4/conf/default/send_redirects', 'net/ipv4/conf/eth0/send_redirects', 'net/ipv4/conf/all/rp_filter',
+];
+
+export async function readSysctls(lab: NetLab, ns: string, keys: string[] = SYSCTLS): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const r = await lab.exec(ns, ['cat', `/proc/sys/${k}`], { allowFailure: true });
+    out[k] = r.code === 0 ? r.stdout.trim() : 'absent';
+  }
+  return out;
+}
+
+/** Sequential HTTP GETs from `ns` in the background; `result()` stops and counts bodies and failures. */
+export function loadLoop(lab: NetLab, ns: string, url: string, count: number, pauseSec = 0.05): { done: Promise<{ bodies: string[]; failures: number }> } {
+  const script = `for i in $(seq 1 ${count}); do busybox wget -q -O - ${url} || echo FAILED; sleep ${pauseSec}; done; echo LOOP-DONE`;
+  const p = lab.spawn(ns, ['sh', '-c', script], { label: 'load loop' });
+  const done = p.waitForOutput(/LOOP-DONE/, 600_000).then(() => {
+    const lines = p.output.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'LOOP-DONE');
+    return { bodies: lines.filter((l) => l !== 'FAILED'), failures: lines.filter((l) => l === 'FAILED').length };
+  });
+  return { done };
+}
