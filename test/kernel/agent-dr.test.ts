@@ -1,12 +1,14 @@
 // End to end in the lab VM: the classic LVS-DR lab (client, director, web1, web2 on one segment) driven
 // by lvs-agent in standalone mode from the same YAML users apply to Kubernetes. Real traffic, real ARP,
 // ipvsadm as the oracle.
+import { jest } from '@jest/globals';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm, type BackgroundProcess } from '../vm/netns.ts';
 import { AgentProc, REPO, addresses, eventually, ipvsadmSave, loadLoop, readSysctls, writeConfig } from './agent-lab.ts';
 
 assertInLabVm();
+jest.setTimeout(300_000);
 
 const VIP = '192.168.56.40';
 const MAC = { director: '02:00:00:00:00:34', web1: '02:00:00:00:00:37', web2: '02:00:00:00:00:38', client: '02:00:00:00:00:10' };

@@ -1,11 +1,13 @@
 // End to end in the lab VM: the classic LVS-NAT lab. The director (192.168.56.34 outside, 192.168.142.1
 // inside) is the realservers' gateway; lvs-agent turns on ip_forward for it and puts it back afterwards.
+import { jest } from '@jest/globals';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm } from '../vm/netns.ts';
 import { AgentProc, REPO, addresses, ipvsadmSave, readSysctls, writeConfig } from './agent-lab.ts';
 
 assertInLabVm();
+jest.setTimeout(300_000);
 
 const VIP = '192.168.56.34';
 

@@ -1,11 +1,13 @@
 // End to end in the lab VM: LVS-TUN. The director encapsulates in IP-in-IP; lvs-agent on each realserver
 // brings up tunl0 with the VIP and relaxes rp_filter, and the realservers answer the client directly.
+import { jest } from '@jest/globals';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm } from '../vm/netns.ts';
 import { AgentProc, REPO, addresses, ipvsadmSave, readSysctls, writeConfig } from './agent-lab.ts';
 
 assertInLabVm();
+jest.setTimeout(300_000);
 
 const VIP = '192.168.56.50';
 

@@ -3,3 +3,4 @@ export * from './virtualservice.ts';
 export * from './realserver.ts';
 export * from './conditions.ts';
 export * from './resources.ts';
+export * from './nodeplan.ts';

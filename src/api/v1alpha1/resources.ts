@@ -82,6 +82,24 @@ export const resources: CrdResource[] = [
       age,
     ],
   },
+  {
+    file: 'nodeplan.ts',
+    kind: 'NodePlan',
+    plural: 'nodeplans',
+    singular: 'nodeplan',
+    shortNames: ['lvsnp'],
+    categories: ['lvs'],
+    scope: 'Cluster',
+    specType: 'NodePlanSpec',
+    statusType: 'NodePlanStatus',
+    description: 'NodePlan is a shard of what one node\'s lvs-operator agent must do (spec, written by the controller) and what it did (status, written by the agent).',
+    printerColumns: [
+      { name: 'Node', type: 'string', jsonPath: '.spec.node', description: 'Node the plan is for' },
+      { name: 'Shard', type: 'integer', jsonPath: '.spec.shard', description: 'Shard index' },
+      condition('Programmed'),
+      age,
+    ],
+  },
 ];
 
 export const crdName = (r: CrdResource): string => `${r.plural}.${GROUP}`;

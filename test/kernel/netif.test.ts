@@ -1,0 +1,222 @@
+// RtNetif and CommandArpAnnouncer against the lab VM's real kernel, with iproute2 as the independent oracle.
+// Runs as root in the VM's root netns (dummy interface lvsk0, lo) and, where a separate netns is needed, in a
+// child Node process started with `ip netns exec` (a Node process cannot setns itself).
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CommandArpAnnouncer, execRunner } from '../../src/netif/arp.ts';
+import { NetifError } from '../../src/netif/errors.ts';
+import { RtNetif } from '../../src/netif/rtnetlink.ts';
+import { NetLab, assertInLabVm, exec, type Netns } from '../vm/netns.ts';
+
+assertInLabVm();
+// Under TCG emulation every spawned ip/arping costs up to seconds.
+jest.setTimeout(120_000);
+
+const DUMMY = 'lvsk0';
+const VIP4 = '198.51.100.40';
+const VIP6 = '2001:db8::40';
+const repo = path.resolve(import.meta.dirname, '..', '..');
+
+interface IpAddr { family: string; local: string; prefixlen: number; nodad?: boolean }
+interface IpLink { ifname: string; flags: string[]; addr_info?: IpAddr[]; linkinfo?: { info_kind?: string } }
+interface IpRoute { type: string; dst: string; dev: string }
+
+async function ipJson<T>(ns: Netns, args: string[]): Promise<T> {
+  return JSON.parse((await exec(ns, ['ip', '-j', ...args])).stdout) as T;
+}
+async function oracleAddrs(ns: Netns, dev: string): Promise<string[]> {
+  const [link] = await ipJson<IpLink[]>(ns, ['addr', 'show', 'dev', dev]);
+  return (link?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`).sort();
+}
+async function oracleLocalRoutes(ns: Netns): Promise<IpRoute[]> {
+  return [...(await ipJson<IpRoute[]>(ns, ['-4', 'route', 'show', 'table', 'local'])), ...(await ipJson<IpRoute[]>(ns, ['-6', 'route', 'show', 'table', 'local']))];
+}
+
+describe('RtNetif in the root netns', () => {
+  const net = new RtNetif({ timeoutMs: 5000 });
+
+  beforeAll(async () => {
+    await exec(null, ['ip', 'link', 'del', DUMMY], { allowFailure: true });
+    await exec(null, ['ip', 'link', 'add', DUMMY, 'type', 'dummy']);
+  });
+  afterAll(async () => {
+    net.close();
+    await exec(null, ['ip', 'link', 'del', DUMMY], { allowFailure: true });
+    for (const a of [`${VIP4}/32`, `${VIP6}/128`]) await exec(null, ['ip', 'addr', 'del', a, 'dev', 'lo'], { allowFailure: true });
+  });
+
+  it('looks up interfaces and brings one up', async () => {
+    const before = await net.getInterface(DUMMY);
+    expect(before).toMatchObject({ name: DUMMY, kind: 'dummy', up: false });
+    await net.setUp(DUMMY);
+    await net.setUp(DUMMY); // idempotent
+    expect((await ipJson<IpLink[]>(null, ['link', 'show', 'dev', DUMMY]))[0]?.flags).toContain('UP');
+    expect(await net.getInterface('lo')).toMatchObject({ index: 1, name: 'lo', up: true, kind: undefined });
+    const names = (await net.listInterfaces()).map((i) => i.name);
+    expect(names).toEqual(expect.arrayContaining(['lo', DUMMY]));
+  });
+
+  it('names a missing interface in its error', async () => {
+    const err = await net.addVip('nosuch0', VIP4).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetifError);
+    expect((err as Error).message).toBe('ENODEV: get dev nosuch0 (no such interface)');
+    await expect(net.getInterface('nosuch0')).rejects.toThrow('ENODEV: get dev nosuch0');
+    await expect(net.getInterface('a-name-far-too-long')).rejects.toThrow('EINVAL: get dev "a-name-far-too-long" (invalid interface name)');
+    expect(await net.removeVip('nosuch0', VIP4)).toBe(false);
+  });
+
+  it.each([
+    [DUMMY, VIP4, 32],
+    [DUMMY, VIP6, 128],
+    ['lo', VIP4, 32],
+    ['lo', VIP6, 128],
+  ])('binds and unbinds %s %s/%d idempotently, as iproute2 sees it', async (dev, vip, prefixlen) => {
+    const cidr = `${vip}/${prefixlen}`;
+    expect(await net.addVip(dev, vip)).toBe(true);
+    expect(await net.addVip(dev, vip)).toBe(false);
+    expect(await oracleAddrs(null, dev)).toContain(cidr);
+    expect(await net.listAddresses(dev)).toContainEqual({ family: prefixlen === 32 ? 4 : 6, address: vip, prefixlen });
+    // Our view of the addresses equals iproute2's, whatever else the interface holds.
+    expect((await net.listAddresses(dev)).map((a) => `${a.address}/${a.prefixlen}`).sort()).toEqual(await oracleAddrs(null, dev));
+
+    // The kernel installed the host route in table local (no extra route needed).
+    const ifindex = (await net.getInterface(dev)).index;
+    expect(await oracleLocalRoutes(null)).toContainEqual(expect.objectContaining({ type: 'local', dst: vip, dev }));
+    expect(await net.listLocalRoutes()).toContainEqual({ family: prefixlen === 32 ? 4 : 6, address: vip, ifindex });
+
+    if (prefixlen === 128) {
+      const [link] = await ipJson<IpLink[]>(null, ['-6', 'addr', 'show', 'dev', dev]);
+      expect(link?.addr_info?.find((a) => a.local === vip)?.nodad).toBe(true);
+    }
+
+    expect(await net.removeVip(dev, vip)).toBe(true);
+    expect(await net.removeVip(dev, vip)).toBe(false);
+    expect(await oracleAddrs(null, dev)).not.toContain(cidr);
+    expect((await oracleLocalRoutes(null)).some((r) => r.dst === vip)).toBe(false);
+  });
+
+  it('does not remove an address bound with another prefix length', async () => {
+    await exec(null, ['ip', 'addr', 'add', '203.0.113.5/24', 'dev', DUMMY]);
+    expect(await net.removeVip(DUMMY, '203.0.113.5')).toBe(false);
+    expect(await oracleAddrs(null, DUMMY)).toContain('203.0.113.5/24');
+    await exec(null, ['ip', 'addr', 'del', '203.0.113.5/24', 'dev', DUMMY]);
+  });
+
+  it('keeps working after a burst of concurrent calls (requests are serialized)', async () => {
+    const vips = Array.from({ length: 20 }, (_, i) => `198.51.100.${100 + i}`);
+    expect(await Promise.all(vips.map((v) => net.addVip(DUMMY, v)))).toEqual(vips.map(() => true));
+    const [addrs, routes] = await Promise.all([net.listAddresses(DUMMY), net.listLocalRoutes()]);
+    expect(addrs.map((a) => a.address)).toEqual(expect.arrayContaining(vips));
+    expect(routes.map((r) => r.address)).toEqual(expect.arrayContaining(vips));
+    expect(await Promise.all(vips.map((v) => net.removeVip(DUMMY, v)))).toEqual(vips.map(() => true));
+  });
+
+  it('ensures tunl0 (ipip fallback device) up and binds the VIP on it', async () => {
+    const t = await net.ensureTunl0();
+    expect(t).toMatchObject({ name: 'tunl0', kind: 'ipip', up: true });
+    const [link] = await ipJson<IpLink[]>(null, ['-d', 'link', 'show', 'dev', 'tunl0']);
+    expect(link?.linkinfo?.info_kind).toBe('ipip');
+    expect(link?.flags).toContain('UP');
+    expect(await net.addVip('tunl0', VIP4)).toBe(true);
+    expect(await oracleAddrs(null, 'tunl0')).toContain(`${VIP4}/32`);
+    expect(await net.removeVip('tunl0', VIP4)).toBe(true);
+    expect(await net.ensureTunl0()).toMatchObject({ name: 'tunl0', kind: 'ipip', up: true });
+  });
+
+  it('loads ipip on demand when the module is absent (fresh host)', async () => {
+    // tunl0 goes away with the module; ensureTunl0's rtnetlink request autoloads it again.
+    const unloaded = await exec(null, ['modprobe', '-r', 'ipip'], { allowFailure: true });
+    if (unloaded.code !== 0) throw new Error(`cannot unload ipip for this test: ${unloaded.stderr}`);
+    // Not `ip link show tunl0`: its SIOCGIFINDEX lookup autoloads ipip again (MODULE_ALIAS_NETDEV("tunl0")).
+    expect(existsSync('/sys/class/net/tunl0')).toBe(false);
+    expect((await exec(null, ['cat', '/proc/modules'])).stdout).not.toMatch(/^ipip /m);
+    expect(await net.ensureTunl0()).toMatchObject({ name: 'tunl0', kind: 'ipip', up: true });
+    expect((await exec(null, ['cat', '/proc/modules'])).stdout).toMatch(/^ipip /m);
+  });
+});
+
+describe('RtNetif in a netns without fallback tunnels', () => {
+  const lab = new NetLab('nft');
+  let saved = '';
+  beforeAll(async () => {
+    saved = (await exec(null, ['cat', '/proc/sys/net/core/fb_tunnels_only_for_init_net'])).stdout.trim();
+    await exec(null, ['sh', '-c', 'echo 1 > /proc/sys/net/core/fb_tunnels_only_for_init_net']);
+  });
+  afterAll(async () => {
+    await exec(null, ['sh', '-c', `echo ${saved} > /proc/sys/net/core/fb_tunnels_only_for_init_net`]);
+    await lab.destroy();
+  });
+
+  it('creates tunl0 itself and binds the VIP on it', async () => {
+    const ns = await lab.addNetns('rs');
+    expect((await exec(ns, ['ip', 'link', 'show', 'dev', 'tunl0'], { allowFailure: true })).code).not.toBe(0);
+    const out = await runInNetns(ns, `
+      const net = new RtNetif();
+      const t = await net.ensureTunl0();
+      const added = await net.addVip('tunl0', '${VIP4}');
+      const again = await net.ensureTunl0();
+      console.log(JSON.stringify({ t, added, again: again.index === t.index }));
+      net.close();`);
+    expect(JSON.parse(out)).toMatchObject({ t: { name: 'tunl0', kind: 'ipip', up: true }, added: true, again: true });
+    const [link] = await ipJson<IpLink[]>(ns, ['-d', 'addr', 'show', 'dev', 'tunl0']);
+    expect(link?.linkinfo?.info_kind).toBe('ipip');
+    expect(link?.flags).toContain('UP');
+    expect(link?.addr_info?.map((a) => `${a.local}/${a.prefixlen}`)).toEqual([`${VIP4}/32`]);
+  }, 60_000);
+
+  it('refuses a tunl0 of another kind', async () => {
+    const ns = await lab.addNetns('dm');
+    await exec(ns, ['ip', 'link', 'add', 'tunl0', 'type', 'dummy']);
+    const out = await runInNetns(ns, `
+      const net = new RtNetif();
+      try { await net.ensureTunl0(); console.log('no error'); } catch (e) { console.log(e.message); }
+      net.close();`);
+    expect(out.trim()).toBe('EEXIST: create dev tunl0 type ipip (tunl0 exists with kind dummy)');
+  }, 60_000);
+});
+
+describe('CommandArpAnnouncer (arping / na6) between two netns', () => {
+  const lab = new NetLab('arp');
+  let speaker = '';
+  let listener = '';
+  let mac = '';
+  // Run the announcer's real commands inside the speaker's netns.
+  const announcer = new CommandArpAnnouncer({
+    runner: (cmd, t) => execRunner({ file: 'ip', args: ['netns', 'exec', speaker, cmd.file, ...cmd.args] }, t),
+    defaultCount: 1,
+  });
+
+  beforeAll(async () => {
+    const br = await lab.addBridge('arpbr');
+    speaker = await lab.addNetns('spk');
+    listener = await lab.addNetns('lst');
+    await lab.connect(speaker, br, { addresses: ['203.0.113.1/24', '2001:db8:1::1/64'] });
+    await lab.connect(listener, br, { addresses: ['203.0.113.2/24', '2001:db8:1::2/64'] });
+    for (const a of [`${VIP4}/32`, `${VIP6}/128`]) await exec(speaker, ['ip', 'addr', 'add', a, 'dev', 'lo', 'nodad']);
+    const [link] = await ipJson<(IpLink & { address: string })[]>(speaker, ['link', 'show', 'dev', 'eth0']);
+    mac = link?.address ?? '';
+  }, 60_000);
+  afterAll(() => lab.destroy());
+
+  // The listener holds a stale entry for the VIP with a wrong MAC; the announcement must override it.
+  it.each([VIP4, VIP6])('re-points the neighbour entry for %s', async (vip) => {
+    await exec(listener, ['ip', 'neigh', 'replace', vip, 'lladdr', '02:00:00:00:00:01', 'dev', 'eth0', 'nud', 'stale']);
+    await announcer.announce('eth0', vip);
+    const [entry] = await ipJson<{ dst: string; lladdr: string }[]>(listener, ['neigh', 'show', 'to', vip, 'dev', 'eth0']);
+    expect(entry?.lladdr).toBe(mac);
+  }, 30_000);
+
+  it('fails with the tool\'s message for an interface that does not exist', async () => {
+    await expect(announcer.announce('nosuch0', VIP4)).rejects.toThrow(/^EIO: announce 198\.51\.100\.40 dev nosuch0 \(arping exited 2/);
+  });
+});
+
+/** Runs an async snippet (with RtNetif in scope) in a child Node inside `ns`; returns its stdout. */
+async function runInNetns(ns: string, body: string): Promise<string> {
+  const file = path.join(tmpdir(), `netif-child-${process.pid}-${Date.now()}.mts`);
+  writeFileSync(file, `import { RtNetif } from ${JSON.stringify(path.join(repo, 'src/netif/rtnetlink.ts'))};\n${body}\n`);
+  const r = await exec(ns, [process.execPath, '--disable-warning=ExperimentalWarning', file], { timeoutMs: 60_000 });
+  return r.stdout;
+}
