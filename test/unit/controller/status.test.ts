@@ -1,0 +1,88 @@
+import { plan, type NodeInfo } from '../../../src/model/planner.ts';
+import { shardPlan } from '../../../src/model/shards.ts';
+import { indexReports, virtualServiceStatus, realServerStatus } from '../../../src/controller/status.ts';
+import { mergeConditions, transitions } from '../../../src/model/conditions.ts';
+import type { VirtualService, RealServer, NodePlan as NodePlanObject } from '../../../src/api/v1alpha1/index.ts';
+
+const now = new Date('2026-11-25T10:00:00.123Z');
+const vs: VirtualService = {
+  apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VirtualService',
+  metadata: { name: 'web', namespace: 'lab', generation: 2, creationTimestamp: '2026-01-01T00:00:00Z' },
+  spec: { vip: '192.168.56.40', port: 80, protocol: 'TCP', scheduler: 'rr', forwarding: 'DirectRouting', realServerSelector: { matchLabels: { app: 'web' } } },
+};
+const rs = (name: string, nodeName: string): RealServer => ({
+  apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'RealServer', metadata: { name, namespace: 'lab', generation: 1, labels: { app: 'web' } }, spec: { nodeName, weight: 1 },
+});
+const nodes: NodeInfo[] = [
+  { name: 'director', labels: { 'lvs.operator.dev/director': 'true' }, addresses: [{ type: 'InternalIP', address: '192.168.56.34' }] },
+  { name: 'web1', addresses: [{ type: 'InternalIP', address: '192.168.56.37' }] },
+  { name: 'web2', addresses: [{ type: 'InternalIP', address: '192.168.56.38' }] },
+];
+const p = plan({ virtualServices: [vs], realServers: [rs('web1', 'web1'), rs('web2', 'web2')], nodes });
+const objects = (): NodePlanObject[] => [...p.nodes.values()].flatMap((n) => shardPlan(n));
+const cond = (s: { conditions?: Array<{ type: string; status: string; reason: string }> }, type: string) => s.conditions?.find((c) => c.type === type);
+
+describe('VirtualService status', () => {
+  it('before any agent reports: Accepted, Programmed=False Pending, Ready=False', () => {
+    const s = virtualServiceStatus(vs, p, indexReports(objects()), now);
+    expect(cond(s, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    expect(cond(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'Pending' });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False' });
+    expect(s.observedGeneration).toBe(2);
+    expect(s.conditions!.every((c) => c.observedGeneration === 2 && c.lastTransitionTime === '2026-11-25T10:00:00Z')).toBe(true);
+  });
+
+  it('after the director reports the current generation with health: Programmed, Ready 1/2, active director', () => {
+    const objs = objects();
+    const d = objs.find((o) => o.spec.node === 'director')!;
+    d.status = { services: [{ id: 'lab/web', generation: 2, programmed: true, holdsVip: true, destinations: [{ address: '192.168.56.37', port: 80, healthy: true }, { address: '192.168.56.38', port: 80, healthy: false }] }] };
+    const w1 = objs.find((o) => o.spec.node === 'web1')!;
+    w1.status = { realServer: [{ service: 'lab/web', vip: '192.168.56.40', prepared: true }] };
+    const reports = indexReports(objs);
+    const s = virtualServiceStatus(vs, p, reports, now);
+    expect(cond(s, 'Programmed')).toMatchObject({ status: 'True', reason: 'Programmed' });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'True', reason: 'Ready' });
+    expect(s.realServers).toEqual({ total: 2, healthy: 1, ready: '1/2' });
+    expect(s.activeDirector).toBe('director');
+    const r1 = realServerStatus(rs('web1', 'web1'), p, reports, now);
+    expect(r1.address).toBe('192.168.56.37');
+    expect(cond(r1, 'Healthy')).toMatchObject({ status: 'True' });
+    expect(cond(r1, 'Prepared')).toMatchObject({ status: 'True' });
+    expect(r1.virtualServices).toEqual([{ virtualService: 'web', healthy: true }]);
+    const r2 = realServerStatus(rs('web2', 'web2'), p, reports, now);
+    expect(cond(r2, 'Healthy')).toMatchObject({ status: 'False', reason: 'HealthCheckFailed' });
+    expect(cond(r2, 'Prepared')).toMatchObject({ status: 'False', reason: 'Pending' });
+  });
+
+  it('an older generation reported is still Pending; errors make ProgrammingFailed', () => {
+    const objs = objects();
+    const d = objs.find((o) => o.spec.node === 'director')!;
+    d.status = { services: [{ id: 'lab/web', generation: 1, programmed: true, holdsVip: true }] };
+    expect(cond(virtualServiceStatus(vs, p, indexReports(objs), now), 'Programmed')).toMatchObject({ status: 'False', reason: 'Pending' });
+    d.status = { services: [{ id: 'lab/web', generation: 2, programmed: false, holdsVip: false, errors: ['vip: ENODEV: dev eth9'] }] };
+    const s = virtualServiceStatus(vs, p, indexReports(objs), now);
+    expect(cond(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'ProgrammingFailed' });
+    expect(s.conditions!.find((c) => c.type === 'Programmed')!.message).toContain('director: vip: ENODEV: dev eth9');
+  });
+
+  it('a VIP conflict: Accepted=False VIPConflict, nothing programmed', () => {
+    const twin: VirtualService = { ...vs, metadata: { ...vs.metadata, name: 'twin', creationTimestamp: '2026-06-01T00:00:00Z' } };
+    const p2 = plan({ virtualServices: [vs, twin], realServers: [], nodes });
+    const s = virtualServiceStatus(twin, p2, indexReports([]), now);
+    expect(cond(s, 'Accepted')).toMatchObject({ status: 'False', reason: 'VIPConflict' });
+    expect(cond(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'NotAccepted' });
+  });
+});
+
+describe('conditions', () => {
+  it('keep lastTransitionTime while the status holds, keep foreign conditions, report transitions', () => {
+    const t1 = new Date('2026-01-01T00:00:00.999Z');
+    const a = mergeConditions([{ type: 'example.com/Foreign', status: 'True', reason: 'X', message: '', lastTransitionTime: '2020-01-01T00:00:00Z' }], [{ type: 'Ready', status: 'False', reason: 'Pending', message: 'm' }], 1, t1);
+    const b = mergeConditions(a, [{ type: 'Ready', status: 'False', reason: 'Other', message: 'm2' }], 2, new Date('2026-01-02T00:00:00Z'));
+    expect(b.find((c) => c.type === 'Ready')).toMatchObject({ lastTransitionTime: '2026-01-01T00:00:00Z', reason: 'Other', observedGeneration: 2 });
+    expect(b.find((c) => c.type === 'example.com/Foreign')).toBeDefined();
+    expect(transitions(a, b)).toEqual([]);
+    const c = mergeConditions(b, [{ type: 'Ready', status: 'True', reason: 'Ready', message: '' }], 2, new Date('2026-01-03T00:00:00Z'));
+    expect(transitions(b, c).map((x) => x.type)).toEqual(['Ready']);
+  });
+});
