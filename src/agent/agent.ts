@@ -59,6 +59,8 @@ export class Agent {
   #again = false;
   #timer: NodeJS.Timeout | undefined;
   #last: AgentReport | undefined;
+  /** The next reconcile dumps the kernel (set by the periodic resync). */
+  #resync = true;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -86,7 +88,10 @@ export class Agent {
 
   start(): void {
     const every = (this.#o.resyncSeconds ?? 10) * 1000;
-    this.#timer = setInterval(() => this.trigger(), every);
+    this.#timer = setInterval(() => {
+      this.#resync = true;
+      this.trigger();
+    }, every);
     this.#timer.unref();
   }
 
@@ -118,10 +123,16 @@ export class Agent {
     const started = performance.now();
     const plan = this.#plan;
     const health = this.#o.health;
-    const director = await this.#o.director.reconcile(plan.director, (svc, address, port) => {
-      const s = health.state(healthId(svc, address, port));
-      return s === 'unknown' ? undefined : s === 'healthy';
-    });
+    const resync = this.#resync;
+    this.#resync = false;
+    const director = await this.#o.director.reconcile(
+      plan.director,
+      (svc, address, port) => {
+        const s = health.state(healthId(svc, address, port));
+        return s === 'unknown' ? undefined : s === 'healthy';
+      },
+      { resync },
+    );
     const realServer = await this.#o.realServer.reconcile(plan.realServer);
     const verdicts: Record<string, boolean> = {};
     for (const t of healthTargets(plan.director)) verdicts[t.id] = health.state(t.id) !== 'unhealthy';

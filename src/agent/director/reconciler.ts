@@ -5,7 +5,9 @@
  */
 import type { IpvsInterface } from '../../ipvs/interface.ts';
 import type { IpvsError } from '../../ipvs/errors.ts';
-import { serviceKey } from '../../ipvs/keys.ts';
+import { destKey, serviceKey } from '../../ipvs/keys.ts';
+import { SvcFlag } from '../../ipvs/constants.ts';
+import { ZERO_STATS, type ServiceState } from '../../ipvs/types.ts';
 import type { NetInterfaceOps, ArpAnnouncer } from '../../netif/types.ts';
 import type { SysctlOps } from '../../sysctl/types.ts';
 import { sysctlsFor } from '../../sysctl/policy.ts';
@@ -49,13 +51,57 @@ export interface DirectorReport {
   drift: number;
 }
 
+export interface ReconcileOptions {
+  /**
+   * Dump the kernel table instead of trusting the cached view (drift repair, drain progress). Without it a
+   * change costs netlink requests in proportion to the change, not to the table.
+   */
+  resync?: boolean;
+}
+
+const ZERO_COUNTERS = { activeConns: 0, inactiveConns: 0, persistConns: 0 };
+
+/** What the kernel holds after `op` succeeded, so the next reconcile needs no dump. */
+function applyToView(view: Map<string, ServiceState>, op: DirectorOp): void {
+  const key = serviceKey(op.service);
+  const cur = view.get(key);
+  switch (op.op) {
+    case 'addService':
+      view.set(key, { service: { ...op.service, flags: op.service.flags | SvcFlag.HASHED }, stats: ZERO_STATS, destinations: [] });
+      return;
+    case 'updateService':
+      if (cur) view.set(key, { ...cur, service: { ...op.service, flags: op.service.flags | SvcFlag.HASHED } });
+      return;
+    case 'deleteService':
+      view.delete(key);
+      return;
+    case 'addDestination':
+      if (cur) view.set(key, { ...cur, destinations: [...cur.destinations, { destination: op.destination, counters: ZERO_COUNTERS, stats: ZERO_STATS }] });
+      return;
+    case 'updateDestination': {
+      if (!cur) return;
+      const dk = destKey(op.destination);
+      view.set(key, { ...cur, destinations: cur.destinations.map((d) => (destKey(d.destination) === dk ? { ...d, destination: op.destination } : d)) });
+      return;
+    }
+    case 'deleteDestination': {
+      if (!cur) return;
+      const dk = destKey(op.destination);
+      view.set(key, { ...cur, destinations: cur.destinations.filter((d) => destKey(d.destination) !== dk) });
+      return;
+    }
+  }
+}
+
 export class DirectorReconciler {
   readonly #d: DirectorDeps;
+  /** The kernel table as of the last dump plus the operations applied since. */
+  #view: Map<string, ServiceState> | undefined;
   constructor(deps: DirectorDeps) {
     this.#d = deps;
   }
 
-  async reconcile(services: PlannedService[], healthy: HealthLookup): Promise<DirectorReport> {
+  async reconcile(services: PlannedService[], healthy: HealthLookup, opts: ReconcileOptions = {}): Promise<DirectorReport> {
     const { ipvs, sysctl, log } = this.#d;
     const now = (this.#d.now ?? Date.now)();
     const state = this.#d.state.load();
@@ -107,8 +153,9 @@ export class DirectorReconciler {
     // Services that failed before IPVS must not be deleted from the kernel: keep them out of the diff.
     const failedKeys = new Set(services.filter((s) => !reports.get(s.id)!.ok).map((s) => serviceKey(ipvsService(s))));
     const owned = new Map(Object.entries(state.services).filter(([k]) => !failedKeys.has(k)));
-    const actual = await ipvs.listServices();
-    const diff = diffDirector({ desired, actual, owned, draining: new Map(Object.entries(state.draining)), now });
+    if (opts.resync || !this.#view) this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
+    const view = this.#view;
+    const diff = diffDirector({ desired, actual: [...view.values()], owned, draining: new Map(Object.entries(state.draining)), now });
     for (const c of diff.conflicts) fail(c.owner, `EEXIST: ${c.service} exists in the kernel and is not owned by lvs-operator; not touching it`);
     const results = diff.ops.length > 0 ? await ipvs.apply(diff.ops) : [];
     diff.ops.forEach((op: DirectorOp, i: number) => {
@@ -122,8 +169,11 @@ export class DirectorReconciler {
         }
         fail(op.owner, err.message);
         log.warn({ service: op.owner, op: op.op, errno: err.code, err: err.message }, 'ipvs operation failed');
+        // The kernel disagrees with our view: read it again next time.
+        this.#view = undefined;
         return;
       }
+      if (this.#view) applyToView(this.#view, op);
       if (op.op === 'addService') state.services[key] = op.owner;
       if (op.op === 'deleteService') delete state.services[key];
     });

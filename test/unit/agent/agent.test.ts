@@ -112,7 +112,9 @@ describe('director reconciler', () => {
     const d = director();
     await d.rec.reconcile([planned()], allHealthy);
     await d.ipvs.deleteService({ af: 'ipv4', protocol: 'tcp', address: '192.168.56.40', port: 80 });
-    const r = await d.rec.reconcile([planned()], allHealthy);
+    // A change-driven reconcile trusts its view of the kernel; the periodic resync reads the kernel.
+    expect((await d.rec.reconcile([planned()], allHealthy)).drift).toBe(0);
+    const r = await d.rec.reconcile([planned()], allHealthy, { resync: true });
     expect(r.drift).toBe(1);
     expect((await d.ipvs.listServices())[0]!.destinations).toHaveLength(2);
   });
@@ -135,12 +137,12 @@ describe('director reconciler', () => {
     const key = { af: 'ipv4' as const, protocol: 'tcp' as const, address: '192.168.56.40', port: 80 };
     d.ipvs.setDestinationState(key, { af: 'ipv4', address: '192.168.56.38', port: 80 }, { counters: { activeConns: 2 } });
     const one = planned({ destinations: planned().destinations.slice(0, 1) });
-    await d.rec.reconcile([one], allHealthy);
+    await d.rec.reconcile([one], allHealthy, { resync: true });
     let dests = (await d.ipvs.listServices())[0]!.destinations;
     expect(dests.find((x) => x.destination.address === '192.168.56.38')!.destination.weight).toBe(0);
     d.ipvs.setDestinationState(key, { af: 'ipv4', address: '192.168.56.38', port: 80 }, { counters: { activeConns: 0 } });
     d.tick(1000);
-    await d.rec.reconcile([one], allHealthy);
+    await d.rec.reconcile([one], allHealthy, { resync: true });
     dests = (await d.ipvs.listServices())[0]!.destinations;
     expect(dests.map((x) => x.destination.address)).toEqual(['192.168.56.37']);
   });
@@ -198,5 +200,20 @@ describe('realserver reconciler', () => {
     expect((await r.netif.listAddresses('lo')).map((a) => a.address)).toEqual(['192.168.56.40']);
     await r.rec.reconcile([]);
     expect(await r.netif.listAddresses('lo')).toEqual([]);
+  });
+});
+
+describe('change-driven reconciles cost requests in proportion to the change', () => {
+  it('a weight change at a large table is exactly one request and no dump', async () => {
+    const d = director();
+    const many = Array.from({ length: 300 }, (_, i) => planned({ id: `lab/s${i}`, vip: `10.1.${Math.floor(i / 200)}.${i % 200}`, holdVip: false }));
+    await d.rec.reconcile(many, allHealthy);
+    d.ipvs.resetCalls();
+    const changed = many.map((s, i) => (i === 123 ? { ...s, destinations: s.destinations.map((x, j) => (j === 1 ? { ...x, weight: 7 } : x)) } : s));
+    const r = await d.rec.reconcile(changed, allHealthy);
+    expect(r.ops).toBe(1);
+    const total = Object.values(d.ipvs.calls).reduce((a, b) => a + b, 0);
+    expect(d.ipvs.calls.updateDestination).toBe(1);
+    expect(total).toBe(1);
   });
 });
