@@ -1,0 +1,142 @@
+/** In-memory NetInterfaceOps and ArpAnnouncer for the agent's unit tests; same errors and idempotency as the kernel. */
+import { NetifError } from './errors.ts';
+import { cidr, hostAddress } from './ip.ts';
+import { TUNL0, type ArpAnnouncer, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps } from './types.ts';
+
+interface FakeLink {
+  index: number;
+  name: string;
+  up: boolean;
+  kind: string | undefined;
+  addresses: InterfaceAddress[];
+}
+
+export interface FakeNetifOptions {
+  /** Whether ensureTunl0 can create tunl0 (a kernel with ipip); default true. */
+  ipip?: boolean;
+}
+
+export class FakeNetif implements NetInterfaceOps {
+  readonly #links = new Map<string, FakeLink>();
+  readonly #ipip: boolean;
+  readonly #faults = new Map<string, string>();
+  #nextIndex = 1;
+  /** Mutating calls that changed something, e.g. `add 192.168.56.40/32 dev lo`, for assertions. */
+  readonly changes: string[] = [];
+
+  constructor(options: FakeNetifOptions = {}) {
+    this.#ipip = options.ipip ?? true;
+    this.addLink('lo', { up: true });
+  }
+
+  /** Test setup: an interface that exists on the host. */
+  addLink(name: string, opts: { kind?: string; up?: boolean } = {}): NetInterface {
+    const link: FakeLink = { index: this.#nextIndex++, name, up: opts.up ?? false, kind: opts.kind, addresses: [] };
+    this.#links.set(name, link);
+    return snapshot(link);
+  }
+
+  /** Test setup: the interface disappears (with its addresses, as in the kernel). */
+  deleteLink(name: string): void {
+    this.#links.delete(name);
+  }
+
+  /** The next call of `method` rejects with NetifError `errno` (e.g. EPERM). */
+  failNext(method: keyof NetInterfaceOps, errno: string): void {
+    this.#faults.set(method, errno);
+  }
+
+  async getInterface(name: string): Promise<NetInterface> {
+    this.#fault('getInterface', 'get', `dev ${name}`);
+    return snapshot(this.#link(name));
+  }
+
+  async listInterfaces(): Promise<NetInterface[]> {
+    this.#fault('listInterfaces', 'list', 'links');
+    return [...this.#links.values()].map(snapshot);
+  }
+
+  async listAddresses(ifname: string): Promise<InterfaceAddress[]> {
+    this.#fault('listAddresses', 'list', `addresses dev ${ifname}`);
+    return [...this.#link(ifname).addresses];
+  }
+
+  async addVip(ifname: string, vip: string): Promise<boolean> {
+    const a = hostAddress(vip);
+    const object = `${cidr(a)} dev ${ifname}`;
+    const link = this.#link(ifname);
+    this.#fault('addVip', 'add', object);
+    if (link.addresses.some((x) => x.address === a.address && (a.family === 6 || x.prefixlen === a.prefixlen))) return false;
+    link.addresses.push({ family: a.family, address: a.address, prefixlen: a.prefixlen });
+    this.changes.push(`add ${object}`);
+    return true;
+  }
+
+  async removeVip(ifname: string, vip: string): Promise<boolean> {
+    const a = hostAddress(vip);
+    const object = `${cidr(a)} dev ${ifname}`;
+    const link = this.#links.get(ifname);
+    this.#fault('removeVip', 'del', object);
+    if (!link) return false;
+    const i = link.addresses.findIndex((x) => x.address === a.address && x.prefixlen === a.prefixlen);
+    if (i < 0) return false;
+    link.addresses.splice(i, 1);
+    this.changes.push(`del ${object}`);
+    return true;
+  }
+
+  async setUp(ifname: string): Promise<void> {
+    const link = this.#link(ifname);
+    this.#fault('setUp', 'up', `dev ${ifname}`);
+    if (link.up) return;
+    link.up = true;
+    this.changes.push(`up dev ${ifname}`);
+  }
+
+  async ensureTunl0(): Promise<NetInterface> {
+    this.#fault('ensureTunl0', 'create', `dev ${TUNL0} type ipip`);
+    let link = this.#links.get(TUNL0);
+    if (!link) {
+      if (!this.#ipip) throw new NetifError('ENOTSUP', 'create', `dev ${TUNL0} type ipip`, 'kernel has no ipip support (CONFIG_NET_IPIP, modprobe ipip)');
+      this.addLink(TUNL0, { kind: 'ipip' });
+      this.changes.push(`create dev ${TUNL0} type ipip`);
+      link = this.#link(TUNL0);
+    }
+    if (link.kind !== 'ipip') throw new NetifError('EEXIST', 'create', `dev ${TUNL0} type ipip`, `${TUNL0} exists with kind ${link.kind ?? 'none'}`);
+    await this.setUp(TUNL0);
+    return snapshot(link);
+  }
+
+  async listLocalRoutes(): Promise<LocalRoute[]> {
+    this.#fault('listLocalRoutes', 'list', 'routes table local');
+    // Every address, whatever its prefix, gets a host route of type local.
+    return [...this.#links.values()].flatMap((l) => l.addresses.map((a) => ({ family: a.family, address: a.address, ifindex: l.index })));
+  }
+
+  close(): void {}
+
+  #link(name: string): FakeLink {
+    const link = this.#links.get(name);
+    if (!link) throw new NetifError('ENODEV', 'get', `dev ${name}`, 'no such interface');
+    return link;
+  }
+
+  #fault(method: keyof NetInterfaceOps, op: string, object: string): void {
+    const errno = this.#faults.get(method);
+    if (errno === undefined) return;
+    this.#faults.delete(method);
+    throw new NetifError(errno, op, object, 'injected');
+  }
+}
+
+function snapshot(l: FakeLink): NetInterface {
+  return { index: l.index, name: l.name, up: l.up, kind: l.kind };
+}
+
+export class FakeArpAnnouncer implements ArpAnnouncer {
+  readonly announcements: { ifname: string; vip: string; count: number | undefined }[] = [];
+
+  async announce(ifname: string, vip: string, count?: number): Promise<void> {
+    this.announcements.push({ ifname, vip: hostAddress(vip).address, count });
+  }
+}

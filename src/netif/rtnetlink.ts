@@ -1,0 +1,232 @@
+/**
+ * NetInterfaceOps over rtnetlink (netlink@0.3.0). The only file of src/netif that talks to the kernel.
+ *
+ * Host route: none is added. Binding VIP/32 (or /128) makes the kernel install `local VIP dev <if> table local
+ * proto kernel scope host`, and table local is consulted before main, so the LVS-HOWTO's extra
+ * `route add -host VIP dev NIC` (a main-table route, from 2.2-era kernels) never takes effect on a modern
+ * kernel. listLocalRoutes() exposes the route the kernel did create, to check or discover bindings.
+ */
+import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, type RtNetlinkSocket } from 'netlink';
+import type { Logger } from '../util/log.ts';
+import { NetifError, errnoOf, toNetifError } from './errors.ts';
+import { afOf, cidr, formatAddress, hostAddress, type AddressFamily } from './ip.ts';
+import { TUNL0, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps } from './types.ts';
+
+export interface RtNetifOptions {
+  /** Deadline of one netlink request; after a timeout the socket is replaced (late replies would confuse it). */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+const TABLE_LOCAL = 255;
+const TIMEOUT_MESSAGE = 'Timeout has been reached'; // netlink@0.3.0's own text
+const IFNAMSIZ = 16;
+
+export class RtNetif implements NetInterfaceOps {
+  readonly #timeoutMs: number;
+  readonly #log: Logger | undefined;
+  #sock: RtNetlinkSocket | undefined;
+  // One request in flight per socket: netlink@0.3.0 mixes up a dump with a concurrent reply (reference §7).
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: RtNetifOptions = {}) {
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#log = options.logger;
+  }
+
+  async getInterface(name: string): Promise<NetInterface> {
+    return toInterface(await this.#link(name));
+  }
+
+  async listInterfaces(): Promise<NetInterface[]> {
+    const links = await this.#call((s, o) => s.getLinks({}, {}, o)).catch((err: unknown) => {
+      throw toNetifError(err, 'list', 'links');
+    });
+    return links.map(toInterface);
+  }
+
+  async listAddresses(ifname: string): Promise<InterfaceAddress[]> {
+    const index = (await this.#link(ifname)).data.index;
+    // Without NETLINK_GET_STRICT_CHK the kernel ignores dump filters, so filter here.
+    const msgs = await this.#call((s, o) => s.getAddresses({}, {}, o)).catch((err: unknown) => {
+      throw toNetifError(err, 'list', `addresses dev ${ifname}`);
+    });
+    const out: InterfaceAddress[] = [];
+    for (const m of msgs) {
+      if (m.data.index !== index) continue;
+      const family = familyOfAf(m.data.family);
+      // IPv4: IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on point-to-point links);
+      // IPv6 dumps carry only IFA_ADDRESS.
+      const bytes = family === 4 ? (m.attrs.local ?? m.attrs.address) : m.attrs.address;
+      if (!family || !bytes) continue;
+      out.push({ family, address: formatAddress(bytes), prefixlen: m.data.prefixlen ?? 0 });
+    }
+    return out;
+  }
+
+  async addVip(ifname: string, vip: string): Promise<boolean> {
+    const a = hostAddress(vip);
+    const object = `${cidr(a)} dev ${ifname}`;
+    const index = (await this.#link(ifname)).data.index;
+    try {
+      await this.#call((s, o) =>
+        s.newAddress(
+          // nodad: a VIP must be usable at once, and on realservers DAD would announce it on the LAN.
+          { family: afOf(a.family), prefixlen: a.prefixlen, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
+          addressAttrs(a.family, a.bytes),
+          { ...o, flags: FlagsNew.CREATE | FlagsNew.EXCL },
+        ),
+      );
+    } catch (err) {
+      if (errnoOf(err) === 'EEXIST') return false;
+      throw toNetifError(err, 'add', object);
+    }
+    this.#log?.info({ vip: a.address, ifname }, 'bound VIP');
+    return true;
+  }
+
+  async removeVip(ifname: string, vip: string): Promise<boolean> {
+    const a = hostAddress(vip);
+    const object = `${cidr(a)} dev ${ifname}`;
+    let index: number | undefined;
+    try {
+      index = (await this.#link(ifname)).data.index;
+    } catch (err) {
+      // The interface is gone, and with it every address it held: nothing left to unbind.
+      if (err instanceof NetifError && err.errno === 'ENODEV') return false;
+      throw err;
+    }
+    try {
+      await this.#call((s, o) =>
+        s.delAddress({ family: afOf(a.family), prefixlen: a.prefixlen, index }, addressAttrs(a.family, a.bytes), o),
+      );
+    } catch (err) {
+      if (errnoOf(err) === 'EADDRNOTAVAIL') return false;
+      throw toNetifError(err, 'del', object);
+    }
+    this.#log?.info({ vip: a.address, ifname }, 'unbound VIP');
+    return true;
+  }
+
+  async setUp(ifname: string): Promise<void> {
+    const link = await this.#link(ifname);
+    if (link.data.flags?.up) return;
+    const index = link.data.index;
+    await this.#call((s, o) => s.setLink({ index, flags: { up: true }, change: { up: true } }, {}, o)).catch(
+      (err: unknown) => {
+        throw toNetifError(err, 'up', `dev ${ifname}`);
+      },
+    );
+  }
+
+  async ensureTunl0(): Promise<NetInterface> {
+    let tunl = await this.#findLink(TUNL0);
+    if (!tunl) {
+      // Asking for an ipip link autoloads the module (rtnl-link-ipip alias), which creates the fallback tunl0
+      // itself, so EEXIST is the usual answer; where fallback devices are suppressed
+      // (net.core.fb_tunnels_only_for_init_net in a non-init netns) this creates an equivalent
+      // unbound (local any, remote any) ipip device, which receives every IP-in-IP packet.
+      const linkinfo = new AttrStream();
+      linkinfo.emit(ifla.formatInfo({ kind: 'ipip' }));
+      try {
+        await this.#call((s, o) =>
+          s.newLink({}, { ifname: TUNL0, linkinfo: Buffer.concat(linkinfo.bufs) }, { ...o, flags: FlagsNew.CREATE | FlagsNew.EXCL }),
+        );
+      } catch (err) {
+        const errno = errnoOf(err);
+        if (errno === 'ENOTSUP' || errno === 'EOPNOTSUPP') {
+          throw new NetifError(errno, 'create', `dev ${TUNL0} type ipip`, 'kernel has no ipip support (CONFIG_NET_IPIP, modprobe ipip)', { cause: err });
+        }
+        if (errno !== 'EEXIST') throw toNetifError(err, 'create', `dev ${TUNL0} type ipip`);
+      }
+      tunl = await this.#link(TUNL0);
+    }
+    const iface = toInterface(tunl);
+    if (iface.kind !== 'ipip') {
+      throw new NetifError('EEXIST', 'create', `dev ${TUNL0} type ipip`, `${TUNL0} exists with kind ${iface.kind ?? 'none'}`);
+    }
+    if (!iface.up) await this.setUp(TUNL0);
+    return { ...iface, up: true };
+  }
+
+  async listLocalRoutes(): Promise<LocalRoute[]> {
+    const routes = await this.#call((s, o) => s.getRoutes({}, {}, o)).catch((err: unknown) => {
+      throw toNetifError(err, 'list', 'routes table local');
+    });
+    const out: LocalRoute[] = [];
+    for (const r of routes) {
+      const family = familyOfAf(r.data.family);
+      const table = r.attrs.table ?? r.data.table;
+      const isLocal = r.data.type === 'LOCAL' || r.data.type === rt.RouteType.LOCAL;
+      if (!family || table !== TABLE_LOCAL || !isLocal || !r.attrs.dst) continue;
+      if (r.data.dstLen !== (family === 4 ? 32 : 128)) continue;
+      out.push({ family, address: formatAddress(r.attrs.dst), ifindex: r.attrs.oif ?? 0 });
+    }
+    return out;
+  }
+
+  close(): void {
+    this.#sock?.socket.close();
+    this.#sock = undefined;
+  }
+
+  async #findLink(name: string): Promise<rt.LinkMessage | undefined> {
+    try {
+      return await this.#link(name);
+    } catch (err) {
+      if (err instanceof NetifError && err.errno === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  async #link(name: string): Promise<rt.LinkMessage> {
+    if (!name || name.length >= IFNAMSIZ || /[\s/:]/.test(name) || name === '.' || name === '..') {
+      throw new NetifError('EINVAL', 'get', `dev ${JSON.stringify(name)}`, 'invalid interface name');
+    }
+    try {
+      const [link] = await this.#call((s, o) => s.getLink({}, { ifname: name }, o));
+      if (!link) throw new NetifError('ENODEV', 'get', `dev ${name}`, 'no such interface');
+      return link;
+    } catch (err) {
+      if (errnoOf(err) === 'ENODEV') throw new NetifError('ENODEV', 'get', `dev ${name}`, 'no such interface', { cause: err });
+      throw toNetifError(err, 'get', `dev ${name}`);
+    }
+  }
+
+  #call<T>(fn: (sock: RtNetlinkSocket, options: { timeout: number }) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      const sock = (this.#sock ??= createRtNetlink());
+      try {
+        return await fn(sock, { timeout: this.#timeoutMs });
+      } catch (err) {
+        if (err instanceof Error && err.message === TIMEOUT_MESSAGE) {
+          this.#log?.warn({ timeoutMs: this.#timeoutMs }, 'rtnetlink request timed out; reopening socket');
+          this.close();
+          throw new NetifError('ETIMEDOUT', 'request', 'rtnetlink', `no reply within ${this.#timeoutMs} ms`, { cause: err });
+        }
+        throw err;
+      }
+    };
+    const result = this.#tail.then(run, run);
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+function toInterface(link: rt.LinkMessage): NetInterface {
+  return {
+    index: link.data.index ?? 0,
+    name: link.attrs.ifname ?? '',
+    up: link.data.flags?.up === true,
+    kind: link.attrs.linkinfo ? ifla.parseInfo(link.attrs.linkinfo).kind : undefined,
+  };
+}
+
+function familyOfAf(af: number | undefined): AddressFamily | undefined {
+  return af === 2 ? 4 : af === 10 ? 6 : undefined;
+}
+
+function addressAttrs(family: AddressFamily, bytes: Buffer): rt.AddressAttrs {
+  // IPv4 needs IFA_LOCAL (the address) and IFA_ADDRESS (same, not point-to-point); IPv6 only IFA_ADDRESS.
+  return family === 4 ? { local: bytes, address: bytes } : { address: bytes };
+}

@@ -1,0 +1,60 @@
+/** The agent's host-networking hands: small interfaces, one real (rtnetlink) and one fake implementation each. */
+import type { AddressFamily } from './ip.ts';
+
+/** The IP-in-IP fallback device that receives every ipip packet not matching a configured tunnel. */
+export const TUNL0 = 'tunl0';
+
+export interface NetInterface {
+  readonly index: number;
+  readonly name: string;
+  /** IFF_UP (administratively up). */
+  readonly up: boolean;
+  /** rtnetlink link kind (`dummy`, `veth`, `ipip`, ...); undefined for plain hardware NICs and lo. */
+  readonly kind: string | undefined;
+}
+
+export interface InterfaceAddress {
+  readonly family: AddressFamily;
+  readonly address: string;
+  readonly prefixlen: number;
+}
+
+/** A `type local` route of table local: what the kernel considers this host's own address. */
+export interface LocalRoute {
+  readonly family: AddressFamily;
+  readonly address: string;
+  readonly ifindex: number;
+}
+
+export interface NetInterfaceOps {
+  /** Throws NetifError ENODEV naming the interface when there is none by that name. */
+  getInterface(name: string): Promise<NetInterface>;
+  listInterfaces(): Promise<NetInterface[]>;
+  /** Every address of the interface, both families. */
+  listAddresses(ifname: string): Promise<InterfaceAddress[]>;
+  /**
+   * Binds `vip` as /32 (IPv4) or /128 nodad (IPv6) on `ifname`. Resolves true when it was added,
+   * false when it was already bound (EEXIST).
+   */
+  addVip(ifname: string, vip: string): Promise<boolean>;
+  /**
+   * Unbinds the /32 or /128; false when it was not bound (EADDRNOTAVAIL) or the interface is gone. An address
+   * bound with another prefix length (an administrator's 192.168.56.40/24) is not this VIP and stays.
+   */
+  removeVip(ifname: string, vip: string): Promise<boolean>;
+  /** Sets IFF_UP; no-op when already up. */
+  setUp(ifname: string): Promise<void>;
+  /**
+   * Makes sure the IP-in-IP fallback device `tunl0` exists and is up (Tunnel-mode realservers hold the VIP
+   * on it). Throws NetifError when a `tunl0` of another kind exists or ipip is unavailable.
+   */
+  ensureTunl0(): Promise<NetInterface>;
+  /** `type local` host routes of table local (kube-proxy's view of which addresses are bound). */
+  listLocalRoutes(): Promise<LocalRoute[]>;
+  close(): void;
+}
+
+/** Tells the neighbours that `vip` now lives behind `ifname` (gratuitous ARP / unsolicited NA). */
+export interface ArpAnnouncer {
+  announce(ifname: string, vip: string, count?: number): Promise<void>;
+}
