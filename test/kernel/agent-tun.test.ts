@@ -81,8 +81,8 @@ describe('Tunnel lab with lvs-agent', () => {
   });
 
   it('teardown removes tunl0 addresses and restores rp_filter', async () => {
-    for (const a of agents) await a.stop();
-    for (const a of agents) await a.teardown();
+    await Promise.all(agents.map((a) => a.stop()));
+    await Promise.all(agents.map((a) => a.teardown()));
     expect(await ipvsadmSave(lab, director)).toEqual([]);
     expect(await addresses(lab, web1, 'tunl0')).not.toContain(`${VIP}/32`);
     expect(await readSysctls(lab, web1, keys)).toEqual(before.web1);
