@@ -29,13 +29,23 @@ export interface StateStore {
   save(state: AgentState): void;
 }
 
+/**
+ * The file is read once; afterwards every reconciler shares the same in-memory state, and save()
+ * writes it out (only callers that changed something call it).
+ */
 export class FileStateStore implements StateStore {
   readonly file: string;
+  #state: AgentState | undefined;
   constructor(file: string) {
     this.file = file;
   }
 
   load(): AgentState {
+    this.#state ??= this.#read();
+    return this.#state;
+  }
+
+  #read(): AgentState {
     let text: string;
     try {
       text = fs.readFileSync(this.file, 'utf8');
@@ -49,6 +59,7 @@ export class FileStateStore implements StateStore {
   }
 
   save(state: AgentState): void {
+    this.#state = state;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     const tmp = `${this.file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(state, null, 1));

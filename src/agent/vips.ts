@@ -16,6 +16,8 @@ export interface VipResult {
   failed: Map<string, string>;
   added: string[];
   removed: string[];
+  /** Whether state.vips changed (the caller saves the state then). */
+  changed: boolean;
 }
 
 const keyOf = (ifname: string, vip: string): string => `${ifname}|${vip}`;
@@ -30,8 +32,11 @@ export async function syncVips(
   wants: VipWant[],
   scope: (owner: string) => boolean,
   arp?: ArpAnnouncer,
+  /** Re-add addresses we believe bound (drift repair); off for change-driven runs, which stay O(change). */
+  verify = true,
 ): Promise<VipResult> {
-  const result: VipResult = { failed: new Map(), added: [], removed: [] };
+  const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
+  const before = JSON.stringify(state.vips);
   const wanted = new Map<string, { ifname: string; vip: string; owners: Set<string> }>();
   for (const w of wants) {
     const k = keyOf(w.ifname, w.vip);
@@ -46,6 +51,7 @@ export async function syncVips(
     const others = (cur?.owners ?? []).filter((o) => !scope(o));
     if (cur) {
       cur.owners = [...others, ...w.owners].sort();
+      if (!verify) continue;
       // Re-add in case someone removed it (drift); false means it is still there.
       try {
         if (await netif.addVip(w.ifname, w.vip)) result.added.push(k);
@@ -84,5 +90,6 @@ export async function syncVips(
     state.vips = state.vips.filter((x) => x !== v);
     result.removed.push(k);
   }
+  result.changed = JSON.stringify(state.vips) !== before;
   return result;
 }

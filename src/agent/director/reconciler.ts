@@ -97,6 +97,8 @@ export class DirectorReconciler {
   readonly #d: DirectorDeps;
   /** The kernel table as of the last dump plus the operations applied since. */
   #view: Map<string, ServiceState> | undefined;
+  /** Sysctl owners claimed by this process (a resync claims again to repair drift). */
+  readonly #claimed = new Set<string>();
   constructor(deps: DirectorDeps) {
     this.#d = deps;
   }
@@ -117,29 +119,50 @@ export class DirectorReconciler {
 
     // Interfaces first: a service whose interface does not exist fails alone.
     const ifaceOf = new Map<string, string>();
+    const lookups = new Map<string, Promise<string>>();
+    let fallback: Promise<string> | undefined;
     for (const s of services) {
       try {
-        const ifname = s.interface ?? (await this.#d.defaultInterface());
-        await this.#d.netif.getInterface(ifname);
-        ifaceOf.set(s.id, ifname);
+        const ifname = s.interface ?? (await (fallback ??= this.#d.defaultInterface()));
+        let lookup = lookups.get(ifname);
+        if (!lookup) {
+          lookup = this.#d.netif.getInterface(ifname).then(() => ifname);
+          lookups.set(ifname, lookup);
+        }
+        ifaceOf.set(s.id, await lookup);
       } catch (e) {
         fail(s.id, `interface: ${(e as Error).message}`);
       }
     }
 
-    // Sysctls before IPVS: a NAT director without ip_forward would black-hole replies.
+    // Sysctls before IPVS: a NAT director without ip_forward would black-hole replies. They depend only on
+    // the forwarding method and the interface, so services that share both share one claim.
+    const groups = new Map<string, { mode: PlannedService['forwarding']; ifname: string; ipv6: boolean; ids: string[] }>();
     for (const s of services) {
       const ifname = ifaceOf.get(s.id);
       if (!ifname) continue;
+      const ipv6 = familyOf(s.vip) === 6;
+      const owner = `${DIRECTOR_OWNER_PREFIX}${s.forwarding}/${ifname}${ipv6 ? '/ipv6' : ''}`;
+      const g = groups.get(owner) ?? { mode: s.forwarding, ifname, ipv6, ids: [] };
+      g.ids.push(s.id);
+      groups.set(owner, g);
+    }
+    for (const [owner, g] of groups) {
+      if (!opts.resync && this.#claimed.has(owner)) continue;
       try {
-        await sysctl.claim(DIRECTOR_OWNER_PREFIX + s.id, sysctlsFor('director', s.forwarding, ifname, { ipv6: familyOf(s.vip) === 6 }));
+        await sysctl.claim(owner, sysctlsFor('director', g.mode, g.ifname, { ipv6: g.ipv6 }));
+        this.#claimed.add(owner);
       } catch (e) {
-        fail(s.id, `sysctl: ${(e as Error).message}`);
+        this.#claimed.delete(owner);
+        for (const id of g.ids) fail(id, `sysctl: ${(e as Error).message}`);
       }
     }
-    const current = new Set(services.map((s) => DIRECTOR_OWNER_PREFIX + s.id));
-    for (const owner of await sysctl.owners()) {
-      if (owner.startsWith(DIRECTOR_OWNER_PREFIX) && !current.has(owner)) await sysctl.release(owner);
+    const stale = opts.resync || [...this.#claimed].some((o) => !groups.has(o)) ? await sysctl.owners() : [];
+    for (const owner of stale) {
+      if (owner.startsWith(DIRECTOR_OWNER_PREFIX) && !groups.has(owner)) {
+        await sysctl.release(owner);
+        this.#claimed.delete(owner);
+      }
     }
 
     // IPVS.
@@ -177,20 +200,23 @@ export class DirectorReconciler {
       if (op.op === 'addService') state.services[key] = op.owner;
       if (op.op === 'deleteService') delete state.services[key];
     });
-    state.draining = Object.fromEntries(diff.draining);
+    const draining = Object.fromEntries(diff.draining);
+    let dirty = diff.ops.length > 0 || JSON.stringify(draining) !== JSON.stringify(state.draining);
+    state.draining = draining;
     if (diff.drift > 0) log.info({ drift: diff.drift }, 'repaired IPVS drift');
 
     // VIPs of the services this node holds.
     const wants = services
       .filter((s) => s.holdVip && ifaceOf.has(s.id))
       .map((s) => ({ ifname: ifaceOf.get(s.id)!, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id }));
-    const vipResult = await syncVips(this.#d.netif, state, wants, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp);
+    const vipResult = await syncVips(this.#d.netif, state, wants, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, opts.resync ?? true);
     for (const [owner, msg] of vipResult.failed) fail(owner.slice(DIRECTOR_OWNER_PREFIX.length), `vip: ${msg}`);
     for (const w of wants) {
       const r = reports.get(w.owner.slice(DIRECTOR_OWNER_PREFIX.length));
       if (r && !vipResult.failed.has(w.owner)) r.holdsVip = true;
     }
-    this.#d.state.save(state);
+    dirty ||= vipResult.changed;
+    if (dirty) this.#d.state.save(state);
     return { services: [...reports.values()], ops: diff.ops.length, drift: diff.drift };
   }
 }

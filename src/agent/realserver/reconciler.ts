@@ -50,27 +50,36 @@ export class RealServerReconciler {
       reports.forEach((_, i) => fail(i, `interface: ${(e as Error).message}`));
     }
 
+    // VIPs are owned per service; sysctls depend only on the forwarding method, so one claim per method.
     const owner = (v: PlannedRealServerVip): string => `${REALSERVER_OWNER_PREFIX}${v.service}`;
+    const sysctlOwner = (v: PlannedRealServerVip): string => `${REALSERVER_OWNER_PREFIX}${v.forwarding}/${nic ?? ''}`;
+    const claimed = new Map<string, string | undefined>();
     const wants: Array<{ ifname: string; vip: string; owner: string }> = [];
     for (const [i, v] of vips.entries()) {
       if (!nic) continue;
-      try {
-        if (v.forwarding === 'Tunnel') await netif.ensureTunl0();
-        await sysctl.claim(owner(v), sysctlsFor('realserver', v.forwarding, nic));
-        wants.push({ ifname: v.forwarding === 'Tunnel' ? TUNL0 : 'lo', vip: v.vip, owner: owner(v) });
-      } catch (e) {
-        fail(i, (e as Error).message);
+      const so = sysctlOwner(v);
+      if (!claimed.has(so)) {
+        try {
+          if (v.forwarding === 'Tunnel') await netif.ensureTunl0();
+          await sysctl.claim(so, sysctlsFor('realserver', v.forwarding, nic));
+          claimed.set(so, undefined);
+        } catch (e) {
+          claimed.set(so, (e as Error).message);
+        }
       }
+      const err = claimed.get(so);
+      if (err) fail(i, err);
+      else wants.push({ ifname: v.forwarding === 'Tunnel' ? TUNL0 : 'lo', vip: v.vip, owner: owner(v) });
     }
     const result = await syncVips(netif, state, wants, (o) => o.startsWith(REALSERVER_OWNER_PREFIX));
     vips.forEach((v, i) => {
       const err = result.failed.get(owner(v));
       if (err) fail(i, `vip: ${err}`);
     });
-    this.#d.state.save(state);
+    if (result.changed) this.#d.state.save(state);
 
     // Sysctls are restored only after the VIPs are gone, for the same ARP reason in reverse.
-    const current = new Set(vips.map(owner));
+    const current = new Set(claimed.keys());
     for (const o of await sysctl.owners()) {
       if (o.startsWith(REALSERVER_OWNER_PREFIX) && !current.has(o)) await sysctl.release(o);
     }
