@@ -12,7 +12,7 @@ export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     // Suites that need a real kernel with IPVS: run inside the QEMU lab VM by test/vm/run-kernel-suites.ts.
-    { ...common, displayName: 'kernel', testMatch: ['<rootDir>/test/kernel/**/*.test.ts'], testTimeout: 300_000 },
+    { ...common, displayName: 'kernel', testMatch: ['<rootDir>/test/kernel/**/*.test.ts'] },
     // Suites that need the real kube-apiserver harness (test/apiserver).
     {
       ...common,

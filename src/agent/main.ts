@@ -2,6 +2,7 @@
 /**
  * lvs-agent: programs IPVS, VIPs and sysctls on one node.
  *
+ *   lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR] ...
  *   lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
  *             [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
  *   lvs-agent teardown [--state-dir DIR]      remove everything the agent added, restore sysctls
@@ -25,8 +26,11 @@ import { defaultRouteInterface } from './hostinfo.ts';
 import { createLvsMetrics } from './metrics/registry.ts';
 import { startMetricsServer } from './metrics/server.ts';
 import { ipvsSnapshotReader } from './metrics/snapshot.ts';
+import type { ClusterSource } from './cluster.ts';
 
-const USAGE = `usage: lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
+const USAGE = `usage: lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR]
+                 [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE]
+       lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
                  [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
        lvs-agent teardown [--state-dir DIR]`;
 
@@ -36,6 +40,9 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       config: { type: 'string' },
+      cluster: { type: 'boolean', default: false },
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string' },
       node: { type: 'string' },
       director: { type: 'boolean', default: false },
       interface: { type: 'string' },
@@ -68,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
     fs.renameSync(`${statusFile}.tmp`, statusFile);
   };
   const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
+  let cluster: ClusterSource | undefined;
   const agent = new Agent({
     node,
     log,
@@ -85,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
         metrics.setBackendHealthy({ virtualService, address, port: Number(port) }, healthy);
       }
       writeStatus(report);
+      cluster?.report(report);
     },
     onError: () => metrics.recordReconcile(0, 'exception'),
   });
@@ -92,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
   let server: { close(): Promise<void> } | undefined;
   const close = async (): Promise<void> => {
     agent.stop();
+    await cluster?.stop();
     await server?.close();
     ipvs.close();
     netif.close();
@@ -108,17 +118,24 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command "${command}"\n${USAGE}`);
     return 2;
   }
-  if (!values.config) {
-    console.error(`--config DIR is required\n${USAGE}`);
+  if (values.cluster) {
+    // Loaded only here: the Kubernetes client is large, and standalone agents never need it.
+    const [{ ClusterSource: Source }, { loadKubeConfig }] = await Promise.all([import('./cluster.ts'), import('../kube/kubeconfig.ts')]);
+    cluster = new Source({ kc: loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc, node, agent, log });
+    await cluster.start();
+  } else if (!values.config) {
+    console.error(`--config DIR or --cluster is required\n${USAGE}`);
     return 2;
   }
   const configDir = values.config;
   const load = (): void => {
+    if (!configDir) return;
     const config = loadConfigDir(configDir);
     for (const p of config.problems) log.error({ file: p.file, document: p.document }, p.message);
     const { nodePlan } = planStandalone(config, { node, director: values.director });
     agent.setPlan(nodePlan);
   };
+  log.info({ mode: values.cluster ? 'cluster' : 'standalone', config: configDir }, 'lvs-agent started');
   load();
   if (values.once) {
     const report = await agent.reconcile();
@@ -133,7 +150,7 @@ async function main(argv: string[]): Promise<number> {
     server = await startMetricsServer({ host, port: Number(metricsAddress.slice(at + 1)), registry: metrics.registry, healthz: () => agent.lastReport !== undefined, log });
   }
   let debounce: NodeJS.Timeout | undefined;
-  fs.watch(configDir, () => {
+  if (configDir) fs.watch(configDir, () => {
     clearTimeout(debounce);
     debounce = setTimeout(() => {
       try {

@@ -69,7 +69,7 @@ export class AgentProc {
   }
 
   /** Waits for a status report satisfying `ok` (default: every service and VIP programmed). */
-  async waitReady(ok: (r: AgentReport) => boolean = allOk, timeoutMs = 90_000): Promise<AgentReport> {
+  async waitReady(ok: (r: AgentReport) => boolean = allOk, timeoutMs = 240_000): Promise<AgentReport> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = this.status();

@@ -56,8 +56,8 @@ describe('Tunnel lab with lvs-agent', () => {
   it('programs tunnel forwarding with weights and persistence', async () => {
     expect(await ipvsadmSave(lab, director)).toEqual([
       `-A -t ${VIP}:80 -s wlc -p 600`,
-      `-a -t ${VIP}:80 -r 192.168.56.37:80 -i -w 2`,
-      `-a -t ${VIP}:80 -r 192.168.56.38:80 -i -w 1`,
+      `-a -t ${VIP}:80 -r 192.168.56.37:80 -i -w 2 --tun-type ipip`,
+      `-a -t ${VIP}:80 -r 192.168.56.38:80 -i -w 1 --tun-type ipip`,
     ]);
   });
 

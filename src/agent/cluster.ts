@@ -1,0 +1,118 @@
+/**
+ * Cluster mode: the agent watches only the NodePlan shards labelled with its node, runs their merged plan,
+ * and reports back on each shard's status subresource. It never reads VirtualServices or RealServers, so
+ * it needs no access to users' namespaces.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../api/v1alpha1/meta.ts';
+import type { NodePlan as NodePlanObject, NodePlanStatus, ServiceReport as ApiServiceReport } from '../api/v1alpha1/nodeplan.ts';
+import { Informer } from '../kube/informer.ts';
+import { CustomObjects } from '../kube/status.ts';
+import { mergeShards, nodeLabelValue, NODE_LABEL } from '../model/shards.ts';
+import { mergeConditions } from '../model/conditions.ts';
+import type { Logger } from '../util/log.ts';
+import type { Agent, AgentReport } from './agent.ts';
+
+export const NODEPLANS = { group: GROUP, version: VERSION, plural: 'nodeplans' };
+
+/** The status one shard should carry after `report` (pure; the Programmed condition included). */
+export function shardStatus(obj: NodePlanObject, report: AgentReport, now: Date): NodePlanStatus {
+  const byId = new Map(report.director.services.map((s) => [s.id, s]));
+  const services: ApiServiceReport[] = obj.spec.director.map((planned) => {
+    const r = byId.get(planned.id);
+    // The generation the agent actually applied: the shard may already carry a newer one.
+    const out: ApiServiceReport = { id: planned.id, generation: r?.generation ?? 0, programmed: r?.ok ?? false, holdsVip: r?.holdsVip ?? false };
+    if (r && r.errors.length) out.errors = r.errors.slice(0, 16).map((e) => e.slice(0, 1024));
+    out.destinations = planned.destinations.map((d) => ({ address: d.address, port: d.port, healthy: report.health[`${planned.id}|${d.address}|${d.port}`] ?? true }));
+    return out;
+  });
+  const rsById = new Map(report.realServer.map((v) => [`${v.service}|${v.vip}`, v]));
+  const realServer = obj.spec.realServer.map((planned) => {
+    const r = rsById.get(`${planned.service}|${planned.vip}`);
+    return { service: planned.service, vip: planned.vip, prepared: r?.ok ?? false, ...(r && r.errors.length ? { errors: r.errors.slice(0, 16) } : {}) };
+  });
+  const failed = services.filter((s) => !s.programmed).length + realServer.filter((v) => !v.prepared).length;
+  const generation = obj.metadata.generation ?? 0;
+  return {
+    observedGeneration: generation,
+    conditions: mergeConditions(obj.status?.conditions, [
+      failed === 0
+        ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: `${services.length} service(s) and ${realServer.length} realserver VIP(s) applied on ${report.node}` }
+        : { type: 'Programmed', status: 'False', reason: 'ProgrammingFailed', message: `${failed} entr${failed === 1 ? 'y' : 'ies'} failed on ${report.node}` },
+    ], generation, now),
+    services,
+    realServer,
+  };
+}
+
+/** Equal apart from condition timestamps: nothing worth a write. */
+function sameStatus(a: NodePlanStatus | undefined, b: NodePlanStatus): boolean {
+  const strip = (s: NodePlanStatus | undefined): string => JSON.stringify({ ...s, conditions: s?.conditions?.map((c) => ({ ...c, lastTransitionTime: '' })) });
+  return strip(a) === strip(b);
+}
+
+export interface ClusterOptions {
+  kc: KubeConfig;
+  node: string;
+  agent: Agent;
+  log: Logger;
+}
+
+export class ClusterSource {
+  readonly #o: ClusterOptions;
+  readonly #informer: Informer<NodePlanObject>;
+  readonly #objects: CustomObjects;
+  #debounce: NodeJS.Timeout | undefined;
+  #writing = Promise.resolve();
+
+  constructor(o: ClusterOptions) {
+    this.#o = o;
+    this.#informer = new Informer<NodePlanObject>(o.kc, {
+      resource: NODEPLANS,
+      labelSelector: `${NODE_LABEL}=${nodeLabelValue(o.node)}`,
+      name: 'nodeplans',
+      logger: o.log,
+    });
+    this.#objects = new CustomObjects(o.kc, { fieldManager: `lvs-agent/${o.node}`, logger: o.log });
+  }
+
+  get informer(): Informer<NodePlanObject> {
+    return this.#informer;
+  }
+
+  /** Resolves once the node's shards are listed: only then is an empty plan really empty. */
+  async start(): Promise<void> {
+    this.#informer.onChange(() => {
+      clearTimeout(this.#debounce);
+      this.#debounce = setTimeout(() => this.#apply(), 20);
+    });
+    await this.#informer.start();
+    this.#apply();
+  }
+
+  #apply(): void {
+    this.#o.agent.setPlan(mergeShards(this.#o.node, this.#informer.list().filter((o) => !o.metadata.deletionTimestamp)));
+  }
+
+  /** Writes the report into every shard whose status it changes (serialised, never concurrent). */
+  report(report: AgentReport): void {
+    this.#writing = this.#writing.then(async () => {
+      for (const obj of this.#informer.list()) {
+        if (obj.spec.node !== this.#o.node) continue;
+        const status = shardStatus(obj, report, new Date());
+        if (sameStatus(obj.status, status)) continue;
+        try {
+          await this.#objects.patchStatus(NODEPLANS, { name: obj.metadata.name ?? '' }, status);
+        } catch (e) {
+          this.#o.log.warn({ nodeplan: obj.metadata.name, err: (e as Error).message }, 'writing NodePlan status failed');
+        }
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#debounce);
+    await this.#informer.stop();
+    await this.#writing;
+  }
+}

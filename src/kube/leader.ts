@@ -1,0 +1,421 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease with client-go's semantics:
+ *
+ * - acquire or renew by `replace` with the resourceVersion read (optimistic concurrency); a 409 means
+ *   someone else wrote first: re-read and judge again;
+ * - a lease held by someone else is expired only when its (holderIdentity, renewTime) has not changed for
+ *   leaseDurationSeconds of LOCALLY observed time: the renewTime written by another machine is never
+ *   compared with our clock (clock skew);
+ * - a leader that cannot renew within renewDeadline steps down (renewDeadline < leaseDuration, so it stops
+ *   acting before anyone else may take over); it measures from the start of its last successful renew;
+ * - release() writes an empty holderIdentity so a standby takes over at its next retry, not after expiry;
+ * - timestamps are MicroTime with 6 fractional digits (the server rejects Date#toISOString()'s 3 with 400).
+ *
+ * Many electors can share one LeaseApi (one HTTP client): the controller runs one, the agents one per VIP
+ * with sub-second periods (retryPeriodMs 500, leaseDurationSeconds 2, renewDeadlineMs 1500).
+ */
+import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
+import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
+import { realClock, sleep } from './clock.ts';
+import type { Clock } from './clock.ts';
+import { describeError, isAlreadyExists, isConflict, isNotFound } from './errors.ts';
+import { requestOptions } from './request.ts';
+import { createLogger } from '../util/log.ts';
+import type { Logger } from '../util/log.ts';
+
+/** The election-relevant part of a Lease's spec. Times are MicroTime strings as the server returns them. */
+export interface LeaseRecord {
+  /** '' when nobody holds the lease (released). */
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions: number;
+}
+
+/** A Lease as read or written: its record, resourceVersion, and the whole object (kept for replace). */
+export interface LeaseObject {
+  record: LeaseRecord;
+  resourceVersion: string;
+  raw?: unknown;
+}
+
+/** Lease storage. Errors: `isConflict` on a stale resourceVersion, `isAlreadyExists` on create races. */
+export interface LeaseApi {
+  /** undefined when the Lease does not exist. */
+  get(namespace: string, name: string, signal: AbortSignal): Promise<LeaseObject | undefined>;
+  create(namespace: string, name: string, record: LeaseRecord, signal: AbortSignal): Promise<LeaseObject>;
+  /** Replace with `prev.resourceVersion` as the precondition, keeping the rest of `prev` (labels, …). */
+  update(namespace: string, name: string, record: LeaseRecord, prev: LeaseObject, signal: AbortSignal): Promise<LeaseObject>;
+}
+
+/** "2025-01-01T00:00:00.123000Z": RFC 3339 with exactly 6 fractional digits (metav1.MicroTime). */
+export function formatMicroTime(d: Date): string {
+  return new V1MicroTime(d.getTime()).toISOString();
+}
+
+function microTimeString(v: unknown): string | undefined {
+  if (v instanceof Date) return formatMicroTime(v);
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+function toMicroTime(s: string | undefined): V1MicroTime | undefined {
+  if (!s) return undefined;
+  const ms = Date.parse(s);
+  return Number.isNaN(ms) ? undefined : new V1MicroTime(ms);
+}
+
+function leaseObject(l: V1Lease): LeaseObject {
+  const s: Partial<V1LeaseSpec> = l.spec ?? {};
+  return {
+    record: {
+      holderIdentity: s.holderIdentity ?? '',
+      leaseDurationSeconds: s.leaseDurationSeconds ?? 0,
+      // client-node does not deserialize V1MicroTime: these arrive as strings, typed as Date.
+      acquireTime: microTimeString(s.acquireTime),
+      renewTime: microTimeString(s.renewTime),
+      leaseTransitions: s.leaseTransitions ?? 0,
+    },
+    resourceVersion: l.metadata?.resourceVersion ?? '',
+    raw: l,
+  };
+}
+
+function specOf(r: LeaseRecord, prev?: V1LeaseSpec): V1LeaseSpec {
+  const spec: V1LeaseSpec = { ...prev, holderIdentity: r.holderIdentity, leaseDurationSeconds: r.leaseDurationSeconds, leaseTransitions: r.leaseTransitions };
+  const acquire = toMicroTime(r.acquireTime);
+  const renew = toMicroTime(r.renewTime);
+  if (acquire) spec.acquireTime = acquire;
+  else delete spec.acquireTime;
+  if (renew) spec.renewTime = renew;
+  else delete spec.renewTime;
+  return spec;
+}
+
+/** A LeaseApi on client-node's CoordinationV1Api; share one between all electors of a process. */
+export function coordinationLeaseApi(kcOrApi: KubeConfig | CoordinationV1Api): LeaseApi {
+  const api = kcOrApi instanceof CoordinationV1Api ? kcOrApi : kcOrApi.makeApiClient(CoordinationV1Api);
+  return {
+    async get(namespace, name, signal) {
+      try {
+        return leaseObject(await api.readNamespacedLease({ namespace, name }, requestOptions({ signal })));
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+    },
+    async create(namespace, name, record, signal) {
+      const body: V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: specOf(record) };
+      return leaseObject(await api.createNamespacedLease({ namespace, body }, requestOptions({ signal })));
+    },
+    async update(namespace, name, record, prev, signal) {
+      const raw = (prev.raw ?? {}) as V1Lease;
+      const { managedFields: _mf, ...meta } = raw.metadata ?? {};
+      const body: V1Lease = {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { ...meta, name, namespace, resourceVersion: prev.resourceVersion },
+        spec: specOf(record, raw.spec),
+      };
+      return leaseObject(await api.replaceNamespacedLease({ namespace, name, body }, requestOptions({ signal })));
+    },
+  };
+}
+
+export interface LeaderCallbacks {
+  /** We lead; `signal` aborts when we stop leading (lost, released, stopped). */
+  onStartedLeading?: (signal: AbortSignal) => void | Promise<void>;
+  onStoppedLeading?: () => void;
+  /** The observed holder changed (including to ourselves; '' when the lease was released). */
+  onNewLeader?: (identity: string) => void;
+}
+
+export interface LeaderElectorOptions extends LeaderCallbacks {
+  api: LeaseApi;
+  namespace: string;
+  name: string;
+  /** Unique per candidate (pod name, or node name + VIP). */
+  identity: string;
+  /** How long a standby waits after the last observed change before taking over (default 15; whole seconds, ≥ 1). */
+  leaseDurationSeconds?: number;
+  /** A leader that has not renewed for this long steps down (default 10 s; < leaseDuration). */
+  renewDeadlineMs?: number;
+  /** Time between tries (default 2 s; renewDeadline > retryJitter-scaled period). */
+  retryPeriodMs?: number;
+  /** Acquire retries wait retryPeriod × (1 + retryJitter × random) (default 1.2, as client-go). */
+  retryJitter?: number;
+  /** Try again after losing (default true); false ends the elector, as client-go's Run returns. */
+  reacquire?: boolean;
+  clock?: Clock;
+  random?: () => number;
+  logger?: Logger;
+}
+
+export interface LeaderStats {
+  acquisitions: number;
+  losses: number;
+  renewFailures: number;
+  conflicts: number;
+  releases: number;
+}
+
+let moduleLogger: Logger | undefined;
+
+export class LeaderElector {
+  readonly identity: string;
+  private readonly o: Required<Pick<LeaderElectorOptions, 'leaseDurationSeconds' | 'renewDeadlineMs' | 'retryPeriodMs' | 'retryJitter' | 'reacquire'>> & LeaderElectorOptions;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly log: Logger;
+
+  private observed: LeaseObject | undefined;
+  private observedKey = '';
+  private observedTime = 0;
+  private reportedLeader: string | undefined;
+
+  private leading = false;
+  private leadCtl: AbortController | undefined;
+  /** clock.now() at the START of the last successful acquire/renew. */
+  private lastRenew = 0;
+  private running: Promise<void> | undefined;
+  private stopCtl: AbortController | undefined;
+  private readonly counters: LeaderStats = { acquisitions: 0, losses: 0, renewFailures: 0, conflicts: 0, releases: 0 };
+
+  constructor(opts: LeaderElectorOptions) {
+    const o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, retryJitter: 1.2, reacquire: true, ...opts };
+    if (!o.identity) throw new Error('LeaderElector: identity is required');
+    if (!Number.isInteger(o.leaseDurationSeconds) || o.leaseDurationSeconds < 1) throw new Error('LeaderElector: leaseDurationSeconds must be a whole number ≥ 1');
+    if (!(o.leaseDurationSeconds * 1000 > o.renewDeadlineMs)) throw new Error('LeaderElector: leaseDuration must be greater than renewDeadline');
+    if (!(o.renewDeadlineMs > o.retryPeriodMs)) throw new Error('LeaderElector: renewDeadline must be greater than retryPeriod');
+    if (!(o.retryPeriodMs > 0)) throw new Error('LeaderElector: retryPeriod must be positive');
+    this.o = o;
+    this.identity = o.identity;
+    this.clock = o.clock ?? realClock;
+    this.random = o.random ?? Math.random;
+    this.log = (o.logger ?? (moduleLogger ??= createLogger('kube.leader'))).child({ lease: `${o.namespace}/${o.name}`, identity: o.identity });
+  }
+
+  /** Start campaigning (idempotent). */
+  start(): void {
+    if (this.running) return;
+    this.stopCtl = new AbortController();
+    const stop = this.stopCtl.signal;
+    this.running = this.run(stop).finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** We hold the lease and renewed it within renewDeadline. */
+  isLeader(): boolean {
+    return this.leading && this.clock.now() - this.lastRenew < this.o.renewDeadlineMs;
+  }
+
+  /** The last observed holder ('' none, undefined not observed yet). */
+  leader(): string | undefined {
+    return this.observed?.record.holderIdentity;
+  }
+
+  stats(): LeaderStats {
+    return { ...this.counters };
+  }
+
+  /**
+   * Stop campaigning. With `release` (default true) a leader hands the lease over at once by writing an
+   * empty holder; without it the lease simply expires (what a crash looks like). Resolves when done.
+   */
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    this.stopCtl?.abort(new Error('leader elector stopped'));
+    await this.running;
+    if (this.leading) {
+      if (opts.release ?? true) await this.releaseLease();
+      this.stepDown('stopped');
+    }
+  }
+
+  /** Stop and release the lease (graceful shutdown). */
+  release(): Promise<void> {
+    return this.stop({ release: true });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  private async run(stop: AbortSignal): Promise<void> {
+    try {
+      for (;;) {
+        // Acquire.
+        while (!(await this.tryAcquireOrRenew(stop, this.o.retryPeriodMs * 2))) {
+          await sleep(this.clock, this.o.retryPeriodMs * (1 + this.o.retryJitter * this.random()), stop);
+        }
+        this.becomeLeader();
+        // Renew until it fails for renewDeadline, someone else holds the lease, or we stop.
+        for (;;) {
+          await sleep(this.clock, this.o.retryPeriodMs, stop);
+          const left = this.lastRenew + this.o.renewDeadlineMs - this.clock.now();
+          if (left > 0 && (await this.tryAcquireOrRenew(stop, left))) continue;
+          const other = this.observed?.record.holderIdentity;
+          if (other !== this.identity || this.clock.now() - this.lastRenew >= this.o.renewDeadlineMs) {
+            this.counters.losses++;
+            this.stepDown(other !== this.identity ? `lease now held by ${other || 'nobody'}` : `could not renew within ${this.o.renewDeadlineMs} ms`);
+            break;
+          }
+        }
+        if (!this.o.reacquire) return;
+      }
+    } catch (e) {
+      if (!stop.aborted) this.log.error({ err: describeError(e) }, 'leader election loop failed');
+    }
+  }
+
+  private becomeLeader(): void {
+    this.leading = true;
+    this.counters.acquisitions++;
+    this.leadCtl = new AbortController();
+    this.log.info('became leader');
+    const signal = this.leadCtl.signal;
+    try {
+      const r = this.o.onStartedLeading?.(signal);
+      if (r instanceof Promise) r.catch((e: unknown) => this.log.error({ err: describeError(e) }, 'onStartedLeading failed'));
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'onStartedLeading threw');
+    }
+  }
+
+  private stepDown(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.leadCtl?.abort(new Error(`leadership lost: ${why}`));
+    this.log.warn({ why }, 'stopped leading');
+    try {
+      this.o.onStoppedLeading?.();
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'onStoppedLeading threw');
+    }
+  }
+
+  private setObserved(l: LeaseObject, at: number): void {
+    const key = `${l.record.holderIdentity}\u0000${l.record.renewTime ?? ''}`;
+    if (key !== this.observedKey) {
+      this.observedKey = key;
+      this.observedTime = at;
+    }
+    this.observed = l;
+    const holder = l.record.holderIdentity;
+    if (holder !== this.reportedLeader) {
+      this.reportedLeader = holder;
+      this.log.info({ leader: holder || null }, 'observed new leader');
+      try {
+        this.o.onNewLeader?.(holder);
+      } catch (e) {
+        this.log.error({ err: describeError(e) }, 'onNewLeader threw');
+      }
+    }
+  }
+
+  /** A signal that aborts after `ms` on our clock, or when `stop` aborts. */
+  private deadline(stop: AbortSignal, ms: number): { signal: AbortSignal; done: () => void } {
+    const ctl = new AbortController();
+    const t = this.clock.setTimeout(() => ctl.abort(new Error(`lease request timed out after ${Math.round(ms)} ms`)), ms);
+    const onStop = (): void => ctl.abort(stop.reason);
+    stop.addEventListener('abort', onStop, { once: true });
+    return {
+      signal: ctl.signal,
+      done: () => {
+        this.clock.clearTimeout(t);
+        stop.removeEventListener('abort', onStop);
+      },
+    };
+  }
+
+  /** One round of client-go's tryAcquireOrRenew; true when we hold the lease afterwards. */
+  private async tryAcquireOrRenew(stop: AbortSignal, timeoutMs: number): Promise<boolean> {
+    const { namespace, name, identity, api } = this.o;
+    const started = this.clock.now();
+    const wall = formatMicroTime(this.clock.wallNow());
+    const { signal, done } = this.deadline(stop, timeoutMs);
+    const duration = this.o.leaseDurationSeconds;
+    try {
+      // Fast path: we lead and our view is fresh, so write with the cached resourceVersion (one request).
+      if (this.leading && this.observed && this.observed.record.holderIdentity === identity) {
+        try {
+          const mine = await api.update(namespace, name, { ...this.observed.record, renewTime: wall, leaseDurationSeconds: duration }, this.observed, signal);
+          this.lastRenew = started;
+          this.setObserved(mine, this.clock.now());
+          return true;
+        } catch (e) {
+          if (!isConflict(e)) throw e;
+          this.counters.conflicts++;
+          // Someone wrote the lease: fall through to read and judge.
+        }
+      }
+      const cur = await api.get(namespace, name, signal);
+      if (!cur) {
+        try {
+          const created = await api.create(namespace, name, { holderIdentity: identity, leaseDurationSeconds: duration, acquireTime: wall, renewTime: wall, leaseTransitions: 0 }, signal);
+          this.lastRenew = started;
+          this.setObserved(created, this.clock.now());
+          return true;
+        } catch (e) {
+          if (isAlreadyExists(e)) return false;
+          throw e;
+        }
+      }
+      const now = this.clock.now();
+      this.setObserved(cur, now);
+      const rec = cur.record;
+      const held = rec.holderIdentity !== '' && rec.holderIdentity !== identity;
+      if (held && this.observedTime + rec.leaseDurationSeconds * 1000 > now) return false;
+      const mineAlready = rec.holderIdentity === identity;
+      const next: LeaseRecord = {
+        holderIdentity: identity,
+        leaseDurationSeconds: duration,
+        acquireTime: mineAlready ? rec.acquireTime : wall,
+        renewTime: wall,
+        leaseTransitions: mineAlready ? rec.leaseTransitions : rec.leaseTransitions + 1,
+      };
+      try {
+        const updated = await api.update(namespace, name, next, cur, signal);
+        this.lastRenew = started;
+        this.setObserved(updated, this.clock.now());
+        if (!mineAlready) this.log.info({ previous: rec.holderIdentity || null, transitions: next.leaseTransitions }, 'acquired lease');
+        return true;
+      } catch (e) {
+        if (isConflict(e)) {
+          this.counters.conflicts++;
+          return false;
+        }
+        throw e;
+      }
+    } catch (e) {
+      if (stop.aborted) throw e;
+      if (this.leading) this.counters.renewFailures++;
+      this.log.warn({ err: describeError(e), leading: this.leading }, 'lease acquire/renew failed');
+      return false;
+    } finally {
+      done();
+    }
+  }
+
+  private async releaseLease(): Promise<void> {
+    const { namespace, name, identity, api } = this.o;
+    const stop = new AbortController().signal;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { signal, done } = this.deadline(stop, Math.max(this.o.renewDeadlineMs, 1000));
+      try {
+        let cur = attempt === 0 ? this.observed : await api.get(namespace, name, signal);
+        if (!cur || cur.record.holderIdentity !== identity) return;
+        const wall = formatMicroTime(this.clock.wallNow());
+        cur = await api.update(namespace, name, { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: wall, renewTime: wall, leaseTransitions: cur.record.leaseTransitions }, cur, signal);
+        this.counters.releases++;
+        this.setObserved(cur, this.clock.now());
+        this.log.info('released lease');
+        return;
+      } catch (e) {
+        if (isConflict(e) && attempt === 0) continue;
+        this.log.warn({ err: describeError(e) }, 'could not release lease; it will expire');
+        return;
+      } finally {
+        done();
+      }
+    }
+  }
+}

@@ -1,0 +1,197 @@
+// The controller against the real kube-apiserver: VirtualServices, RealServers and Nodes in, NodePlan
+// shards, node labels, DaemonSets, finalizers, statuses and Events out. The agents' side is played by
+// writing NodePlan status as the agent identity would.
+import { jest } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { Controller, FINALIZER } from '../../src/controller/controller.ts';
+import { defaultConfig } from '../../src/controller/config.ts';
+import { CustomObjects } from '../../src/kube/status.ts';
+import { createLogger } from '../../src/util/log.ts';
+import type { NodePlan, VirtualService, RealServer } from '../../src/api/v1alpha1/index.ts';
+import { ENV } from './harness.ts';
+import { kubectlOk, uniqueName, sleep } from './util.ts';
+
+jest.setTimeout(180_000);
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const admin = (): string => process.env[ENV.admin] ?? '';
+const R = {
+  vs: { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'virtualservices' },
+  rs: { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'realservers' },
+  np: { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'nodeplans' },
+};
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms ${last ? String(last) : ''}`);
+    await sleep(200);
+  }
+}
+
+describe('controller against a real apiserver', () => {
+  const ns = uniqueName('lvs-ctl');
+  const sfx = ns.slice(-6);
+  const node = { director: `director-${sfx}`, web1: `web1-${sfx}`, web2: `web2-${sfx}` };
+  let kc: KubeConfig;
+  let objects: CustomObjects;
+  let controller: Controller;
+  let registry: Registry;
+  const writes = async (r: Registry): Promise<number> => ((await r.getSingleMetricAsString('lvs_controller_writes_total')).match(/ \d+$/gm) ?? []).reduce((a, b) => a + Number(b), 0);
+
+  const start = async (): Promise<Controller> => {
+    registry = new Registry();
+    const c = new Controller({ kc, namespace: ns, config: { ...defaultConfig(), defaultDirectorSelector: { 'lvs-test/director': sfx } }, log: createLogger('controller', 'silent'), registry });
+    await c.start();
+    c.setLeading(true);
+    return c;
+  };
+
+  const plansOf = async (n: string): Promise<NodePlan[]> => {
+    const out = await kubectlOk(['get', 'nodeplans', '-l', `lvs.operator.dev/node=${n}`, '-o', 'json'], { kubeconfig: admin() });
+    return (JSON.parse(out) as { items: NodePlan[] }).items;
+  };
+  const getVs = (name: string): Promise<VirtualService> => objects.get<VirtualService & { metadata: { name: string } }>(R.vs, { name, namespace: ns });
+
+  beforeAll(async () => {
+    kc = new KubeConfig();
+    kc.loadFromFile(admin());
+    objects = new CustomObjects(kc);
+    await kubectlOk(['apply', '--server-side', '-f', join(ROOT, 'crds')], { kubeconfig: admin() });
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.lvs.operator.dev', 'crd/realservers.lvs.operator.dev', 'crd/nodeplans.lvs.operator.dev'], { kubeconfig: admin() });
+    await kubectlOk(['create', 'namespace', ns], { kubeconfig: admin() });
+    const nodeDoc = (name: string, ip: string, director: boolean): string => JSON.stringify({
+      apiVersion: 'v1', kind: 'Node', metadata: { name, labels: director ? { 'lvs-test/director': sfx } : {} },
+      status: { addresses: [{ type: 'InternalIP', address: ip }] },
+    });
+    for (const [name, ip, d] of [[node.director, '192.168.56.34', true], [node.web1, '192.168.56.37', false], [node.web2, '192.168.56.38', false]] as const) {
+      await kubectlOk(['create', '-f', '-'], { kubeconfig: admin(), input: nodeDoc(name, ip, d) });
+      // Node status is a subresource: set the addresses the way a kubelet does.
+      await kubectlOk(['patch', 'node', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: ip }] } })], { kubeconfig: admin() });
+    }
+    const example = readFileSync(join(ROOT, 'deploy/examples/dr-lab.yaml'), 'utf8')
+      .replaceAll('192.168.56.40', '10.77.0.40')
+      .replace('nodeName: web1', `nodeName: ${node.web1}`)
+      .replace('nodeName: web2', `nodeName: ${node.web2}`);
+    // A second service keeps the director's plan non-empty while 'web' is deleted later.
+    const keep = JSON.stringify({ apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VirtualService', metadata: { name: 'keep' }, spec: { vip: '10.77.0.41', port: 443, realServerSelector: { matchLabels: { app: 'none' } } } });
+    controller = await start();
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], { kubeconfig: admin(), input: example });
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], { kubeconfig: admin(), input: keep });
+  });
+
+  afterAll(async () => {
+    await controller?.stop();
+    await kubectlOk(['delete', 'node', node.director, node.web1, node.web2, '--ignore-not-found'], { kubeconfig: admin() }).catch(() => undefined);
+    await kubectlOk(['delete', 'namespace', ns, '--wait=false'], { kubeconfig: admin() }).catch(() => undefined);
+  });
+
+  it('writes one NodePlan per node with work, labels realserver nodes, runs the agent DaemonSets', async () => {
+    const [dplan] = await eventually('director plan', async () => {
+      const p = await plansOf(node.director);
+      return p.length === 1 && p[0]!.spec.director.some((s) => s.id === `${ns}/web`) ? p : undefined;
+    });
+    const svc = dplan!.spec.director.find((s) => s.id === `${ns}/web`)!;
+    expect(svc).toMatchObject({ vip: '10.77.0.40', port: 80, scheduler: 'rr', forwarding: 'DirectRouting', holdVip: true });
+    expect(svc.destinations.map((d) => `${d.address}:${d.port}/${d.weight}`).sort()).toEqual(['192.168.56.37:80/1', '192.168.56.38:80/1']);
+    const w1 = await eventually('web1 plan', async () => (await plansOf(node.web1))[0]);
+    expect(w1.spec.realServer).toEqual([{ service: `${ns}/web`, vip: '10.77.0.40', forwarding: 'DirectRouting' }]);
+    await eventually('realserver label', async () => (await kubectlOk(['get', 'node', node.web1, '-o', 'jsonpath={.metadata.labels}'], { kubeconfig: admin() })).includes('lvs.operator.dev/realserver'));
+    const ds = await kubectlOk(['get', 'daemonsets', '-n', ns, '-o', 'jsonpath={.items[*].metadata.name}'], { kubeconfig: admin() });
+    expect(ds.split(' ').sort()).toEqual(['lvs-agent-director', 'lvs-agent-realserver']);
+    const vs = await getVs('web');
+    expect(vs.metadata.finalizers).toContain(FINALIZER);
+  });
+
+  it('status: Accepted, then Programmed and Ready once the agents report', async () => {
+    let vs = await eventually('accepted', async () => {
+      const v = await getVs('web');
+      return v.status?.conditions?.find((c) => c.type === 'Accepted' && c.status === 'True') ? v : undefined;
+    });
+    expect(vs.status?.conditions?.find((c) => c.type === 'Programmed')).toMatchObject({ status: 'False', reason: 'Pending' });
+    const generation = vs.metadata.generation ?? 0;
+    const [dplan] = await plansOf(node.director);
+    await objects.patchStatus(R.np, { name: dplan!.metadata.name ?? '' }, {
+      services: [{ id: `${ns}/web`, generation, programmed: true, holdsVip: true, destinations: [{ address: '192.168.56.37', port: 80, healthy: true }, { address: '192.168.56.38', port: 80, healthy: true }] }],
+    });
+    for (const n of [node.web1, node.web2]) {
+      const [p] = await plansOf(n);
+      await objects.patchStatus(R.np, { name: p!.metadata.name ?? '' }, { realServer: [{ service: `${ns}/web`, vip: '10.77.0.40', prepared: true }] });
+    }
+    vs = await eventually('ready', async () => {
+      const v = await getVs('web');
+      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True') ? v : undefined;
+    });
+    expect(vs.status).toMatchObject({ observedGeneration: generation, realServers: { total: 2, healthy: 2, ready: '2/2' }, activeDirector: node.director });
+    expect(vs.status?.conditions?.every((c) => c.observedGeneration === generation)).toBe(true);
+    const table = await kubectlOk(['get', 'lvsvs', '-n', ns], { kubeconfig: admin() });
+    expect(table).toMatch(/NAME\s+VIP\s+PORT\s+MODE\s+SCHEDULER\s+READY\s+DIRECTOR\s+AGE/);
+    expect(table).toMatch(new RegExp(`web\\s+10\\.77\\.0\\.40\\s+80\\s+DirectRouting\\s+rr\\s+2/2\\s+${node.director}`));
+    const rs = await objects.get<RealServer & { metadata: { name: string } }>(R.rs, { name: 'web1', namespace: ns });
+    expect(rs.status?.conditions?.find((c) => c.type === 'Prepared')).toMatchObject({ status: 'True' });
+    const events = await kubectlOk(['get', 'events.events.k8s.io', '-n', ns, '-o', 'jsonpath={.items[*].reason}'], { kubeconfig: admin() });
+    expect(events).toMatch(/Ready/);
+  });
+
+  it('a weight change reaches the director plan; Programmed waits for the new generation', async () => {
+    await kubectlOk(['patch', 'realserver', 'web2', '-n', ns, '--type=merge', '-p', '{"spec":{"weight":5}}'], { kubeconfig: admin() });
+    await eventually('weight 5 planned', async () => (await plansOf(node.director))[0]?.spec.director.find((s) => s.id === `${ns}/web`)?.destinations.some((d) => d.weight === 5));
+    await kubectlOk(['patch', 'virtualservice', 'web', '-n', ns, '--type=merge', '-p', '{"spec":{"scheduler":"wrr"}}'], { kubeconfig: admin() });
+    const v = await eventually('pending new generation', async () => {
+      const x = await getVs('web');
+      return x.status?.observedGeneration === x.metadata.generation && x.status?.conditions?.find((c) => c.type === 'Programmed' && c.status === 'False') ? x : undefined;
+    });
+    expect(v.status?.conditions?.find((c) => c.type === 'Programmed')?.message).toContain(`generation ${v.metadata.generation}`);
+  });
+
+  it('a second VirtualService on the same VIP:port is rejected with VIPConflict and not planned', async () => {
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], { kubeconfig: admin(), input: JSON.stringify({ apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VirtualService', metadata: { name: 'twin' }, spec: { vip: '10.77.0.40', port: 80, realServerSelector: {} } }) });
+    const twin = await eventually('conflict', async () => {
+      const v = await getVs('twin');
+      return v.status?.conditions?.find((c) => c.type === 'Accepted' && c.status === 'False') ? v : undefined;
+    });
+    expect(twin.status?.conditions?.find((c) => c.type === 'Accepted')).toMatchObject({ reason: 'VIPConflict' });
+    expect((await plansOf(node.director))[0]!.spec.director.map((s) => s.id)).not.toContain(`${ns}/twin`);
+    await kubectlOk(['delete', 'virtualservice', 'twin', '-n', ns, '--wait=false'], { kubeconfig: admin() });
+  });
+
+  it('a restarted controller resumes without writing anything', async () => {
+    await sleep(1500);
+    await controller.stop();
+    controller = await start();
+    await sleep(3000);
+    expect(await writes(registry)).toBe(0);
+  });
+
+  it('deleting a VirtualService: planned away at once, gone only when no director holds it', async () => {
+    await kubectlOk(['delete', 'virtualservice', 'web', '-n', ns, '--wait=false'], { kubeconfig: admin() });
+    await eventually('unplanned', async () => {
+      const p = await plansOf(node.director);
+      return p.length === 0 || !p[0]!.spec.director.some((s) => s.id === `${ns}/web`);
+    });
+    await sleep(1000);
+    // The director still reports it programmed: the finalizer holds the object.
+    expect((await getVs('web')).metadata.deletionTimestamp).toBeDefined();
+    // The director agent reports it no longer holds the service.
+    for (const p of await plansOf(node.director)) await objects.patchStatus(R.np, { name: p.metadata.name ?? '' }, { services: [] });
+    await eventually('finalizer released', async () => {
+      try {
+        await getVs('web');
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  });
+});
