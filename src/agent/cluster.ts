@@ -11,6 +11,7 @@ import { CustomObjects } from '../kube/status.ts';
 import { mergeShards, nodeLabelValue, NODE_LABEL } from '../model/shards.ts';
 import { mergeConditions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
+import { canonicalJson } from '../util/canonical.ts';
 import type { Agent, AgentReport } from './agent.ts';
 
 export const NODEPLANS = { group: GROUP, version: VERSION, plural: 'nodeplans' };
@@ -47,7 +48,7 @@ export function shardStatus(obj: NodePlanObject, report: AgentReport, now: Date)
 
 /** Equal apart from condition timestamps: nothing worth a write. */
 function sameStatus(a: NodePlanStatus | undefined, b: NodePlanStatus): boolean {
-  const strip = (s: NodePlanStatus | undefined): string => JSON.stringify({ ...s, conditions: s?.conditions?.map((c) => ({ ...c, lastTransitionTime: '' })) });
+  const strip = (s: NodePlanStatus | undefined): string => canonicalJson({ ...s, conditions: s?.conditions?.map((c) => ({ ...c, lastTransitionTime: '' })) });
   return strip(a) === strip(b);
 }
 

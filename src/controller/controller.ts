@@ -16,6 +16,7 @@ import { plan, idOf, type NodeInfo, type Plan } from '../model/planner.ts';
 import { shardPlan } from '../model/shards.ts';
 import { transitions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
+import { canonicalJson, sameJson } from '../util/canonical.ts';
 import { indexReports, realServerStatus, virtualServiceStatus } from './status.ts';
 import { REALSERVER_NODE_LABEL, type ControllerConfig } from './config.ts';
 import { agentDaemonSet } from './daemonsets.ts';
@@ -52,7 +53,7 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
   }));
 }
 
-const specOf = (o: NodePlanObject): string => JSON.stringify(o.spec);
+const specOf = (o: NodePlanObject): string => canonicalJson(o.spec);
 
 export class Controller {
   readonly #o: ControllerOptions;
@@ -164,6 +165,7 @@ export class Controller {
     for (const np of p.nodes.values()) for (const o of shardPlan(np)) desired.set(o.metadata.name ?? '', o);
     const existing = new Map(this.plans.list().map((o) => [o.metadata.name ?? '', o]));
     const writes: Array<() => Promise<void>> = [];
+    log.debug({ services: p.services.size, nodes: p.nodes.size, shards: desired.size }, 'planned');
     for (const [name, want] of desired) {
       const have = existing.get(name);
       if (!have) writes.push(async () => void (await this.#objects.create(R.nodeplans, want).catch((e: unknown) => { if (!isAlreadyExists(e)) throw e; })));
@@ -171,7 +173,21 @@ export class Controller {
         writes.push(async () => void (await this.#objects.replace(R.nodeplans, { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata.resourceVersion } })));
       }
     }
-    for (const [name] of existing) if (!desired.has(name)) writes.push(async () => void (await this.#objects.delete(R.nodeplans, { name })));
+    const liveNodes = new Set(nodes.map((n) => n.name));
+    for (const [name, have] of existing) {
+      if (desired.has(name)) continue;
+      // A shard still reporting work keeps existing (emptied) until its agent confirms the teardown,
+      // so finalizers wait for the kernel; a shard of a node that is gone has no agent to wait for.
+      const reporting = (have.status?.services?.length ?? 0) + (have.status?.realServer?.length ?? 0) > 0;
+      if (reporting && liveNodes.has(have.spec.node)) {
+        if (have.spec.director.length + have.spec.realServer.length > 0) {
+          const emptied = { ...have, spec: { ...have.spec, director: [], realServer: [] } };
+          writes.push(async () => void (await this.#objects.replace(R.nodeplans, emptied)));
+        }
+        continue;
+      }
+      writes.push(async () => void (await this.#objects.delete(R.nodeplans, { name })));
+    }
     await pool(writes, conc, async (w) => {
       await w();
       this.#metrics?.writes.inc({ kind: 'nodeplan' });
@@ -185,7 +201,7 @@ export class Controller {
     const now = new Date();
     await pool(virtualServices.filter((v) => !v.metadata.deletionTimestamp), conc, async (v) => {
       const status = virtualServiceStatus(v, p, reports, now);
-      if (JSON.stringify(status) === JSON.stringify(v.status ?? {})) return;
+      if (sameJson(status, v.status ?? {})) return;
       for (const c of transitions(v.status?.conditions, status.conditions ?? [])) {
         this.#o.events?.event(v as never, c.status === 'False' && c.type !== 'Ready' ? 'Warning' : 'Normal', `${c.type}${c.status === 'True' ? '' : c.status}`, c.message);
       }
@@ -196,7 +212,7 @@ export class Controller {
     });
     await pool(realServers.filter((r) => !r.metadata.deletionTimestamp), conc, async (r) => {
       const status = realServerStatus(r, p, reports, now);
-      if (JSON.stringify(status) === JSON.stringify(r.status ?? {})) return;
+      if (sameJson(status, r.status ?? {})) return;
       await this.#objects.patchStatus(R.realservers, { name: r.metadata.name ?? '', namespace: r.metadata.namespace }, status).catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       });
@@ -239,11 +255,13 @@ export class Controller {
       } catch (e) {
         if (!isNotFound(e)) throw e;
       }
+      // The spec we wrote rides along as an annotation: the server adds defaults, so compare ours with ours.
+      const annotations = { 'lvs.operator.dev/spec': JSON.stringify(want.spec) };
       if (!have) {
-        await this.#apps.createNamespacedDaemonSet({ namespace: this.#o.namespace, body: want });
+        await this.#apps.createNamespacedDaemonSet({ namespace: this.#o.namespace, body: { ...want, metadata: { ...want.metadata, annotations } } });
         this.#metrics?.writes.inc({ kind: 'daemonset' });
-      } else if (JSON.stringify(have.metadata?.annotations?.['lvs.operator.dev/spec']) !== JSON.stringify(JSON.stringify(want.spec))) {
-        const body: V1DaemonSet = { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion, annotations: { 'lvs.operator.dev/spec': JSON.stringify(want.spec) } } };
+      } else if (have.metadata?.annotations?.['lvs.operator.dev/spec'] !== annotations['lvs.operator.dev/spec']) {
+        const body: V1DaemonSet = { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion, annotations } };
         await this.#apps.replaceNamespacedDaemonSet({ name, namespace: this.#o.namespace, body });
         this.#metrics?.writes.inc({ kind: 'daemonset' });
       }
