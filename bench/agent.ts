@@ -37,12 +37,12 @@ const svc = (i: number): PlannedService => ({
 
 const ipvs = new IpvsClient({});
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-agent-'));
-const netif = new FakeNetif(); // VIPs are not bound (standby director): the benchmark is about IPVS.
-netif.addLink('eth0', { up: true });
+// VIPs are not bound (a standby director): the benchmark is about IPVS. Sysctls are real, on lo.
+const netif = new FakeNetif();
 const rec = new DirectorReconciler({
   ipvs, netif, state: new MemoryStateStore(), log: createLogger('bench', 'silent'),
   sysctl: new SysctlManager({ ledger: new FileLedgerStore(path.join(tmp, 'ledger.json')) }),
-  defaultInterface: async () => 'eth0',
+  defaultInterface: async () => 'lo',
 });
 const healthy = (): undefined => undefined;
 

@@ -61,11 +61,14 @@ export class Agent {
   #last: AgentReport | undefined;
   /** The next reconcile dumps the kernel (set by the periodic resync). */
   #resync = true;
+  /** Bumped on every health verdict change: effective weights must be derived again. */
+  #healthEpoch = 0;
 
   constructor(options: AgentOptions) {
     this.#o = options;
     this.#plan = emptyPlan(options.node);
     options.health.on('change', (id, healthy, reason) => {
+      this.#healthEpoch++;
       options.log.info({ destination: id, healthy, reason }, healthy ? 'realserver healthy' : 'realserver unhealthy');
       options.onHealthChange?.(id, healthy, reason);
       this.trigger();
@@ -131,7 +134,7 @@ export class Agent {
         const s = health.state(healthId(svc, address, port));
         return s === 'unknown' ? undefined : s === 'healthy';
       },
-      { resync },
+      { resync, healthEpoch: this.#healthEpoch },
     );
     const realServer = await this.#o.realServer.reconcile(plan.realServer);
     const verdicts: Record<string, boolean> = {};

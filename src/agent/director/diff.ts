@@ -25,7 +25,15 @@ export type DirectorOp =
 
 export interface DiffInput {
   desired: DesiredService[];
-  actual: ServiceState[];
+  /** The kernel table, as a list or already keyed by serviceKey. */
+  actual: ServiceState[] | ReadonlyMap<string, ServiceState>;
+  /**
+   * Desired services known to be in sync (unchanged since they were last applied): not diffed again,
+   * but not deleted either. Keeps a change-driven run proportional to the change.
+   */
+  inSync?: ReadonlySet<string>;
+  /** serviceKey of each desired service, when the caller already has it. */
+  keyOf?: (d: DesiredService) => string;
   /** serviceKey → owner, from the agent's ledger: the services this agent created. */
   owned: ReadonlyMap<string, string>;
   /** `${serviceKey}|${destKey}` → epoch ms when draining began. */
@@ -50,11 +58,14 @@ export function diffDirector(input: DiffInput): DiffResult {
   const draining = new Map<string, number>();
   const conflicts: DiffResult['conflicts'] = [];
   let drift = 0;
-  const actualByKey = new Map(input.actual.map((s) => [serviceKey(s.service), s]));
-  const desiredKeys = new Set<string>();
+  const actualByKey: ReadonlyMap<string, ServiceState> = Array.isArray(input.actual)
+    ? new Map((input.actual as ServiceState[]).map((s) => [serviceKey(s.service), s]))
+    : (input.actual as ReadonlyMap<string, ServiceState>);
+  const desiredKeys = new Set<string>(input.inSync ?? []);
+  const keyOf = input.keyOf ?? ((d: DesiredService): string => serviceKey(d.service));
 
   for (const want of input.desired) {
-    const key = serviceKey(want.service);
+    const key = keyOf(want);
     desiredKeys.add(key);
     const have = actualByKey.get(key);
     const ours = input.owned.has(key);

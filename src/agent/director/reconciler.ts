@@ -57,6 +57,8 @@ export interface ReconcileOptions {
    * change costs netlink requests in proportion to the change, not to the table.
    */
   resync?: boolean;
+  /** Changes whenever a health verdict changes, so effective weights are derived again. */
+  healthEpoch?: number;
 }
 
 const ZERO_COUNTERS = { activeConns: 0, inactiveConns: 0, persistConns: 0 };
@@ -97,6 +99,10 @@ export class DirectorReconciler {
   readonly #d: DirectorDeps;
   /** The kernel table as of the last dump plus the operations applied since. */
   #view: Map<string, ServiceState> | undefined;
+  /** Desired IPVS objects per planned service object (and health epoch). */
+  readonly #memo = new WeakMap<PlannedService, { epoch: number; desired: DesiredService; key: string }>();
+  /** Per serviceKey: the desired object last diffed and the view entry that matched it. */
+  readonly #applied = new Map<string, { desired: DesiredService; entry: ServiceState }>();
   /** Sysctl owners claimed by this process (a resync claims again to repair drift). */
   readonly #claimed = new Set<string>();
   constructor(deps: DirectorDeps) {
@@ -167,18 +173,35 @@ export class DirectorReconciler {
 
     // IPVS.
     const programmable = services.filter((s) => reports.get(s.id)!.ok);
-    const desired: DesiredService[] = programmable.map((s) => ({
-      owner: s.id,
-      service: ipvsService(s),
-      destinations: s.destinations.map((d) => ipvsDestination(s, d, healthy(s.id, d.address, d.port) === false ? 0 : d.weight)),
-      drainTimeoutSeconds: s.drainTimeoutSeconds,
-    }));
+    // Desired IPVS objects are derived once per planned service object and health epoch; a service whose
+    // planned object and kernel entry are both the ones of the last run is in sync and not diffed again.
+    const epoch = opts.healthEpoch ?? 0;
+    const desired: DesiredService[] = [];
+    const inSync = new Set<string>();
+    const keys = new Map<DesiredService, string>();
+    for (const s of programmable) {
+      let m = this.#memo.get(s);
+      if (!m || m.epoch !== epoch) {
+        const d: DesiredService = {
+          owner: s.id,
+          service: ipvsService(s),
+          destinations: s.destinations.map((x) => ipvsDestination(s, x, healthy(s.id, x.address, x.port) === false ? 0 : x.weight)),
+          drainTimeoutSeconds: s.drainTimeoutSeconds,
+        };
+        m = { epoch, desired: d, key: serviceKey(d.service) };
+        this.#memo.set(s, m);
+      }
+      keys.set(m.desired, m.key);
+      const last = this.#applied.get(m.key);
+      if (!opts.resync && this.#view && last && last.desired === m.desired && last.entry === this.#view.get(m.key)) inSync.add(m.key);
+      else desired.push(m.desired);
+    }
     // Services that failed before IPVS must not be deleted from the kernel: keep them out of the diff.
-    const failedKeys = new Set(services.filter((s) => !reports.get(s.id)!.ok).map((s) => serviceKey(ipvsService(s))));
+    const failedKeys = new Set(services.filter((s) => !reports.get(s.id)!.ok).map((s) => this.#memo.get(s)?.key ?? serviceKey(ipvsService(s))));
     const owned = new Map(Object.entries(state.services).filter(([k]) => !failedKeys.has(k)));
     if (opts.resync || !this.#view) this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
     const view = this.#view;
-    const diff = diffDirector({ desired, actual: [...view.values()], owned, draining: new Map(Object.entries(state.draining)), now });
+    const diff = diffDirector({ desired, actual: view, inSync, keyOf: (d) => keys.get(d) ?? serviceKey(d.service), owned, draining: new Map(Object.entries(state.draining)), now });
     for (const c of diff.conflicts) fail(c.owner, `EEXIST: ${c.service} exists in the kernel and is not owned by lvs-operator; not touching it`);
     const results = diff.ops.length > 0 ? await ipvs.apply(diff.ops) : [];
     diff.ops.forEach((op: DirectorOp, i: number) => {
@@ -200,6 +223,15 @@ export class DirectorReconciler {
       if (op.op === 'addService') state.services[key] = op.owner;
       if (op.op === 'deleteService') delete state.services[key];
     });
+    // Remember what each diffed service now looks like in the kernel view (failed ones are diffed again).
+    const failedOwners = new Set(services.filter((x) => !reports.get(x.id)!.ok).map((x) => x.id));
+    for (const d of desired) {
+      const key = keys.get(d)!;
+      const entry = this.#view?.get(key);
+      if (entry && !failedOwners.has(d.owner)) this.#applied.set(key, { desired: d, entry });
+      else this.#applied.delete(key);
+    }
+    for (const key of this.#applied.keys()) if (!this.#view?.has(key)) this.#applied.delete(key);
     const draining = Object.fromEntries(diff.draining);
     let dirty = diff.ops.length > 0 || JSON.stringify(draining) !== JSON.stringify(state.draining);
     state.draining = draining;
