@@ -165,7 +165,8 @@ describe('controller against a real apiserver', () => {
   });
 
   it('a restarted controller resumes without writing anything', async () => {
-    await sleep(1500);
+    // Let the writes the previous tests caused (the twin's deletion) settle first.
+    await sleep(4000);
     await controller.stop();
     controller = await start();
     await sleep(3000);
