@@ -3,7 +3,7 @@
 # packages, the lab kernel), boots the lab VM and runs the LVS-DR demo in it (scripts/demo-lab.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES=(qemu-system-x86 busybox-static ipvsadm iproute2 kmod cpio iputils-arping ca-certificates)
+APT_PACKAGES=(qemu-system-x86 busybox-static ipvsadm iproute2 kmod iputils-arping ca-certificates)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

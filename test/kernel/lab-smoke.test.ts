@@ -7,6 +7,8 @@ import { NetLab, assertInLabVm, exec, httpGet } from '../vm/netns.ts';
 assertInLabVm();
 
 const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh'];
+// Everything is slow under TCG, and much slower when the host is busy: generous per-test limits.
+const T = 60_000;
 
 async function ipvsadm(ns: string | null, ...args: string[]): Promise<string> {
   return (await exec(ns, ['ipvsadm', ...args])).stdout;
@@ -18,7 +20,7 @@ describe('lab VM kernel', () => {
     const entries = fs.readdirSync('/proc/sys/net/ipv4/vs');
     expect(entries).toEqual(expect.arrayContaining(['conntrack', 'conn_reuse_mode', 'expire_nodest_conn', 'sloppy_tcp']));
     expect(fs.readFileSync('/proc/sys/net/ipv4/vs/conn_reuse_mode', 'utf8').trim()).toBe('1');
-  });
+  }, T);
 
   test('ipvsadm adds a service that ipvsadm -Sn shows', async () => {
     await ipvsadm(null, '-A', '-t', '10.0.0.1:80', '-s', 'rr');
@@ -30,7 +32,7 @@ describe('lab VM kernel', () => {
       await ipvsadm(null, '-D', '-t', '10.0.0.1:80');
     }
     expect(await ipvsadm(null, '-Sn')).not.toContain('10.0.0.1:80');
-  });
+  }, T);
 
   test.each(SCHEDULERS)('scheduler %s can back a service', async (sched) => {
     const port = 1000 + SCHEDULERS.indexOf(sched);
@@ -41,13 +43,13 @@ describe('lab VM kernel', () => {
     } finally {
       await ipvsadm(null, '-D', '-t', `10.0.0.2:${port}`);
     }
-  });
+  }, T);
 
   test('an unknown scheduler is refused', async () => {
     const r = await exec(null, ['ipvsadm', '-A', '-t', '10.0.0.3:80', '-s', 'nosuchsched'], { allowFailure: true });
     expect(r.code).not.toBe(0);
     expect(await ipvsadm(null, '-Sn')).not.toContain('10.0.0.3:80');
-  });
+  }, T);
 
   test('the netlink package resolves the IPVS generic netlink family', async () => {
     const sock = createGenericNetlink();
@@ -61,12 +63,12 @@ describe('lab VM kernel', () => {
     } finally {
       sock.socket.close();
     }
-  });
+  }, T);
 });
 
 describe('lab VM networking', () => {
   const lab = new NetLab('smoke');
-  afterAll(() => lab.destroy());
+  afterAll(() => lab.destroy(), T);
 
   test('TCP over loopback inside a netns', async () => {
     const ns = await lab.addNetns('lo');
@@ -75,7 +77,7 @@ describe('lab VM networking', () => {
     expect(await httpGet(ns, 'http://127.0.0.1:8080/')).toBe('loopback\n');
     // The namespace is isolated: nothing listens on that port in the root netns.
     expect(await httpGet(null, 'http://127.0.0.1:8080/', { allowFailure: true, timeoutSec: 2 })).toBeNull();
-  }, 120_000);
+  }, 2 * T);
 
   test('client, director, web1, web2 on a bridge (192.168.56.0/24)', async () => {
     const br = await lab.addBridge('br56');
@@ -99,5 +101,5 @@ describe('lab VM networking', () => {
     await exec(director, ['ipvsadm', '-A', '-t', '192.168.56.40:80', '-s', 'rr']);
     expect((await exec(director, ['ipvsadm', '-Sn'])).stdout).toContain('-A -t 192.168.56.40:80 -s rr');
     expect(await ipvsadm(null, '-Sn')).not.toContain('192.168.56.40');
-  }, 180_000);
+  }, 4 * T);
 });
