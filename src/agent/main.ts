@@ -103,6 +103,7 @@ async function main(argv: string[]): Promise<number> {
     agent.stop();
     await cluster?.stop();
     await server?.close();
+    state.flush();
     ipvs.close();
     netif.close();
   };

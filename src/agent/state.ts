@@ -26,7 +26,10 @@ export const emptyState = (): AgentState => ({ version: 1, services: {}, vips: [
 
 export interface StateStore {
   load(): AgentState;
+  /** Persists soon (writes are coalesced: at 5,000 services the file is large). */
   save(state: AgentState): void;
+  /** Persists now (before exit, and after a full resync). */
+  flush(): void;
 }
 
 /**
@@ -58,8 +61,29 @@ export class FileStateStore implements StateStore {
     return { ...emptyState(), ...parsed } as AgentState;
   }
 
+  #timer: NodeJS.Timeout | undefined;
+  #dirty = false;
+
+  /**
+   * Coalesced: written within 100 ms. A crash inside that window can leave a just-created service
+   * unrecorded; the restarted agent then reports it as a conflict instead of touching it (safe side).
+   */
   save(state: AgentState): void {
     this.#state = state;
+    this.#dirty = true;
+    this.#timer ??= setTimeout(() => this.flush(), 100);
+    this.#timer.unref?.();
+  }
+
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (!this.#dirty || !this.#state) return;
+    this.#dirty = false;
+    this.#write(this.#state);
+  }
+
+  #write(state: AgentState): void {
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     const tmp = `${this.file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(state, null, 1));
@@ -67,15 +91,19 @@ export class FileStateStore implements StateStore {
   }
 }
 
+/** In-memory store (tests, benchmarks): shares one object with its users, like FileStateStore does. */
 export class MemoryStateStore implements StateStore {
   state: AgentState;
+  saves = 0;
   constructor(state: AgentState = emptyState()) {
     this.state = state;
   }
   load(): AgentState {
-    return JSON.parse(JSON.stringify(this.state)) as AgentState;
+    return this.state;
   }
   save(state: AgentState): void {
-    this.state = JSON.parse(JSON.stringify(state)) as AgentState;
+    this.state = state;
+    this.saves++;
   }
+  flush(): void {}
 }

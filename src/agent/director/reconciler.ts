@@ -17,7 +17,6 @@ import type { StateStore } from '../state.ts';
 import { syncVips } from '../vips.ts';
 import { diffDirector, type DesiredService, type DirectorOp } from './diff.ts';
 import { ipvsDestination, ipvsService } from './desired.ts';
-import { familyOf } from '../../api/ip.ts';
 
 export const DIRECTOR_OWNER_PREFIX = 'director:';
 
@@ -103,6 +102,8 @@ export class DirectorReconciler {
   readonly #memo = new WeakMap<PlannedService, { epoch: number; desired: DesiredService; key: string }>();
   /** Per serviceKey: the desired object last diffed and the view entry that matched it. */
   readonly #applied = new Map<string, { desired: DesiredService; entry: ServiceState }>();
+  /** serviceKey → owner: state.services as a Map, kept in step with it. */
+  #owned: Map<string, string> | undefined;
   /** Sysctl owners claimed by this process (a resync claims again to repair drift). */
   readonly #claimed = new Set<string>();
   constructor(deps: DirectorDeps) {
@@ -116,29 +117,37 @@ export class DirectorReconciler {
     const reports = new Map<string, ServiceReport>(
       services.map((s) => [s.id, { id: s.id, generation: s.generation, ok: true, errors: [], holdsVip: false }]),
     );
+    const failed = new Set<string>();
     const fail = (id: string, msg: string): void => {
       const r = reports.get(id);
       if (!r) return;
       r.ok = false;
       r.errors.push(msg);
+      failed.add(id);
     };
 
-    // Interfaces first: a service whose interface does not exist fails alone.
+    // Interfaces first: a service whose interface does not exist fails alone. Look up each distinct
+    // interface once, then assign synchronously (no await per service: runs stay cheap at 5,000 services).
     const ifaceOf = new Map<string, string>();
-    const lookups = new Map<string, Promise<string>>();
-    let fallback: Promise<string> | undefined;
-    for (const s of services) {
+    const names = new Set<string>();
+    let fallback: string | undefined;
+    let fallbackError: string | undefined;
+    if (services.some((s) => s.interface === undefined)) {
       try {
-        const ifname = s.interface ?? (await (fallback ??= this.#d.defaultInterface()));
-        let lookup = lookups.get(ifname);
-        if (!lookup) {
-          lookup = this.#d.netif.getInterface(ifname).then(() => ifname);
-          lookups.set(ifname, lookup);
-        }
-        ifaceOf.set(s.id, await lookup);
+        fallback = await this.#d.defaultInterface();
       } catch (e) {
-        fail(s.id, `interface: ${(e as Error).message}`);
+        fallbackError = (e as Error).message;
       }
+    }
+    for (const s of services) names.add(s.interface ?? fallback ?? '');
+    names.delete('');
+    const lookupError = new Map<string, string>();
+    await Promise.all([...names].map((n) => this.#d.netif.getInterface(n).then(() => undefined, (e: unknown) => void lookupError.set(n, (e as Error).message))));
+    for (const s of services) {
+      const ifname = s.interface ?? fallback;
+      if (ifname === undefined) fail(s.id, `interface: ${fallbackError ?? 'no interface'}`);
+      else if (lookupError.has(ifname)) fail(s.id, `interface: ${lookupError.get(ifname)}`);
+      else ifaceOf.set(s.id, ifname);
     }
 
     // Sysctls before IPVS: a NAT director without ip_forward would black-hole replies. They depend only on
@@ -147,7 +156,7 @@ export class DirectorReconciler {
     for (const s of services) {
       const ifname = ifaceOf.get(s.id);
       if (!ifname) continue;
-      const ipv6 = familyOf(s.vip) === 6;
+      const ipv6 = s.vip.includes(':');
       const owner = `${DIRECTOR_OWNER_PREFIX}${s.forwarding}/${ifname}${ipv6 ? '/ipv6' : ''}`;
       const g = groups.get(owner) ?? { mode: s.forwarding, ifname, ipv6, ids: [] };
       g.ids.push(s.id);
@@ -172,7 +181,7 @@ export class DirectorReconciler {
     }
 
     // IPVS.
-    const programmable = services.filter((s) => reports.get(s.id)!.ok);
+    const programmable = failed.size ? services.filter((s) => !failed.has(s.id)) : services;
     // Desired IPVS objects are derived once per planned service object and health epoch; a service whose
     // planned object and kernel entry are both the ones of the last run is in sync and not diffed again.
     const epoch = opts.healthEpoch ?? 0;
@@ -197,8 +206,12 @@ export class DirectorReconciler {
       else desired.push(m.desired);
     }
     // Services that failed before IPVS must not be deleted from the kernel: keep them out of the diff.
-    const failedKeys = new Set(services.filter((s) => !reports.get(s.id)!.ok).map((s) => this.#memo.get(s)?.key ?? serviceKey(ipvsService(s))));
-    const owned = new Map(Object.entries(state.services).filter(([k]) => !failedKeys.has(k)));
+    this.#owned ??= new Map(Object.entries(state.services));
+    let owned: ReadonlyMap<string, string> = this.#owned;
+    if (failed.size) {
+      const failedKeys = new Set(services.filter((s) => failed.has(s.id)).map((s) => this.#memo.get(s)?.key ?? serviceKey(ipvsService(s))));
+      owned = new Map([...this.#owned].filter(([k]) => !failedKeys.has(k)));
+    }
     if (opts.resync || !this.#view) this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
     const view = this.#view;
     const diff = diffDirector({ desired, actual: view, inSync, keyOf: (d) => keys.get(d) ?? serviceKey(d.service), owned, draining: new Map(Object.entries(state.draining)), now });
@@ -210,7 +223,10 @@ export class DirectorReconciler {
       if (err) {
         // Idempotent outcomes: the object is already as we want it.
         if ((op.op === 'addService' && err.code === 'EEXIST' && state.services[key] === op.owner) || (op.op.startsWith('delete') && (err.code === 'ESRCH' || err.code === 'ENOENT'))) {
-          if (op.op === 'deleteService') delete state.services[key];
+          if (op.op === 'deleteService') {
+            delete state.services[key];
+            this.#owned?.delete(key);
+          }
           return;
         }
         fail(op.owner, err.message);
@@ -220,18 +236,24 @@ export class DirectorReconciler {
         return;
       }
       if (this.#view) applyToView(this.#view, op);
-      if (op.op === 'addService') state.services[key] = op.owner;
-      if (op.op === 'deleteService') delete state.services[key];
+      if (op.op === 'addService') {
+        state.services[key] = op.owner;
+        this.#owned?.set(key, op.owner);
+      }
+      if (op.op === 'deleteService') {
+        delete state.services[key];
+        this.#owned?.delete(key);
+      }
     });
     // Remember what each diffed service now looks like in the kernel view (failed ones are diffed again).
-    const failedOwners = new Set(services.filter((x) => !reports.get(x.id)!.ok).map((x) => x.id));
+    const failedOwners = failed;
     for (const d of desired) {
       const key = keys.get(d)!;
       const entry = this.#view?.get(key);
       if (entry && !failedOwners.has(d.owner)) this.#applied.set(key, { desired: d, entry });
       else this.#applied.delete(key);
     }
-    for (const key of this.#applied.keys()) if (!this.#view?.has(key)) this.#applied.delete(key);
+    if (opts.resync) for (const key of this.#applied.keys()) if (!this.#view?.has(key)) this.#applied.delete(key);
     const draining = Object.fromEntries(diff.draining);
     let dirty = diff.ops.length > 0 || JSON.stringify(draining) !== JSON.stringify(state.draining);
     state.draining = draining;
