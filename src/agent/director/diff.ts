@@ -61,7 +61,8 @@ export function diffDirector(input: DiffInput): DiffResult {
   const actualByKey: ReadonlyMap<string, ServiceState> = Array.isArray(input.actual)
     ? new Map((input.actual as ServiceState[]).map((s) => [serviceKey(s.service), s]))
     : (input.actual as ReadonlyMap<string, ServiceState>);
-  const desiredKeys = new Set<string>(input.inSync ?? []);
+  const desiredKeys = new Set<string>();
+  const inSync = input.inSync;
   const keyOf = input.keyOf ?? ((d: DesiredService): string => serviceKey(d.service));
 
   for (const want of input.desired) {
@@ -114,7 +115,7 @@ export function diffDirector(input: DiffInput): DiffResult {
   }
 
   for (const [key, owner] of input.owned) {
-    if (desiredKeys.has(key)) continue;
+    if (desiredKeys.has(key) || inSync?.has(key)) continue;
     const have = actualByKey.get(key);
     if (have) ops.push({ op: 'deleteService', owner, service: have.service });
   }
