@@ -1,0 +1,107 @@
+// The agent's cluster mode against the real apiserver: it watches only its node's NodePlan shards, runs
+// their merged plan (here into the in-memory IPVS fake), and reports on each shard's status subresource.
+import { jest } from '@jest/globals';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ClusterSource, NODEPLANS } from '../../src/agent/cluster.ts';
+import { Agent } from '../../src/agent/agent.ts';
+import { DirectorReconciler } from '../../src/agent/director/reconciler.ts';
+import { RealServerReconciler } from '../../src/agent/realserver/reconciler.ts';
+import { HealthChecker } from '../../src/agent/health/checker.ts';
+import { MemoryStateStore } from '../../src/agent/state.ts';
+import { FakeIpvs } from '../../src/ipvs/fake.ts';
+import { FakeNetif } from '../../src/netif/fake.ts';
+import { FakeSysctl, defaultSysctls } from '../../src/sysctl/fake.ts';
+import { CustomObjects } from '../../src/kube/status.ts';
+import { shardPlan } from '../../src/model/shards.ts';
+import type { NodePlan as NodePlanObject } from '../../src/api/v1alpha1/nodeplan.ts';
+import type { PlannedService } from '../../src/model/plan.ts';
+import { createLogger } from '../../src/util/log.ts';
+import { ENV } from './harness.ts';
+import { kubectlOk, uniqueName, sleep } from './util.ts';
+
+jest.setTimeout(120_000);
+
+const svc = (id: string, vip: string, weight = 1): PlannedService => ({
+  id, generation: 4, vip, port: 80, protocol: 'TCP', scheduler: 'rr', schedulerFlags: [], onePacket: false, forwarding: 'DirectRouting', holdVip: true,
+  healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 0,
+  destinations: [{ realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight, upperThreshold: 0, lowerThreshold: 0 }],
+});
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+describe('agent cluster mode', () => {
+  const node = uniqueName('agent-node');
+  const admin = (): string => process.env[ENV.admin] ?? '';
+  let kc: KubeConfig;
+  let objects: CustomObjects;
+  let source: ClusterSource;
+  let agent: Agent;
+  const ipvs = new FakeIpvs();
+  const netif = new FakeNetif();
+  netif.addLink('eth0', { up: true });
+
+  beforeAll(async () => {
+    await kubectlOk(['apply', '--server-side', '-f', 'crds/'], { kubeconfig: admin() });
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/nodeplans.lvs.operator.dev'], { kubeconfig: admin() });
+    kc = new KubeConfig();
+    kc.loadFromFile(admin());
+    objects = new CustomObjects(kc);
+    const log = createLogger('agent', 'silent');
+    const state = new MemoryStateStore();
+    const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
+    agent = new Agent({
+      node, log, health: new HealthChecker({ log }),
+      director: new DirectorReconciler({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
+      realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
+      onReport: (r) => source.report(r),
+    });
+    source = new ClusterSource({ kc, node, agent, log });
+    // Another node's plan must be ignored.
+    for (const o of shardPlan({ node: `${node}-other`, director: [svc('lab/other', '10.88.0.99')], realServer: [] })) await objects.create(NODEPLANS, o);
+    await source.start();
+  });
+
+  afterAll(async () => {
+    agent?.stop();
+    await source?.stop();
+    await kubectlOk(['delete', 'nodeplans', '-l', `lvs.operator.dev/node in (${node},${node}-other)`, '--ignore-not-found'], { kubeconfig: admin() }).catch(() => undefined);
+  });
+
+  it('programs its own shards only and reports Programmed with the applied generation', async () => {
+    const shards = shardPlan({ node, director: [svc('lab/a', '10.88.0.1'), svc('lab/b', '10.88.0.2')], realServer: [] });
+    for (const o of shards) await objects.create(NODEPLANS, o);
+    await eventually('kernel holds both', async () => (await ipvs.listServices()).length === 2);
+    expect((await ipvs.listServices()).map((s) => s.service.address).sort()).toEqual(['10.88.0.1', '10.88.0.2']);
+    for (const o of shards) {
+      const got = await eventually('status', async () => {
+        const x = await objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata.name ?? '' });
+        return x.status?.conditions?.find((c) => c.type === 'Programmed' && c.status === 'True') ? x : undefined;
+      });
+      expect(got.status?.services?.every((s) => s.programmed && s.generation === 4 && s.holdsVip)).toBe(true);
+      expect(got.status?.observedGeneration).toBe(got.metadata.generation);
+    }
+  });
+
+  it('a weight change in a shard is one SET_DEST; deleting the shards tears the services down', async () => {
+    const shards = shardPlan({ node, director: [svc('lab/a', '10.88.0.1', 9), svc('lab/b', '10.88.0.2')], realServer: [] });
+    ipvs.resetCalls();
+    for (const o of shards) {
+      const cur = await objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata.name ?? '' });
+      await objects.replace(NODEPLANS, { ...o, metadata: { ...o.metadata, resourceVersion: cur.metadata.resourceVersion } });
+    }
+    await eventually('weight 9', async () => (await ipvs.listServices()).find((s) => s.service.address === '10.88.0.1')?.destinations[0]?.destination.weight === 9);
+    expect(ipvs.calls.updateDestination).toBe(1);
+    expect(ipvs.calls.addService + ipvs.calls.deleteService).toBe(0);
+    await kubectlOk(['delete', 'nodeplans', '-l', `lvs.operator.dev/node=${node}`], { kubeconfig: admin() });
+    await eventually('torn down', async () => (await ipvs.listServices()).length === 0);
+    expect(await netif.listAddresses('eth0')).toEqual([]);
+  });
+});
