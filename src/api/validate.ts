@@ -11,27 +11,10 @@ import { parse as parseYaml } from 'yaml';
 import { Environment } from '@marcbachmann/cel-js';
 import { GROUP, VERSION } from './v1alpha1/meta.ts';
 import { isIP, isGlobalUnicast, familyOf } from './ip.ts';
+import type { JSONSchemaProps } from '../crdgen/schema.ts';
 
-interface Schema {
-  type?: string;
-  properties?: Record<string, Schema>;
-  required?: string[];
-  items?: Schema;
-  additionalProperties?: Schema;
-  enum?: string[];
-  default?: unknown;
-  minimum?: number;
-  maximum?: number;
-  minLength?: number;
-  maxLength?: number;
-  pattern?: string;
-  minItems?: number;
-  maxItems?: number;
-  maxProperties?: number;
-  'x-kubernetes-validations'?: Array<{ rule: string; message: string }>;
-  'x-kubernetes-list-type'?: string;
-  'x-kubernetes-preserve-unknown-fields'?: boolean;
-}
+/** The generated openAPIV3Schema nodes, as the generator types them. */
+type Schema = JSONSchemaProps;
 
 export const CRD_DIR = fileURLToPath(new URL('../../crds/', import.meta.url));
 

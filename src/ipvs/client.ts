@@ -18,7 +18,7 @@ import {
 } from './codec.ts';
 import { IpvsError, isIpvsError } from './errors.ts';
 import type { IpvsInterface, IpvsOp, IpvsOpResult } from './interface.ts';
-import { genericSocketFactory, NetlinkTransport, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
+import { NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
 import type {
   Destination,
   DestinationEntry,
@@ -39,9 +39,13 @@ import type { NetlinkMessage } from './wire.ts';
 export interface IpvsClientOptions {
   /** No reply progress for this long fails the request and recreates the socket (default 10 s). */
   readonly timeoutMs?: number;
-  /** Max unconfirmed requests in apply() (default 1024). */
+  /**
+   * Max unconfirmed requests in apply() (default 256). Every failed request is answered with an
+   * error message that carries the request (~1 KiB of receive buffer each); if they overflow the
+   * socket's receive buffer the kernel drops replies (ENOBUFS) and the unconfirmed ops fail.
+   */
   readonly pipelineWindow?: number;
-  /** Requests packed into one sendmsg in apply(), only the last asks for an ACK (default 256). */
+  /** Requests packed into one sendmsg in apply(), only the last asks for an ACK (default 128). */
   readonly pipelineBatch?: number;
   /**
    * Sockets used in parallel for the per-service destination dumps of listServices() (default 8).
@@ -49,26 +53,26 @@ export interface IpvsClientOptions {
    */
   readonly dumpConcurrency?: number;
   readonly logger?: Logger;
-  /**
-   * Read each datagram into a fixed buffer of this size instead of peeking at its size first
-   * (saves a syscall per datagram; dumps then come in datagrams of at most this size).
-   */
-  readonly readBufferSize?: number;
   /** For tests: where sockets come from (default: netlink@0.3.0 RawNetlinkSocket, NETLINK_GENERIC). */
   readonly socketFactory?: SocketFactory;
 }
 
-const OP_REQUEST: Record<IpvsOp['op'], (op: IpvsOp) => IpvsRequest> = {
-  addService: (o) => ({ cmd: 'NEW_SERVICE', service: (o as { service: Service }).service }),
-  updateService: (o) => ({ cmd: 'SET_SERVICE', service: (o as { service: Service }).service }),
-  deleteService: (o) => ({ cmd: 'DEL_SERVICE', service: o.service }),
-  addDestination: (o) => ({ cmd: 'NEW_DEST', service: o.service, destination: (o as { destination: Destination }).destination }),
-  updateDestination: (o) => ({ cmd: 'SET_DEST', service: o.service, destination: (o as { destination: Destination }).destination }),
-  deleteDestination: (o) => ({ cmd: 'DEL_DEST', service: o.service, destination: (o as { destination: DestinationKey }).destination }),
-};
-
+/** The netlink command an IpvsInterface op becomes. */
 export function opToRequest(op: IpvsOp): IpvsRequest {
-  return OP_REQUEST[op.op](op);
+  switch (op.op) {
+    case 'addService':
+      return { cmd: 'NEW_SERVICE', service: op.service };
+    case 'updateService':
+      return { cmd: 'SET_SERVICE', service: op.service };
+    case 'deleteService':
+      return { cmd: 'DEL_SERVICE', service: op.service };
+    case 'addDestination':
+      return { cmd: 'NEW_DEST', service: op.service, destination: op.destination };
+    case 'updateDestination':
+      return { cmd: 'SET_DEST', service: op.service, destination: op.destination };
+    case 'deleteDestination':
+      return { cmd: 'DEL_DEST', service: op.service, destination: op.destination };
+  }
 }
 
 export class IpvsClient implements IpvsInterface {
@@ -86,13 +90,13 @@ export class IpvsClient implements IpvsInterface {
   readonly requestCounts: Record<string, number> = {};
 
   constructor(opts: IpvsClientOptions = {}) {
-    this.window = opts.pipelineWindow ?? 1024;
-    this.batch = opts.pipelineBatch ?? 256;
+    this.window = opts.pipelineWindow ?? 256;
+    this.batch = opts.pipelineBatch ?? 128;
     this.log = opts.logger;
     this.dumpConcurrency = Math.max(1, opts.dumpConcurrency ?? 8);
     this.transportOptions = {
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      socketFactory: opts.socketFactory ?? genericSocketFactory(opts.readBufferSize ? { readBufferSize: opts.readBufferSize } : {}),
+      socketFactory: opts.socketFactory ?? openGenericNetlinkSocket,
       onReset: (reason) => {
         // A new socket may talk to a reloaded ip_vs: look the family up again.
         this.familyId = undefined;

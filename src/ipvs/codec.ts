@@ -18,6 +18,7 @@ import {
   DestAttr,
   Fwd,
   FWD_MASK,
+  GENL_HDRLEN,
   GENL_ID_CTRL,
   InfoAttr,
   IPPROTO_SCTP,
@@ -53,7 +54,7 @@ import type {
   TunnelType,
 } from './types.ts';
 import { ZERO_STATS } from './types.ts';
-import { AttrTable, MessageWriter, readU32 } from './wire.ts';
+import { AttrCursor, MessageWriter, readU32 } from './wire.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Requests
@@ -323,10 +324,6 @@ const PROTO_NAME = new Map<number, Protocol>([
 ]);
 const FWD_NAME: readonly ForwardingMethod[] = ['masq', 'local', 'tunnel', 'droute'];
 const TUN_NAME: readonly TunnelType[] = ['ipip', 'gue', 'gre'];
-const MAX_SVC_ATTR = 12;
-const MAX_DEST_ATTR = 15;
-const MAX_DAEMON_ATTR = 8;
-const MAX_STATS_ATTR = 11;
 
 function decodeAf(v: number, what: string): AddressFamily {
   const af = AF_NAME.get(v);
@@ -334,170 +331,259 @@ function decodeAf(v: number, what: string): AddressFamily {
   return af;
 }
 
-function decodeAddr(t: AttrTable, type: number, af: AddressFamily, name: string): string {
-  return af === 'ipv4' ? formatIPv4(t.buf, t.bytesAt(type, 4, name)) : formatIPv6(t.buf, t.bytesAt(type, 16, name));
+function addrAt(buf: Buffer, off: number, af: AddressFamily): string {
+  return af === 'ipv4' ? formatIPv4(buf, off) : formatIPv6(buf, off);
 }
 
+const S_CONNS = StatsAttr.CONNS;
+const S_OUTBPS = StatsAttr.OUTBPS;
+
 /** STATS64 (all u64) or legacy STATS (mixed u32/u64): the width is taken from each attribute's length. */
-function decodeStatsTable(t: AttrTable): Stats {
-  const v = (type: number, name: string): bigint => {
-    const len = t.length(type);
-    if (len < 0) return 0n;
-    return len >= 8 ? t.u64(type, name) : BigInt(t.u32(type, name));
-  };
-  return {
-    conns: v(StatsAttr.CONNS, 'conns'),
-    inpkts: v(StatsAttr.INPKTS, 'inpkts'),
-    outpkts: v(StatsAttr.OUTPKTS, 'outpkts'),
-    inbytes: v(StatsAttr.INBYTES, 'inbytes'),
-    outbytes: v(StatsAttr.OUTBYTES, 'outbytes'),
-    cps: v(StatsAttr.CPS, 'cps'),
-    inpps: v(StatsAttr.INPPS, 'inpps'),
-    outpps: v(StatsAttr.OUTPPS, 'outpps'),
-    inbps: v(StatsAttr.INBPS, 'inbps'),
-    outbps: v(StatsAttr.OUTBPS, 'outbps'),
-  };
+function statsFrom(c: AttrCursor): Stats {
+  const v: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
+  while (c.next()) {
+    if (c.type < S_CONNS || c.type > S_OUTBPS) continue; // PAD and future attributes
+    v[c.type - 1] = c.len >= 8 ? c.u64('counter') : BigInt(c.u32('counter'));
+  }
+  return { conns: v[0] as bigint, inpkts: v[1] as bigint, outpkts: v[2] as bigint, inbytes: v[3] as bigint, outbytes: v[4] as bigint, cps: v[5] as bigint, inpps: v[6] as bigint, outpps: v[7] as bigint, inbps: v[8] as bigint, outbps: v[9] as bigint };
 }
 
 /** A stats nest's attributes (STATS or STATS64 payload). */
 export function decodeStats(buf: Buffer): Stats {
-  return decodeStatsTable(new AttrTable(buf, 0, buf.length, MAX_STATS_ATTR, 'stats'));
+  return statsFrom(new AttrCursor(buf, 0, buf.length, 'stats'));
 }
 
-function pickStats(t: AttrTable, stats64: number, stats: number): Stats {
-  if (t.has(stats64)) return decodeStatsTable(t.nested(stats64, MAX_STATS_ATTR, 'stats64'));
-  if (t.has(stats)) return decodeStatsTable(t.nested(stats, MAX_STATS_ATTR, 'stats'));
-  return ZERO_STATS;
+/** STATS64 when the kernel sends it (>= 4.1), else the legacy nest with its 32-bit counters. */
+function pickStats(stats64: AttrCursor | undefined, legacy: AttrCursor | undefined): Stats {
+  if (stats64) return statsFrom(stats64);
+  return legacy ? statsFrom(legacy) : ZERO_STATS;
 }
 
-function serviceFromTable(t: AttrTable): ServiceEntry {
-  const af = decodeAf(t.u16(SvcAttr.AF, 'af'), 'service');
-  const fwmark = t.optU32(SvcAttr.FWMARK, 'fwmark');
-  const flagsAt = t.bytesAt(SvcAttr.FLAGS, 8, 'flags');
-  const flags = (readU32(t.buf, flagsAt) & readU32(t.buf, flagsAt + 4)) >>> 0;
-  const pe = t.has(SvcAttr.PE_NAME) ? t.string(SvcAttr.PE_NAME, 'pe_name') : '';
+function missing(c: AttrCursor, name: string): never {
+  return c.fail(`missing ${name}`);
+}
+
+function serviceFrom(c: AttrCursor): ServiceEntry {
+  let afNum = -1;
+  let protoNum = -1;
+  let addrOff = -1;
+  let addrLen = 0;
+  let port = -1;
+  let fwmark = 0;
+  let scheduler: string | undefined;
+  let flags = -1;
+  let timeout = -1;
+  let netmaskOff = -1;
+  let pe = '';
+  let stats64: AttrCursor | undefined;
+  let legacy: AttrCursor | undefined;
+  while (c.next()) {
+    switch (c.type) {
+      case SvcAttr.AF: afNum = c.u16('af'); break;
+      case SvcAttr.PROTOCOL: protoNum = c.u16('protocol'); break;
+      case SvcAttr.ADDR: addrOff = c.bytesAt(4, 'addr'); addrLen = c.len; break;
+      case SvcAttr.PORT: port = c.u16be('port'); break;
+      case SvcAttr.FWMARK: fwmark = c.u32('fwmark'); break;
+      case SvcAttr.SCHED_NAME: scheduler = c.string(); break;
+      case SvcAttr.FLAGS: {
+        const off = c.bytesAt(8, 'flags');
+        flags = (readU32(c.buf, off) & readU32(c.buf, off + 4)) >>> 0;
+        break;
+      }
+      case SvcAttr.TIMEOUT: timeout = c.u32('timeout'); break;
+      case SvcAttr.NETMASK: netmaskOff = c.bytesAt(4, 'netmask'); break;
+      case SvcAttr.PE_NAME: pe = c.string(); break;
+      case SvcAttr.STATS64: stats64 = c.nest('stats64'); break;
+      case SvcAttr.STATS: legacy = c.nest('stats'); break;
+      default: break; // attributes of newer kernels
+    }
+  }
+  if (afNum < 0) missing(c, 'af');
+  const af = decodeAf(afNum, 'service');
+  if (scheduler === undefined) missing(c, 'sched_name');
+  if (flags < 0) missing(c, 'flags');
+  if (timeout < 0) missing(c, 'timeout');
+  if (netmaskOff < 0) missing(c, 'netmask');
   const config = {
-    scheduler: t.string(SvcAttr.SCHED_NAME, 'sched_name'),
+    scheduler,
     flags,
-    timeout: t.u32(SvcAttr.TIMEOUT, 'timeout'),
+    timeout,
     // IPv4: a be32 mask; IPv6: a host-order prefix length.
-    netmask: af === 'ipv4' ? t.u32be(SvcAttr.NETMASK, 'netmask') : t.u32(SvcAttr.NETMASK, 'netmask'),
+    netmask: af === 'ipv4' ? c.buf.readUInt32BE(netmaskOff) : readU32(c.buf, netmaskOff),
     ...(pe !== '' ? { pe } : {}),
   };
-  const stats = pickStats(t, SvcAttr.STATS64, SvcAttr.STATS);
-  if (fwmark !== 0) return { service: { af, fwmark, ...config }, stats };
-  const protoNum = t.u16(SvcAttr.PROTOCOL, 'protocol');
+  const st = pickStats(stats64, legacy);
+  if (fwmark !== 0) return { service: { af, fwmark, ...config }, stats: st };
+  if (protoNum < 0) missing(c, 'protocol');
   const protocol = PROTO_NAME.get(protoNum);
-  if (!protocol) throw new IpvsDecodeError(`service: unknown protocol ${protoNum}`);
-  const address = decodeAddr(t, SvcAttr.ADDR, af, 'addr');
-  return { service: { af, protocol, address, port: t.u16be(SvcAttr.PORT, 'port'), ...config }, stats };
+  if (!protocol) return c.fail(`unknown protocol ${protoNum}`);
+  if (addrOff < 0) missing(c, 'addr');
+  if (af === 'ipv6' && addrLen < 16) c.fail(`IPv6 addr of ${addrLen} bytes`);
+  if (port < 0) missing(c, 'port');
+  return { service: { af, protocol, address: addrAt(c.buf, addrOff, af), port, ...config }, stats: st };
 }
 
-function destFromTable(t: AttrTable, serviceAf: AddressFamily): DestinationEntry {
-  const af = t.has(DestAttr.ADDR_FAMILY) ? decodeAf(t.u16(DestAttr.ADDR_FAMILY, 'addr_family'), 'destination') : serviceAf;
-  const fwdNum = t.u32(DestAttr.FWD_METHOD, 'fwd_method') & FWD_MASK;
-  const forwarding = FWD_NAME[fwdNum];
-  if (!forwarding) throw new IpvsDecodeError(`destination: unknown forwarding method ${fwdNum}`);
-  const tunNum = t.has(DestAttr.TUN_TYPE) ? t.u8(DestAttr.TUN_TYPE, 'tun_type') : 0;
-  const tunnelType = TUN_NAME[tunNum];
-  if (!tunnelType) throw new IpvsDecodeError(`destination: unknown tunnel type ${tunNum}`);
+function destFrom(c: AttrCursor, serviceAf: AddressFamily): DestinationEntry {
+  let addrOff = -1;
+  let addrLen = 0;
+  let port = -1;
+  let fwd = -1;
+  let weight = -1;
+  let upper = 0;
+  let lower = 0;
+  let active = 0;
+  let inactive = 0;
+  let persist = 0;
+  let afNum = -1;
+  let tun = 0;
+  let tunPort = 0;
+  let tunFlags = 0;
+  let stats64: AttrCursor | undefined;
+  let legacy: AttrCursor | undefined;
+  while (c.next()) {
+    switch (c.type) {
+      case DestAttr.ADDR: addrOff = c.bytesAt(4, 'addr'); addrLen = c.len; break;
+      case DestAttr.PORT: port = c.u16be('port'); break;
+      case DestAttr.FWD_METHOD: fwd = c.u32('fwd_method') & FWD_MASK; break;
+      case DestAttr.WEIGHT: weight = c.u32('weight'); break;
+      case DestAttr.U_THRESH: upper = c.u32('u_thresh'); break;
+      case DestAttr.L_THRESH: lower = c.u32('l_thresh'); break;
+      case DestAttr.ACTIVE_CONNS: active = c.u32('active_conns'); break;
+      case DestAttr.INACT_CONNS: inactive = c.u32('inact_conns'); break;
+      case DestAttr.PERSIST_CONNS: persist = c.u32('persist_conns'); break;
+      case DestAttr.ADDR_FAMILY: afNum = c.u16('addr_family'); break;
+      case DestAttr.TUN_TYPE: tun = c.u8('tun_type'); break;
+      case DestAttr.TUN_PORT: tunPort = c.u16be('tun_port'); break;
+      case DestAttr.TUN_FLAGS: tunFlags = c.u16('tun_flags'); break;
+      case DestAttr.STATS64: stats64 = c.nest('stats64'); break;
+      case DestAttr.STATS: legacy = c.nest('stats'); break;
+      default: break;
+    }
+  }
+  // ADDR_FAMILY is absent before kernel 3.18: the service's family applies.
+  const af = afNum < 0 ? serviceAf : decodeAf(afNum, 'destination');
+  if (addrOff < 0) missing(c, 'addr');
+  if (af === 'ipv6' && addrLen < 16) c.fail(`IPv6 addr of ${addrLen} bytes`);
+  if (port < 0) missing(c, 'port');
+  if (fwd < 0) missing(c, 'fwd_method');
+  if (weight < 0) missing(c, 'weight');
+  const forwarding = FWD_NAME[fwd];
+  if (!forwarding) return c.fail(`unknown forwarding method ${fwd}`);
+  const tunnelType = TUN_NAME[tun];
+  if (!tunnelType) return c.fail(`unknown tunnel type ${tun}`);
   return {
     destination: {
-      address: decodeAddr(t, DestAttr.ADDR, af, 'addr'),
-      port: t.u16be(DestAttr.PORT, 'port'),
+      address: addrAt(c.buf, addrOff, af),
+      port,
       af,
       forwarding,
-      weight: t.u32(DestAttr.WEIGHT, 'weight'),
-      upperThreshold: t.optU32(DestAttr.U_THRESH, 'u_thresh'),
-      lowerThreshold: t.optU32(DestAttr.L_THRESH, 'l_thresh'),
+      weight,
+      upperThreshold: upper,
+      lowerThreshold: lower,
       tunnelType,
-      tunnelPort: t.has(DestAttr.TUN_PORT) ? t.u16be(DestAttr.TUN_PORT, 'tun_port') : 0,
-      tunnelFlags: t.has(DestAttr.TUN_FLAGS) ? t.u16(DestAttr.TUN_FLAGS, 'tun_flags') : 0,
+      tunnelPort: tunPort,
+      tunnelFlags: tunFlags,
     },
-    counters: {
-      activeConns: t.optU32(DestAttr.ACTIVE_CONNS, 'active_conns'),
-      inactiveConns: t.optU32(DestAttr.INACT_CONNS, 'inact_conns'),
-      persistConns: t.optU32(DestAttr.PERSIST_CONNS, 'persist_conns'),
-    },
-    stats: pickStats(t, DestAttr.STATS64, DestAttr.STATS),
+    counters: { activeConns: active, inactiveConns: inactive, persistConns: persist },
+    stats: pickStats(stats64, legacy),
   };
 }
 
-function daemonFromTable(t: AttrTable): SyncDaemon {
-  const state = t.u32(DaemonAttr.STATE, 'state');
+/** Cursor over the nest `type` among the top-level attributes of a genl message payload. */
+function topNest(payload: Buffer, type: number, what: string): AttrCursor {
+  if (payload.length < GENL_HDRLEN) throw new IpvsDecodeError(`${what}: generic netlink payload of ${payload.length} bytes`);
+  const top = new AttrCursor(payload, GENL_HDRLEN, payload.length, what);
+  let found: AttrCursor | undefined;
+  while (top.next()) if (top.type === type) found = top.nest(type === CmdAttr.SERVICE ? 'service' : type === CmdAttr.DEST ? 'destination' : 'daemon');
+  if (!found) return top.fail(`missing attribute ${type}`);
+  return found;
+}
+
+function daemonFrom(c: AttrCursor): SyncDaemon {
+  let state = -1;
+  let iface: string | undefined;
+  let syncId = -1;
+  let maxLen = 0;
+  let group = '224.0.0.81';
+  let port = 8848;
+  let ttl = 1;
+  while (c.next()) {
+    switch (c.type) {
+      case DaemonAttr.STATE: state = c.u32('state'); break;
+      case DaemonAttr.MCAST_IFN: iface = c.string(); break;
+      case DaemonAttr.SYNC_ID: syncId = c.u32('sync_id'); break;
+      case DaemonAttr.SYNC_MAXLEN: maxLen = c.u16('sync_maxlen'); break;
+      case DaemonAttr.MCAST_GROUP: group = formatIPv4(c.buf, c.bytesAt(4, 'mcast_group')); break;
+      case DaemonAttr.MCAST_GROUP6: group = formatIPv6(c.buf, c.bytesAt(16, 'mcast_group6')); break;
+      case DaemonAttr.MCAST_PORT: port = c.u16('mcast_port'); break; // host order, unlike service ports
+      case DaemonAttr.MCAST_TTL: ttl = c.u8('mcast_ttl'); break;
+      default: break;
+    }
+  }
   const role: SyncDaemonRole | undefined = state === DaemonState.MASTER ? 'master' : state === DaemonState.BACKUP ? 'backup' : undefined;
-  if (!role) throw new IpvsDecodeError(`daemon: unknown state ${state}`);
-  const group = t.has(DaemonAttr.MCAST_GROUP6)
-    ? formatIPv6(t.buf, t.bytesAt(DaemonAttr.MCAST_GROUP6, 16, 'mcast_group6'))
-    : t.has(DaemonAttr.MCAST_GROUP)
-      ? formatIPv4(t.buf, t.bytesAt(DaemonAttr.MCAST_GROUP, 4, 'mcast_group'))
-      : '224.0.0.81';
-  return {
-    role,
-    interface: t.string(DaemonAttr.MCAST_IFN, 'mcast_ifn'),
-    syncId: t.u32(DaemonAttr.SYNC_ID, 'sync_id'),
-    maxLen: t.has(DaemonAttr.SYNC_MAXLEN) ? t.u16(DaemonAttr.SYNC_MAXLEN, 'sync_maxlen') : 0,
-    group,
-    // Host order, unlike service ports.
-    port: t.has(DaemonAttr.MCAST_PORT) ? t.u16(DaemonAttr.MCAST_PORT, 'mcast_port') : 8848,
-    ttl: t.has(DaemonAttr.MCAST_TTL) ? t.u8(DaemonAttr.MCAST_TTL, 'mcast_ttl') : 1,
-  };
+  if (!role) return c.fail(`unknown state ${state}`);
+  if (iface === undefined) missing(c, 'mcast_ifn');
+  if (syncId < 0) missing(c, 'sync_id');
+  return { role, interface: iface, syncId, maxLen, group, port, ttl };
+}
+
+/** u32 top-level attributes of a genl message payload, by type (absent = undefined). */
+function topU32s(payload: Buffer, maxType: number, what: string): Array<number | undefined> {
+  if (payload.length < GENL_HDRLEN) throw new IpvsDecodeError(`${what}: generic netlink payload of ${payload.length} bytes`);
+  const c = new AttrCursor(payload, GENL_HDRLEN, payload.length, what);
+  const out = new Array<number | undefined>(maxType + 1);
+  while (c.next()) if (c.type <= maxType) out[c.type] = c.len >= 4 ? c.u32(`attribute ${c.type}`) : c.len >= 2 ? c.u16(`attribute ${c.type}`) : c.fail(`attribute ${c.type} of ${c.len} bytes`);
+  return out;
 }
 
 /** The attributes inside CMD_ATTR_SERVICE. */
 export function decodeServiceAttrs(buf: Buffer): ServiceEntry {
-  return serviceFromTable(new AttrTable(buf, 0, buf.length, MAX_SVC_ATTR, 'service'));
+  return serviceFrom(new AttrCursor(buf, 0, buf.length, 'service'));
 }
 
 /** The attributes inside CMD_ATTR_DEST; `serviceAf` is used when ADDR_FAMILY is absent (kernel < 3.18). */
 export function decodeDestAttrs(buf: Buffer, serviceAf: AddressFamily): DestinationEntry {
-  return destFromTable(new AttrTable(buf, 0, buf.length, MAX_DEST_ATTR, 'destination'), serviceAf);
+  return destFrom(new AttrCursor(buf, 0, buf.length, 'destination'), serviceAf);
 }
 
 export function decodeDaemonAttrs(buf: Buffer): SyncDaemon {
-  return daemonFromTable(new AttrTable(buf, 0, buf.length, MAX_DAEMON_ATTR, 'daemon'));
+  return daemonFrom(new AttrCursor(buf, 0, buf.length, 'daemon'));
 }
 
 /** A GET_SERVICE reply message (cmd NEW_SERVICE); `payload` = everything after the nlmsghdr. */
 export function decodeServiceReply(payload: Buffer): ServiceEntry {
-  const top = AttrTable.ofGenl(payload, CmdAttr.SERVICE, 'service reply');
-  return serviceFromTable(top.nested(CmdAttr.SERVICE, MAX_SVC_ATTR, 'service'));
+  return serviceFrom(topNest(payload, CmdAttr.SERVICE, 'service reply'));
 }
 
 /** A GET_DEST reply message (cmd NEW_DEST). */
 export function decodeDestReply(payload: Buffer, serviceAf: AddressFamily): DestinationEntry {
-  const top = AttrTable.ofGenl(payload, CmdAttr.DEST, 'destination reply');
-  return destFromTable(top.nested(CmdAttr.DEST, MAX_DEST_ATTR, 'destination'), serviceAf);
+  return destFrom(topNest(payload, CmdAttr.DEST, 'destination reply'), serviceAf);
 }
 
 /** A GET_DAEMON reply message (cmd NEW_DAEMON). */
 export function decodeDaemonReply(payload: Buffer): SyncDaemon {
-  const top = AttrTable.ofGenl(payload, CmdAttr.DAEMON, 'daemon reply');
-  return daemonFromTable(top.nested(CmdAttr.DAEMON, MAX_DAEMON_ATTR, 'daemon'));
+  return daemonFrom(topNest(payload, CmdAttr.DAEMON, 'daemon reply'));
 }
 
 /** A GET_INFO reply (cmd SET_INFO): top-level INFO_ATTR_* (not CMD_ATTR_*). */
 export function decodeInfoReply(payload: Buffer): IpvsInfo {
-  const t = AttrTable.ofGenl(payload, InfoAttr.CONN_TAB_SIZE, 'info reply');
-  const v = t.u32(InfoAttr.VERSION, 'version');
-  return {
-    version: `${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`,
-    versionCode: v,
-    connTableSize: t.u32(InfoAttr.CONN_TAB_SIZE, 'conn_tab_size'),
-  };
+  const [, v, size] = topU32s(payload, InfoAttr.CONN_TAB_SIZE, 'info reply');
+  if (v === undefined || size === undefined) throw new IpvsDecodeError('info reply: missing version or conn_tab_size');
+  return { version: `${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`, versionCode: v, connTableSize: size };
 }
 
 /** A GET_CONFIG reply (cmd SET_CONFIG); a timeout the kernel omits (protocol not built) reads as 0. */
 export function decodeTimeoutsReply(payload: Buffer): Timeouts {
-  const t = AttrTable.ofGenl(payload, CmdAttr.TIMEOUT_UDP, 'config reply');
-  return {
-    tcp: t.optU32(CmdAttr.TIMEOUT_TCP, 'timeout_tcp'),
-    tcpFin: t.optU32(CmdAttr.TIMEOUT_TCP_FIN, 'timeout_tcp_fin'),
-    udp: t.optU32(CmdAttr.TIMEOUT_UDP, 'timeout_udp'),
-  };
+  const t = topU32s(payload, CmdAttr.TIMEOUT_UDP, 'config reply');
+  return { tcp: t[CmdAttr.TIMEOUT_TCP] ?? 0, tcpFin: t[CmdAttr.TIMEOUT_TCP_FIN] ?? 0, udp: t[CmdAttr.TIMEOUT_UDP] ?? 0 };
 }
 
-/** nlctrl GETFAMILY reply -> family id. */
+/** nlctrl GETFAMILY reply -> family id (a u16). */
 export function decodeFamilyReply(payload: Buffer): number {
-  return AttrTable.ofGenl(payload, CTRL_ATTR_FAMILY_ID, 'family reply').u16(CTRL_ATTR_FAMILY_ID, 'family_id');
+  if (payload.length < GENL_HDRLEN) throw new IpvsDecodeError(`family reply: generic netlink payload of ${payload.length} bytes`);
+  const c = new AttrCursor(payload, GENL_HDRLEN, payload.length, 'family reply');
+  let id: number | undefined;
+  while (c.next()) if (c.type === CTRL_ATTR_FAMILY_ID) id = c.u16('family_id');
+  if (id === undefined) return c.fail('missing family_id');
+  return id;
 }

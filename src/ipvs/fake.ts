@@ -96,7 +96,8 @@ export class FakeIpvs implements IpvsInterface {
   };
   /** Kernel round trips the netlink client would have made (a listServices costs 1 + services). */
   requestCount = 0;
-  info_: IpvsInfo = { version: '1.2.1', versionCode: 0x010201, connTableSize: 4096 };
+  /** What info() answers. */
+  infoReply: IpvsInfo = { version: '1.2.1', versionCode: 0x010201, connTableSize: 4096 };
   /** When true, mixed-family destinations are refused as with a running sync daemon. */
   syncDaemonRunning = false;
 
@@ -145,7 +146,7 @@ export class FakeIpvs implements IpvsInterface {
 
   async info(): Promise<IpvsInfo> {
     this.enter('info', 'GET_INFO', undefined);
-    return { ...this.info_ };
+    return { ...this.infoReply };
   }
 
   async listServices(): Promise<ServiceState[]> {

@@ -216,110 +216,93 @@ function forEachAttr(buf: Buffer, start: number, end: number, what: string, fn: 
 }
 
 /**
- * The attributes of one stream (or nest) indexed by type, as offsets into the received buffer:
- * no per-attribute Buffer objects, which matters when decoding 100k destinations. Types above
- * `maxType` are ignored (newer kernels add attributes); a later duplicate wins, as in the kernel.
- * Getters check the length (too short = IpvsDecodeError, like the kernel's minimum-length policy).
+ * Single-pass reader over one attribute stream (or nest): `next()` steps to the next attribute and
+ * exposes its type/offset/length; typed getters read the current one with a length check. Used by
+ * the hot decoders (destinations, services, stats) because it allocates nothing per attribute.
  */
-export class AttrTable {
+export class AttrCursor {
   readonly buf: Buffer;
+  type = 0;
+  off = 0;
+  len = 0;
+  private pos: number;
+  private readonly end: number;
   private readonly name: string;
-  private readonly parent: AttrTable | undefined;
-  private readonly at: Int32Array;
+  private readonly parent: AttrCursor | undefined;
 
-  constructor(buf: Buffer, start: number, end: number, maxType: number, name: string, parent?: AttrTable) {
+  constructor(buf: Buffer, start: number, end: number, name: string, parent?: AttrCursor) {
     this.buf = buf;
+    this.pos = start;
+    this.end = end;
     this.name = name;
     this.parent = parent;
-    const at = new Int32Array((maxType + 1) * 2).fill(-1);
-    let off = start;
-    while (end - off >= NLA_HDRLEN) {
-      const len = readU16(buf, off);
-      if (len < NLA_HDRLEN || len > end - off) {
-        throw new IpvsDecodeError(`${this.what}: attribute at offset ${off - start} has length ${len}, ${end - off} bytes left`);
-      }
-      const type = readU16(buf, off + 2) & NLA_TYPE_MASK;
-      if (type <= maxType) {
-        at[type * 2] = off + NLA_HDRLEN;
-        at[type * 2 + 1] = len - NLA_HDRLEN;
-      }
-      off += align4(len);
-    }
-    this.at = at;
   }
 
-  /** Path for error messages, e.g. "destination reply.destination.stats64" (built only on error). */
+  /** Path for error messages, built only when one is thrown. */
   private get what(): string {
     return this.parent ? `${this.parent.what}.${this.name}` : this.name;
   }
 
-  /** Table of the attributes after the genl header of a message payload. */
-  static ofGenl(payload: Buffer, maxType: number, what: string): AttrTable {
-    if (payload.length < GENL_HDRLEN) throw new IpvsDecodeError(`${what}: generic netlink payload of ${payload.length} bytes`);
-    return new AttrTable(payload, GENL_HDRLEN, payload.length, maxType, what);
+  /** Cursor over the payload of the current attribute (a nest). */
+  nest(name: string): AttrCursor {
+    return new AttrCursor(this.buf, this.off, this.off + this.len, name, this);
   }
 
-  has(type: number): boolean {
-    return (this.at[type * 2] ?? -1) >= 0;
+  next(): boolean {
+    const rem = this.end - this.pos;
+    if (rem < NLA_HDRLEN) return false;
+    const len = readU16(this.buf, this.pos);
+    if (len < NLA_HDRLEN || len > rem) {
+      throw new IpvsDecodeError(`${this.what}: attribute of length ${len} with ${rem} bytes left`);
+    }
+    this.type = readU16(this.buf, this.pos + 2) & NLA_TYPE_MASK;
+    this.off = this.pos + NLA_HDRLEN;
+    this.len = len - NLA_HDRLEN;
+    this.pos += align4(len);
+    return true;
   }
 
-  /** Offset of the payload of `type`, checking it has at least `n` bytes. */
-  private off(type: number, n: number, name: string): number {
-    const off = this.at[type * 2] ?? -1;
-    if (off < 0) throw new IpvsDecodeError(`${this.what}: missing ${name} (attribute ${type})`);
-    const len = this.at[type * 2 + 1] as number;
-    if (len < n) throw new IpvsDecodeError(`${this.what}: ${name} has ${len} bytes, expected at least ${n}`);
-    return off;
+  private need(n: number, name: string): number {
+    if (this.len < n) throw new IpvsDecodeError(`${this.what}: ${name} has ${this.len} bytes, expected at least ${n}`);
+    return this.off;
   }
 
-  length(type: number): number {
-    return this.at[type * 2 + 1] ?? -1;
+  u8(name: string): number {
+    return this.buf[this.need(1, name)] as number;
   }
 
-  u8(type: number, name: string): number {
-    return this.buf[this.off(type, 1, name)] as number;
+  u16(name: string): number {
+    return readU16(this.buf, this.need(2, name));
   }
 
-  u16(type: number, name: string): number {
-    return readU16(this.buf, this.off(type, 2, name));
+  u16be(name: string): number {
+    return this.buf.readUInt16BE(this.need(2, name));
   }
 
-  u16be(type: number, name: string): number {
-    return this.buf.readUInt16BE(this.off(type, 2, name));
+  u32(name: string): number {
+    return readU32(this.buf, this.need(4, name));
   }
 
-  u32(type: number, name: string): number {
-    return readU32(this.buf, this.off(type, 4, name));
+  u32be(name: string): number {
+    return this.buf.readUInt32BE(this.need(4, name));
   }
 
-  u32be(type: number, name: string): number {
-    return this.buf.readUInt32BE(this.off(type, 4, name));
+  u64(name: string): bigint {
+    return readU64(this.buf, this.need(8, name));
   }
 
-  u64(type: number, name: string): bigint {
-    return readU64(this.buf, this.off(type, 8, name));
+  /** Offset of the current payload, checking it has at least `n` bytes. */
+  bytesAt(n: number, name: string): number {
+    return this.need(n, name);
   }
 
-  /** Optional u32/u16/u8 with a default when absent. */
-  optU32(type: number, name: string, dflt = 0): number {
-    return this.has(type) ? this.u32(type, name) : dflt;
+  string(): string {
+    const end = this.off + this.len;
+    const nul = this.buf.indexOf(0, this.off);
+    return this.buf.toString('utf8', this.off, nul === -1 || nul > end ? end : nul);
   }
 
-  /** NUL-terminated (or, leniently, unterminated) string. */
-  string(type: number, name: string): string {
-    const off = this.off(type, 0, name);
-    const end = off + (this.at[type * 2 + 1] as number);
-    const nul = this.buf.indexOf(0, off);
-    return this.buf.toString('utf8', off, nul === -1 || nul > end ? end : nul);
-  }
-
-  /** Offset of a fixed-size binary payload (e.g. a 16-byte address), length-checked. */
-  bytesAt(type: number, n: number, name: string): number {
-    return this.off(type, n, name);
-  }
-
-  nested(type: number, maxType: number, name: string): AttrTable {
-    const off = this.off(type, 0, name);
-    return new AttrTable(this.buf, off, off + (this.at[type * 2 + 1] as number), maxType, name, this);
+  fail(message: string): never {
+    throw new IpvsDecodeError(`${this.what}: ${message}`);
   }
 }

@@ -17,7 +17,8 @@ import type { NodePlan as NodePlanObject } from '../../src/api/v1alpha1/nodeplan
 import type { PlannedService } from '../../src/model/plan.ts';
 import { createLogger } from '../../src/util/log.ts';
 import { ENV } from './harness.ts';
-import { kubectlOk, uniqueName, sleep } from './util.ts';
+import { kubectlOk, uniqueName } from './util.ts';
+import { eventually } from '../support/eventually.ts';
 
 jest.setTimeout(120_000);
 
@@ -26,16 +27,6 @@ const svc = (id: string, vip: string, weight = 1): PlannedService => ({
   healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 0,
   destinations: [{ realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight, upperThreshold: 0, lowerThreshold: 0 }],
 });
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
 
 describe('agent cluster mode', () => {
   const node = uniqueName('agent-node');

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/util/log.ts';
 import type { NodePlan, VirtualService, RealServer } from '../../src/api/v1alpha1/index.ts';
 import { ENV } from './harness.ts';
 import { kubectlOk, uniqueName, sleep } from './util.ts';
+import { eventually } from '../support/eventually.ts';
 
 jest.setTimeout(180_000);
 
@@ -25,21 +26,6 @@ const R = {
   rs: { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'realservers' },
   np: { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'nodeplans' },
 };
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms ${last ? String(last) : ''}`);
-    await sleep(200);
-  }
-}
 
 describe('controller against a real apiserver', () => {
   const ns = uniqueName('lvs-ctl');

@@ -90,21 +90,7 @@ export const allOk = (r: AgentReport): boolean => r.director.services.every((s) 
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await sleep(300);
-  }
-}
+export { eventually } from '../support/eventually.ts';
 
 /** `ipvsadm -Sn` lines in a netns, sorted (the independent oracle). */
 export async function ipvsadmSave(lab: NetLab, ns: string): Promise<string[]> {

@@ -1,21 +1,7 @@
-import type { HealthCheckType } from '../../api/v1alpha1/virtualservice.ts';
+import type { PlannedHealthCheck } from '../../api/v1alpha1/nodeplan.ts';
 
-/** A resolved health check: the API's HealthCheck with its defaults applied (timing fields required). */
-export interface HealthCheckSpec {
-  type: HealthCheckType;
-  /** Port to check; defaults to the target's port. */
-  port?: number;
-  /** HTTP(S) request path; defaults to /. */
-  path?: string;
-  /** HTTP(S) Host header; defaults to the checked address and port. */
-  host?: string;
-  /** HTTP(S) statuses that count as healthy; defaults to [200]. */
-  expectedStatuses?: number[];
-  intervalSeconds: number;
-  timeoutSeconds: number;
-  rise: number;
-  fall: number;
-}
+/** A resolved health check: the planned check, every default applied (the same type the plan carries). */
+export type HealthCheckSpec = PlannedHealthCheck;
 
 /** One realserver to check. */
 export interface HealthTarget {

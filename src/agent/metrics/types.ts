@@ -1,21 +1,10 @@
+import type { Stats } from '../../ipvs/types.ts';
+
 /**
  * What the metrics collector reads from the kernel at scrape time. Field names follow the IPVS netlink
  * stats (IPVS_STATS_ATTR_*), 64-bit, so the IPVS client's Stats fits as it is.
  */
-export interface IpvsStats {
-  /** Counters since the service/destination was created. */
-  readonly conns: bigint;
-  readonly inpkts: bigint;
-  readonly outpkts: bigint;
-  readonly inbytes: bigint;
-  readonly outbytes: bigint;
-  /** Per-second rates from the kernel's estimator (2 s sampling, smoothed). */
-  readonly cps: bigint;
-  readonly inpps: bigint;
-  readonly outpps: bigint;
-  readonly inbps: bigint;
-  readonly outbps: bigint;
-}
+export type IpvsStats = Stats;
 
 export type SnapshotProtocol = 'tcp' | 'udp' | 'sctp';
 
