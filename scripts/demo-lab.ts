@@ -8,6 +8,8 @@ import { NetLab } from '../test/vm/netns.ts';
 import { AgentProc, REPO, eventually, writeConfig } from '../test/kernel/agent-lab.ts';
 
 const VIP = '192.168.56.40';
+// The agents' JSON logs would drown the walkthrough; warnings and errors still show.
+process.env.LVS_LOG_LEVEL ??= 'warn';
 const say = (s: string): void => void process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
 const show = (s: string): void => void process.stdout.write(`${s.trimEnd()}\n`);
 

@@ -53,7 +53,7 @@ export class AgentProc {
 
   start(): void {
     fs.rmSync(this.statusFile, { force: true });
-    this.proc = this.#lab.spawn(this.#ns, [process.execPath, AGENT, ...this.#args], { env: { LVS_LOG_LEVEL: 'info' } });
+    this.proc = this.#lab.spawn(this.#ns, [process.execPath, AGENT, ...this.#args], { env: { LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'info' } });
   }
 
   async stop(): Promise<void> {
