@@ -40,15 +40,16 @@ export interface IpvsClientOptions {
   /** No reply progress for this long fails the request and recreates the socket (default 10 s). */
   readonly timeoutMs?: number;
   /**
-   * Max unconfirmed requests in apply() (default 256). Every failed request is answered with an
-   * error message that carries the request (~1 KiB of receive buffer each); if they overflow the
-   * socket's receive buffer the kernel drops replies (ENOBUFS) and the unconfirmed ops fail.
+   * Max unconfirmed requests in apply() (default 128). Every failed request is answered with an
+   * error message that carries the request (~1.5 KiB of receive buffer each); if they overflow the
+   * socket's receive buffer (measured: 256 failures do with the default net.core.rmem_max) the
+   * kernel drops replies (ENOBUFS) and the unconfirmed ops fail.
    */
   readonly pipelineWindow?: number;
   /** Requests packed into one sendmsg in apply(), only the last asks for an ACK (default 128). */
   readonly pipelineBatch?: number;
   /**
-   * Sockets used in parallel for the per-service destination dumps of listServices() (default 8).
+   * Sockets used in parallel for the per-service destination dumps of listServices() (default 16).
    * A socket runs one dump at a time, so this is what overlaps the round trips.
    */
   readonly dumpConcurrency?: number;
@@ -81,6 +82,7 @@ export class IpvsClient implements IpvsInterface {
   private readonly dumpers: NetlinkTransport[] = [];
   private readonly dumpConcurrency: number;
   private readonly transportOptions: TransportOptions;
+
   private readonly window: number;
   private readonly batch: number;
   private readonly log: Logger | undefined;
@@ -90,10 +92,11 @@ export class IpvsClient implements IpvsInterface {
   readonly requestCounts: Record<string, number> = {};
 
   constructor(opts: IpvsClientOptions = {}) {
-    this.window = opts.pipelineWindow ?? 256;
+    this.window = opts.pipelineWindow ?? 128;
     this.batch = opts.pipelineBatch ?? 128;
     this.log = opts.logger;
-    this.dumpConcurrency = Math.max(1, opts.dumpConcurrency ?? 8);
+    this.dumpConcurrency = Math.max(1, opts.dumpConcurrency ?? 16);
+
     this.transportOptions = {
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       socketFactory: opts.socketFactory ?? openGenericNetlinkSocket,

@@ -302,7 +302,7 @@ export class NetlinkTransport {
    * has succeeded. This keeps the receive side to one datagram per batch plus one per failure,
    * instead of one per request. At most `window` messages are unconfirmed at any time.
    */
-  async pipeline(msgs: readonly OutgoingMessage[], window = 256, batch = 128): Promise<(IpvsError | undefined)[]> {
+  async pipeline(msgs: readonly OutgoingMessage[], window = 128, batch = 128): Promise<(IpvsError | undefined)[]> {
     const results = new Array<IpvsError | undefined>(msgs.length);
     let next = 0;
     let outstanding = 0;
