@@ -13,7 +13,7 @@ import { IpvsClient } from '../src/ipvs/client.ts';
 import type { IpvsOp } from '../src/ipvs/interface.ts';
 import { formatIpvsadmRules } from '../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceState } from '../src/ipvs/types.ts';
-import { ZERO_COUNTERS, ZERO_STATS } from '../src/ipvs/types.ts';
+import { destination, ZERO_COUNTERS, ZERO_STATS } from '../src/ipvs/types.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 if (process.env.LVS_VM !== '1') {
@@ -41,19 +41,7 @@ const services: Service[] = Array.from({ length: SERVICES }, (_, i) => ({
   timeout: 0,
   netmask: 0xffffffff,
 }));
-const destsOf = (i: number): Destination[] =>
-  Array.from({ length: DESTS }, (_, j) => ({
-    address: `172.16.${j}.${(i % 250) + 1}`,
-    port: 80,
-    af: 'ipv4',
-    forwarding: 'droute',
-    weight: 1,
-    upperThreshold: 0,
-    lowerThreshold: 0,
-    tunnelType: 'ipip',
-    tunnelPort: 0,
-    tunnelFlags: 0,
-  }));
+const destsOf = (i: number): Destination[] => Array.from({ length: DESTS }, (_, j) => destination(`172.16.${j}.${(i % 250) + 1}`, 80));
 const desired: ServiceState[] = services.map((service, i) => ({
   service,
   stats: ZERO_STATS,

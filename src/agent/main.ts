@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.ts';
+import { runMain, untilTerminated } from '../util/process.ts';
 import { IpvsClient } from '../ipvs/client.ts';
 import { RtNetif } from '../netif/rtnetlink.ts';
 import { CommandArpAnnouncer } from '../netif/arp.ts';
@@ -24,7 +25,7 @@ import { Agent, type AgentReport } from './agent.ts';
 import { loadConfigDir, planStandalone } from './standalone.ts';
 import { defaultRouteInterface } from './hostinfo.ts';
 import { createLvsMetrics } from './metrics/registry.ts';
-import { startMetricsServer } from './metrics/server.ts';
+import { parseListenAddress, startMetricsServer } from './metrics/server.ts';
 import { ipvsSnapshotReader } from './metrics/snapshot.ts';
 import type { ClusterSource } from './cluster.ts';
 
@@ -146,9 +147,7 @@ async function main(argv: string[]): Promise<number> {
   agent.start();
   const metricsAddress = values['metrics-address'];
   if (metricsAddress !== 'none') {
-    const at = metricsAddress.lastIndexOf(':');
-    const host = metricsAddress.slice(0, at).replace(/^\[|\]$/g, '') || '0.0.0.0';
-    server = await startMetricsServer({ host, port: Number(metricsAddress.slice(at + 1)), registry: metrics.registry, healthz: () => agent.lastReport !== undefined, log });
+    server = await startMetricsServer({ ...parseListenAddress(metricsAddress), registry: metrics.registry, healthz: () => agent.lastReport !== undefined, log });
   }
   let debounce: NodeJS.Timeout | undefined;
   if (configDir) fs.watch(configDir, () => {
@@ -162,19 +161,11 @@ async function main(argv: string[]): Promise<number> {
     }, 200);
   });
   process.on('SIGHUP', load);
-  await new Promise<void>((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
-  });
+  await untilTerminated();
   // Leave the kernel as it is: a restarted agent adopts its objects without dropping traffic.
   log.info('stopping (kernel state left in place)');
   await close();
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    console.error(JSON.stringify({ level: 'fatal', msg: (e as Error).message }));
-    process.exit(1);
-  },
-);
+runMain(main);

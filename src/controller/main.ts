@@ -10,10 +10,11 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createLogger } from '../util/log.ts';
+import { runMain, untilTerminated } from '../util/process.ts';
 import { loadKubeConfig, inClusterNamespace } from '../kube/kubeconfig.ts';
 import { LeaderElector, coordinationLeaseApi } from '../kube/leader.ts';
 import { EventRecorder, eventsV1Sink } from '../kube/events.ts';
-import { startMetricsServer } from '../agent/metrics/server.ts';
+import { parseListenAddress, startMetricsServer } from '../agent/metrics/server.ts';
 import { loadConfig } from './config.ts';
 import { Controller } from './controller.ts';
 
@@ -47,10 +48,8 @@ async function main(argv: string[]): Promise<number> {
 
   // Metrics and probes on separate ports, as the chart expects (8080 metrics, 8081 /healthz and /readyz).
   const listen = (address: string) => {
-    const at = address.lastIndexOf(':');
     return startMetricsServer({
-      host: address.slice(0, at).replace(/^\[|\]$/g, '') || '0.0.0.0',
-      port: Number(address.slice(at + 1)),
+      ...parseListenAddress(address),
       registry,
       healthz: () => true,
       readyz: () => controller.vs.hasSynced() && controller.plans.hasSynced(),
@@ -83,9 +82,7 @@ async function main(argv: string[]): Promise<number> {
     controller.setLeading(true);
   }
 
-  await new Promise<void>((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
-  });
+  await untilTerminated();
   log.info('stopping');
   controller.setLeading(false);
   await elector?.stop({ release: true });
@@ -95,10 +92,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    console.error(JSON.stringify({ level: 'fatal', msg: (e as Error).message }));
-    process.exit(1);
-  },
-);
+runMain(main);

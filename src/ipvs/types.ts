@@ -158,3 +158,23 @@ export const ZERO_STATS: Stats = Object.freeze({
 });
 
 export const ZERO_COUNTERS: DestinationCounters = Object.freeze({ activeConns: 0, inactiveConns: 0, persistConns: 0 });
+
+/**
+ * A destination with ipvsadm's defaults (direct routing, weight 1, no thresholds, IPIP tunnel fields
+ * zeroed), the family taken from the address; `rest` overrides any field.
+ */
+export function destination(address: string, port: number, rest: Partial<Destination> = {}): Destination {
+  return {
+    address,
+    port,
+    af: address.includes(':') ? 'ipv6' : 'ipv4',
+    forwarding: 'droute',
+    weight: 1,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+    tunnelType: 'ipip',
+    tunnelPort: 0,
+    tunnelFlags: 0,
+    ...rest,
+  };
+}

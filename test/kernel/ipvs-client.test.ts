@@ -9,6 +9,7 @@ import { IpvsError } from '../../src/ipvs/errors.ts';
 import type { IpvsOp } from '../../src/ipvs/interface.ts';
 import { expectedIpvsadmList, formatIpvsadmRules, parseIpvsadmList, parseIpvsadmTimeouts, type ListingMode, type ListingRow } from '../../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceKey, Timeouts } from '../../src/ipvs/types.ts';
+import { destination } from '../../src/ipvs/types.ts';
 
 assertInLabVm();
 jest.setTimeout(300_000);
@@ -17,19 +18,7 @@ const ipvsadm = async (...args: string[]): Promise<string> => (await exec(null, 
 const lines = (s: string): string[] => s.split('\n').map((l) => l.trim()).filter(Boolean);
 
 const svc: Service = { af: 'ipv4', protocol: 'tcp', address: '192.168.56.40', port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff };
-const dest = (address: string, port = 80, rest: Partial<Destination> = {}): Destination => ({
-  address,
-  port,
-  af: address.includes(':') ? 'ipv6' : 'ipv4',
-  forwarding: 'droute',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  tunnelType: 'ipip',
-  tunnelPort: 0,
-  tunnelFlags: 0,
-  ...rest,
-});
+const dest = (address: string, port = 80, rest: Partial<Destination> = {}): Destination => destination(address, port, rest);
 
 const normalizeRows = (rows: ListingRow[]): ListingRow[] =>
   rows

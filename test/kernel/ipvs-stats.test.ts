@@ -7,6 +7,7 @@ import { NetLab, assertInLabVm, exec } from '../vm/netns.ts';
 import { IpvsClient } from '../../src/ipvs/client.ts';
 import { expectedIpvsadmList, parseIpvsadmList } from '../../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceState } from '../../src/ipvs/types.ts';
+import { destination } from '../../src/ipvs/types.ts';
 
 assertInLabVm();
 jest.setTimeout(300_000);
@@ -14,18 +15,7 @@ jest.setTimeout(300_000);
 const VIP = '192.168.56.40';
 const REQUESTS = 20;
 const svc: Service = { af: 'ipv4', protocol: 'tcp', address: VIP, port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff };
-const rs = (address: string): Destination => ({
-  address,
-  port: 80,
-  af: 'ipv4',
-  forwarding: 'droute',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  tunnelType: 'ipip',
-  tunnelPort: 0,
-  tunnelFlags: 0,
-});
+const rs = (address: string): Destination => destination(address, 80);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The counters (not the decaying rate estimates) of a service and its destinations, as text. */

@@ -1,6 +1,7 @@
 /** Maps planned services (API vocabulary) onto IPVS value types (kernel vocabulary). */
 import type { PlannedDestination, PlannedService } from '../../model/plan.ts';
 import type { Destination, Service, AddressFamily, ForwardingMethod } from '../../ipvs/types.ts';
+import { destination } from '../../ipvs/types.ts';
 import { SvcFlag } from '../../ipvs/constants.ts';
 import { defaultNetmask, netmaskFromPrefix, parseIPv4 } from '../../ipvs/addr.ts';
 import { familyOf } from '../../api/ip.ts';
@@ -37,16 +38,11 @@ export function ipvsService(p: PlannedService): Service {
 
 /** The destination as the kernel should hold it; `weight` is the effective weight (0 when unhealthy). */
 export function ipvsDestination(p: PlannedService, d: PlannedDestination, weight: number): Destination {
-  return {
-    address: d.address,
-    port: d.port,
+  return destination(d.address, d.port, {
     af: afOf(d.address),
     forwarding: FORWARDING[p.forwarding],
     weight,
     upperThreshold: d.upperThreshold,
     lowerThreshold: d.lowerThreshold,
-    tunnelType: 'ipip',
-    tunnelPort: 0,
-    tunnelFlags: 0,
-  };
+  });
 }

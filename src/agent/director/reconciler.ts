@@ -7,7 +7,7 @@ import type { IpvsInterface } from '../../ipvs/interface.ts';
 import type { IpvsError } from '../../ipvs/errors.ts';
 import { destKey, serviceKey } from '../../ipvs/keys.ts';
 import { SvcFlag } from '../../ipvs/constants.ts';
-import { ZERO_STATS, type ServiceState } from '../../ipvs/types.ts';
+import { ZERO_COUNTERS, ZERO_STATS, type ServiceState } from '../../ipvs/types.ts';
 import type { NetInterfaceOps, ArpAnnouncer } from '../../netif/types.ts';
 import type { SysctlOps } from '../../sysctl/types.ts';
 import { sysctlsFor } from '../../sysctl/policy.ts';
@@ -59,8 +59,6 @@ export interface ReconcileOptions {
   /** Changes whenever a health verdict changes, so effective weights are derived again. */
   healthEpoch?: number;
 }
-
-const ZERO_COUNTERS = { activeConns: 0, inactiveConns: 0, persistConns: 0 };
 
 /** What the kernel holds after `op` succeeded, so the next reconcile needs no dump. */
 function applyToView(view: Map<string, ServiceState>, op: DirectorOp): void {

@@ -88,3 +88,11 @@ function probe(check: () => boolean): boolean {
     return false;
   }
 }
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces) as listen options; a bad port is an error, not port 0. */
+export function parseListenAddress(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  const port = Number(address.slice(at + 1));
+  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address "${address}": want HOST:PORT`);
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
 import { createLvsMetrics } from '../../../src/agent/metrics/registry.ts';
-import { startMetricsServer, type MetricsServer } from '../../../src/agent/metrics/server.ts';
+import { parseListenAddress, startMetricsServer, type MetricsServer } from '../../../src/agent/metrics/server.ts';
 import { createLogger } from '../../../src/util/log.ts';
 
 const log = createLogger('test', 'silent');
@@ -105,4 +105,14 @@ describe('metrics server edge cases', () => {
       await first.close();
     }
   });
+});
+
+describe('parseListenAddress', () => {
+  it.each([
+    ['0.0.0.0:9120', { host: '0.0.0.0', port: 9120 }],
+    [':8080', { host: '0.0.0.0', port: 8080 }],
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::1]:8081', { host: '::1', port: 8081 }],
+  ])('%s', (text, want) => expect(parseListenAddress(text)).toEqual(want));
+  it.each(['9120', 'localhost:http', 'h:70000'])('rejects %s', (text) => expect(() => parseListenAddress(text)).toThrow(`invalid listen address "${text}"`));
 });

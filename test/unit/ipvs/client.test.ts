@@ -7,6 +7,7 @@ import { Cmd, NLM_F_ACK, NLM_F_DUMP } from '../../../src/ipvs/constants.ts';
 import { IpvsError } from '../../../src/ipvs/errors.ts';
 import type { IpvsOp } from '../../../src/ipvs/interface.ts';
 import type { Destination, Service } from '../../../src/ipvs/types.ts';
+import { destination } from '../../../src/ipvs/types.ts';
 import {
   configReply,
   daemonReply,
@@ -24,18 +25,7 @@ import {
 } from './replies.ts';
 
 const svc: Service = { af: 'ipv4', protocol: 'tcp', address: '192.168.56.40', port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff };
-const dest: Destination = {
-  address: '192.168.56.37',
-  port: 80,
-  af: 'ipv4',
-  forwarding: 'droute',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  tunnelType: 'ipip',
-  tunnelPort: 0,
-  tunnelFlags: 0,
-};
+const dest: Destination = destination('192.168.56.37', 80);
 
 /** A kernel that knows the family, answers GET_INFO/GET_CONFIG, ACKs everything else. */
 function basicKernel(nl: FakeNetlink, extra: (r: SentRequest) => Buffer[] | undefined = () => undefined): void {

@@ -3,6 +3,7 @@ import { familyOf, formatIPv6, netmaskFromPrefix, normalizeAddress, parseIPv4, p
 import { errnoFromNetlinkError, errnoName, IpvsError, isIpvsError, toIpvsError } from '../../../src/ipvs/errors.ts';
 import { destKey, formatNetmask, keyOf, sameDestination, sameService, serviceFlagNames, serviceKey, userFlags } from '../../../src/ipvs/keys.ts';
 import type { Destination, Service } from '../../../src/ipvs/types.ts';
+import { destination } from '../../../src/ipvs/types.ts';
 
 describe('IpvsError', () => {
   it('message: CODE: COMMAND object: reason', () => {
@@ -93,18 +94,7 @@ describe('addresses', () => {
 
 describe('keys and formatters (ipvsadm notation)', () => {
   const s: Service = { af: 'ipv4', protocol: 'tcp', address: '192.168.56.40', port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff };
-  const d: Destination = {
-    address: '10.0.0.1',
-    port: 80,
-    af: 'ipv4',
-    forwarding: 'droute',
-    weight: 1,
-    upperThreshold: 0,
-    lowerThreshold: 0,
-    tunnelType: 'ipip',
-    tunnelPort: 0,
-    tunnelFlags: 0,
-  };
+  const d: Destination = destination('10.0.0.1', 80);
 
   it('service keys', () => {
     expect(serviceKey(s)).toBe('192.168.56.40:80/TCP');

@@ -4,20 +4,10 @@ import { IpvsError } from '../../../src/ipvs/errors.ts';
 import { FakeIpvs } from '../../../src/ipvs/fake.ts';
 import type { IpvsInterface } from '../../../src/ipvs/interface.ts';
 import type { Destination, Service } from '../../../src/ipvs/types.ts';
+import { destination } from '../../../src/ipvs/types.ts';
 
 const svc: Service = { af: 'ipv4', protocol: 'tcp', address: '192.168.56.40', port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff };
-const d1: Destination = {
-  address: '192.168.56.37',
-  port: 80,
-  af: 'ipv4',
-  forwarding: 'droute',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  tunnelType: 'ipip',
-  tunnelPort: 0,
-  tunnelFlags: 0,
-};
+const d1: Destination = destination('192.168.56.37', 80);
 const d2: Destination = { ...d1, address: '192.168.56.38' };
 
 async function code(p: Promise<unknown>): Promise<string> {

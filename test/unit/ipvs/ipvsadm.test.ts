@@ -9,23 +9,11 @@ import {
   parseIpvsadmTimeouts,
 } from '../../../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceState } from '../../../src/ipvs/types.ts';
-import { ZERO_COUNTERS, ZERO_STATS } from '../../../src/ipvs/types.ts';
+import { destination, ZERO_COUNTERS, ZERO_STATS } from '../../../src/ipvs/types.ts';
 
 const H = SvcFlag.HASHED;
 const base = { flags: H, timeout: 0, netmask: 0xffffffff } as const;
-const dest = (address: string, port: number, rest: Partial<Destination> = {}): Destination => ({
-  address,
-  port,
-  af: address.includes(':') ? 'ipv6' : 'ipv4',
-  forwarding: 'droute',
-  weight: 1,
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  tunnelType: 'ipip',
-  tunnelPort: 0,
-  tunnelFlags: 0,
-  ...rest,
-});
+const dest = destination;
 const state = (service: Service, dests: Destination[] = []): ServiceState => ({
   service,
   stats: ZERO_STATS,

@@ -1,0 +1,19 @@
+/** Process plumbing shared by the lvs-agent and lvs-controller entry points. */
+
+/** Resolves on the first SIGTERM or SIGINT. */
+export function untilTerminated(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
+  });
+}
+
+/** Runs a CLI main and exits with its code; a thrown error becomes one JSON fatal log line and exit 1. */
+export function runMain(main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(JSON.stringify({ level: 'fatal', msg: (e as Error).message }));
+      process.exit(1);
+    },
+  );
+}
