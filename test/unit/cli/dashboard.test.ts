@@ -122,6 +122,8 @@ describe('Grafana dashboard', () => {
       .find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'lvs-operator-dashboard');
     expect(cm?.metadata).toMatchObject({ namespace: 'monitoring', labels: { grafana_dashboard: '1' }, annotations: { grafana_folder: 'LVS' } });
     expect(JSON.parse(cm!.data!['lvs-operator.json']!)).toEqual(dashboard);
+    const lint = helm(['lint', '--strict', join(ROOT, 'charts', 'lvs-operator'), '--set', 'grafanaDashboard.enabled=true']);
+    expect({ code: lint.code, out: lint.stdout }).toEqual({ code: 0, out: expect.stringContaining('0 chart(s) failed') });
     const bad = helm(['template', 'x', join(ROOT, 'charts', 'lvs-operator'), '--set', 'grafanaDashboard.enabled=yes']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("at '/grafanaDashboard/enabled': got string, want boolean");
