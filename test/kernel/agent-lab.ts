@@ -42,12 +42,14 @@ export class AgentProc {
   readonly #ns: string;
   readonly #args: string[];
 
-  constructor(lab: NetLab, ns: string, node: string, configDir: string, extra: string[] = []) {
+  /** `source`: a standalone config dir, or `{ kubeconfig }` for cluster mode (the node's NodePlans). */
+  constructor(lab: NetLab, ns: string, node: string, source: string | { kubeconfig: string }, extra: string[] = []) {
     this.#lab = lab;
     this.#ns = ns;
     this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `lvs-state-${node}-`));
     this.statusFile = path.join(this.stateDir, 'status.json');
-    this.#args = ['--config', configDir, '--node', node, '--state-dir', this.stateDir, '--status-file', this.statusFile,
+    const mode = typeof source === 'string' ? ['--config', source] : ['--cluster', '--kubeconfig', source.kubeconfig];
+    this.#args = [...mode, '--node', node, '--state-dir', this.stateDir, '--status-file', this.statusFile,
       '--interface', 'eth0', '--resync', '1', ...extra];
   }
 

@@ -60,6 +60,21 @@ export interface VmShare {
   readOnly?: boolean;
 }
 
+/**
+ * A TCP port on the host's loopback that guest processes may reach: QEMU's user-mode network with
+ * `restrict=on` (no route out of the VM) and one `guestfwd` per entry, so guest connections to
+ * GUEST_FORWARD_ADDRESS:guestPort are relayed to 127.0.0.1:hostPort on the host. Nothing else leaves the VM.
+ */
+export interface HostForward {
+  guestPort: number;
+  hostPort: number;
+}
+
+/** Guest side of HostForward: the address guest processes connect to (slirp's virtual network). */
+export const GUEST_FORWARD_ADDRESS = '10.0.2.100';
+/** The VM's own address on that network (interface `hostfwd0` in the root netns). */
+export const GUEST_FORWARD_LOCAL = '10.0.2.15/24';
+
 export interface RunInVmOptions {
   /** argv of the command; argv[0] is looked up in the guest PATH. */
   command: string[];
@@ -77,6 +92,8 @@ export interface RunInVmOptions {
   outGuestPath?: string;
   /** More 9p shares (read-write unless readOnly). */
   shares?: VmShare[];
+  /** Host loopback ports reachable from the guest (see HostForward). Default none: the VM has no NIC at all. */
+  hostForwards?: HostForward[];
   /** Called with every chunk of console output (marker lines removed). */
   onOutput?: (text: string) => void;
   /** Echo console output to process.stdout as it arrives. */
@@ -328,6 +345,19 @@ echo /bin/lvs-modprobe > /proc/sys/kernel/modprobe
 chroot $R /sbin/modprobe -a ${PRELOAD_MODULES.join(' ')} || die "modprobe of the IPVS modules failed"
 chroot $R /sbin/ip link set lo up
 hostname lvs-vm
+# Optional: the user-mode NIC that only carries guestfwd connections to host loopback ports (restrict=on).
+if [ -f /ctl/hostfwd ]; then
+  chroot $R /sbin/modprobe virtio_net || die "modprobe virtio_net failed"
+  nic=""
+  for d in /sys/class/net/*; do
+    n=\${d##*/}
+    [ "$n" = lo ] || { nic=$n; break; }
+  done
+  [ -n "$nic" ] || die "no NIC for the host forwards"
+  chroot $R /sbin/ip link set "$nic" name hostfwd0 || die "cannot rename $nic"
+  chroot $R /sbin/ip addr add ${GUEST_FORWARD_LOCAL} dev hostfwd0 || die "cannot address hostfwd0"
+  chroot $R /sbin/ip link set hostfwd0 up || die "cannot bring hostfwd0 up"
+fi
 if [ -f /ctl/mounts ]; then
   while read -r tag mode dir; do
     [ -n "$tag" ] || continue
@@ -527,6 +557,22 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       + `multidevs=remap,id=${tag}${s.readOnly ? ',readonly=on' : ''}`);
     mounts.push(`${tag} ${s.readOnly ? 'ro' : 'rw'} ${s.guestPath}`);
   });
+  if (opts.hostForwards?.length) {
+    const busybox = which('busybox');
+    if (!busybox || /[\s,]/.test(busybox)) throw new Error('VM lab: host forwards need busybox (apt-get install -y busybox-static)');
+    const fwd = opts.hostForwards.map((f) => {
+      for (const p of [f.guestPort, f.hostPort]) {
+        if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`runInVm: bad forwarded port ${p}`);
+      }
+      // cmd: QEMU spawns the command for EACH guest connection (a chardev target would carry one connection
+      // only, opened at start-up); busybox-static's nc relays it to the host's loopback port.
+      return `guestfwd=tcp:${GUEST_FORWARD_ADDRESS}:${f.guestPort}-cmd:${busybox} nc 127.0.0.1 ${f.hostPort}`;
+    });
+    // restrict=on: the guest cannot reach the host or anything beyond it; only the guestfwd rules connect.
+    qemuArgs.push('-netdev', ['user', 'id=hostfwd', 'restrict=on', 'ipv6=off', 'net=10.0.2.0/24', ...fwd].join(','),
+      '-device', 'virtio-net-pci,netdev=hostfwd');
+    fs.writeFileSync(path.join(ctl, 'hostfwd'), '');
+  }
   if (!opts.verboseKernel) fs.writeFileSync(path.join(ctl, 'quiet-console'), '');
   fs.writeFileSync(path.join(ctl, 'deadline'), `${Math.ceil(opts.timeoutMs / 1000) + 30}\n`);
   fs.writeFileSync(path.join(ctl, 'mounts'), mounts.map((m) => `${m}\n`).join(''));

@@ -7,9 +7,18 @@
 // The jest cache and Node's compile cache live on the host in $LVS_CACHE_DIR/vm/jest-cache (shared read-write
 // into the VM), so ts-jest compiles each test file once instead of on every boot (TCG makes that slow).
 // Jest runs in band (one process: under TCG a worker costs ~10 s of start-up); pass -w N to get workers.
+//
+// The whole-stack suites (test/kernel/stack-*.test.ts: controller + agents in cluster mode) need a Kubernetes
+// API: a real kube-apiserver from the test harness (test/apiserver/harness.ts) runs on the HOST, natively, and
+// the VM reaches it through QEMU's user-mode network with restrict=on and a single guestfwd (lab.ts
+// HostForward): nothing else leaves the VM. Kubeconfigs pointing at the in-VM relay address (see
+// test/kernel/cluster-lab.ts) are shared read-only at $LVS_VM_KUBECONFIG_DIR. It starts when the selected
+// suites include a stack suite, or always with LVS_VM_APISERVER=1 (never with LVS_VM_APISERVER=0).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VmTimeoutError, runInVm, vmCacheDir } from './lab.ts';
+import { startHostApi, type HostApi } from './host-api.ts';
+import { API_RELAY_URL } from '../kernel/cluster-env.ts';
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
 const extraArgs = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
@@ -34,6 +43,32 @@ const envNum = (name: string, dflt: number): number => {
   return n;
 };
 
+/** Jest treats positional arguments as test path regexes: does this run select any stack suite? */
+function selectsStackSuite(): boolean {
+  const stack = suites.filter((s) => /(^|\/)stack-[^/]*\.test\.ts$/.test(s));
+  if (stack.length === 0) return false;
+  const patterns = extraArgs.filter((a) => !a.startsWith('-'));
+  if (patterns.length === 0) return true;
+  return stack.some((s) => patterns.some((p) => {
+    try {
+      return new RegExp(p).test(s);
+    } catch {
+      return s.includes(p);
+    }
+  }));
+}
+
+const apiMode = process.env.LVS_VM_APISERVER ?? 'auto';
+let hostApi: HostApi | undefined;
+if (apiMode === '1' || (apiMode !== '0' && selectsStackSuite())) {
+  hostApi = await startHostApi({ log });
+  log(`kube-apiserver ${hostApi.api.version} on the host at ${hostApi.api.url} (ready in `
+    + `${(hostApi.api.startupMs / 1000).toFixed(1)} s), reachable in the VM as ${API_RELAY_URL}`);
+}
+const stopApi = async (): Promise<void> => {
+  await hostApi?.stop();
+};
+
 try {
   const t0 = Date.now();
   const result = await runInVm({
@@ -47,8 +82,10 @@ try {
     env: {
       NODE_OPTIONS: '--experimental-vm-modules --disable-warning=ExperimentalWarning',
       NODE_COMPILE_CACHE: path.join(guestJestCache, 'node-compile-cache'),
+      ...hostApi?.vm.env,
     },
-    shares: persistentCache ? [{ hostPath: jestCache, guestPath: guestJestCache }] : [],
+    shares: [...(persistentCache ? [{ hostPath: jestCache, guestPath: guestJestCache }] : []), ...(hostApi?.vm.shares ?? [])],
+    hostForwards: hostApi?.vm.hostForwards ?? [],
     timeoutMs: envNum('LVS_VM_TIMEOUT_MS', 30 * 60_000),
     memoryMiB: envNum('LVS_VM_MEMORY_MIB', 4096),
     cpus: envNum('LVS_VM_CPUS', 2),
@@ -62,6 +99,7 @@ try {
   log(`jest exited with ${result.exitCode}; VM boot ${(result.bootMs / 1000).toFixed(1)} s, `
     + `jest ${((result.durationMs - result.bootMs) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s`
     + `${Number.isNaN(result.guestClockRatio) ? '' : `, guest clock ${result.guestClockRatio.toFixed(2)}x`}`);
+  await stopApi();
   const informational = extraArgs.some((a) => /^--(listTests|showConfig|help|version)$/.test(a));
   if (result.exitCode === 0 && !informational && !/^Tests:\s+.*\d+ passed/m.test(result.output)) {
     log('FAIL: jest exited 0 but reported no passed tests');
@@ -69,6 +107,7 @@ try {
   }
   process.exit(result.exitCode);
 } catch (e) {
+  await stopApi().catch(() => undefined);
   log(e instanceof VmTimeoutError ? e.message : `FAIL: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
   process.exit(e instanceof VmTimeoutError ? 124 : 125);
 }

@@ -10,19 +10,21 @@
 //   --out <dir>           host directory shared read-write at the SAME path in the guest and exported as
 //                         $LVS_VM_OUT (default: <repo>/bench/results); repeatable for more read-write dirs
 //   --env NAME=VALUE      extra guest environment (repeatable)
+//   --forward G:H         guest connections to 10.0.2.100:G reach the host's 127.0.0.1:H (QEMU user network,
+//                         restrict=on: nothing else leaves the VM); repeatable
 //   --quiet               do not echo the console (the output is still printed if the command fails)
 //   --verbose-kernel      show the kernel boot log
 //
 // Everything else in the guest is the host's root filesystem, read-only underneath a throw-away tmpfs overlay,
 // so results must be written below an --out directory (e.g. bench/*.ts writes bench/results/<file>).
 import * as path from 'node:path';
-import { VmTimeoutError, runInVm } from './lab.ts';
+import { VmTimeoutError, runInVm, type HostForward } from './lab.ts';
 
 const repo = path.resolve(import.meta.dirname, '..', '..');
 
 function usage(msg: string): never {
   process.stderr.write(`test/vm/run.ts: ${msg}\nusage: node test/vm/run.ts [--timeout s] [--memory MiB] [--cpus n] `
-    + '[--cwd dir] [--out dir]... [--env K=V]... [--quiet] [--verbose-kernel] -- <command> [args...]\n');
+    + '[--cwd dir] [--out dir]... [--env K=V]... [--forward guestPort:hostPort]... [--quiet] [--verbose-kernel] -- <command> [args...]\n');
   process.exit(2);
 }
 
@@ -40,6 +42,7 @@ let quiet = false;
 let verboseKernel = false;
 const outs: string[] = [];
 const env: Record<string, string> = {};
+const hostForwards: HostForward[] = [];
 for (let i = 0; i < optArgs.length; i++) {
   const a = optArgs[i];
   const value = (): string => {
@@ -65,6 +68,12 @@ for (let i = 0; i < optArgs.length; i++) {
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
       break;
     }
+    case '--forward': {
+      const m = /^(\d+):(\d+)$/.exec(value());
+      if (!m) usage('--forward needs guestPort:hostPort');
+      hostForwards.push({ guestPort: Number(m[1]), hostPort: Number(m[2]) });
+      break;
+    }
     case '--quiet': quiet = true; break;
     case '--verbose-kernel': verboseKernel = true; break;
     default: usage(`unknown option ${a}`);
@@ -78,7 +87,7 @@ const log = (msg: string): void => {
 };
 try {
   const r = await runInVm({
-    command, cwd, env, memoryMiB, cpus, verboseKernel,
+    command, cwd, env, memoryMiB, cpus, verboseKernel, hostForwards,
     timeoutMs: timeoutSec * 1000,
     outDir: out,
     outGuestPath: out,
