@@ -1,4 +1,4 @@
-// The local demo (run inside the lab VM by scripts/demo.sh): the classic LVS-DR lab — client, director,
+// The standalone demo (`npm run demo:standalone`, run inside the lab VM by scripts/demo.sh --standalone): the agent with no Kubernetes —
 // web1, web2 as network namespaces on a bridge — served by lvs-agent from deploy/examples/dr-lab.yaml.
 // It shows the IPVS table, balanced requests, a live weight change, a failing realserver being quiesced,
 // the agent's metrics, and a clean teardown.

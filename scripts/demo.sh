@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the product locally with no cluster: installs what is missing (Debian packages, Node 24, npm
-# packages, the lab kernel), boots the lab VM and runs the LVS-DR demo in it (scripts/demo-lab.ts).
+# packages; the lab kernel and the kube-apiserver build are fetched and cached on first use), starts a real
+# kube-apiserver on 127.0.0.1 and boots the lab VM with the controller and agents (scripts/demo.ts).
+# `bash scripts/demo.sh --standalone`: the agent alone, from YAML files, no Kubernetes at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PACKAGES=(qemu-system-x86 busybox-static ipvsadm iproute2 kmod iputils-arping ca-certificates)
@@ -12,4 +14,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 export PATH="$(bash scripts/setup-node.sh):$PATH"
 [ -d node_modules ] || npm ci --no-audit --no-fund
-exec node --no-warnings test/vm/run.ts --timeout 1200 -- node --no-warnings scripts/demo-lab.ts
+if [ "${1:-}" = "--standalone" ]; then
+  exec node --no-warnings test/vm/run.ts --timeout 1200 -- node --no-warnings scripts/demo-standalone-lab.ts
+fi
+exec node --no-warnings scripts/demo.ts
