@@ -2,28 +2,69 @@
  * The agent loop: holds the node's current plan, reconciles director and realserver parts whenever the
  * plan or a health verdict changes and on a periodic resync (which repairs drift such as `ipvsadm -C`),
  * one reconcile at a time. Stopping never tears anything down: a restarting agent must not drop traffic.
+ *
+ * A plan change costs work in proportion to the change: setPlan finds the services that differ from the
+ * previous plan (by identity, then by value), updates only their health checks, and the next run hands
+ * the director reconciler only those services and the ids that left. The first run and every periodic
+ * resync are full runs over the whole plan that read the kernel.
  */
 import type { NodePlan, PlannedService } from '../model/plan.ts';
 import { emptyPlan } from '../model/plan.ts';
 import type { Logger } from '../util/log.ts';
 import type { HealthChecker } from './health/checker.ts';
 import type { HealthTarget } from './health/types.ts';
-import type { DirectorReconciler, DirectorReport } from './director/reconciler.ts';
+import type { DirectorReconciler, DirectorReport, HealthLookup, ServiceReport } from './director/reconciler.ts';
 import type { RealServerReconciler, RealServerVipReport } from './realserver/reconciler.ts';
+import { deepEqual, planDelta } from './plandelta.ts';
 
-export interface AgentReport {
+/** One run of the agent as the hooks see it: live tables plus what this run changed in them. */
+export interface AgentRun {
   node: string;
   /** ISO time the reconcile finished. */
   time: string;
   durationMs: number;
+  /** A full run (whole plan, kernel read): every director report counts as changed. */
+  full: boolean;
   director: DirectorReport;
+  realServer: readonly RealServerVipReport[];
+  /** Whether `realServer` was reconciled in this run. */
+  realServerChanged: boolean;
+  /** Health verdict per destination (`${service}|${address}|${port}` → healthy): the agent's live table. */
+  health: ReadonlyMap<string, boolean>;
+  /** Verdicts set, changed or dropped since the previous run (dropped ones are absent from `health`). */
+  healthChanged: readonly string[];
+}
+
+/** A run as plain JSON (the status file, `--once`, teardown): whole tables, so it costs O(plan) to build. */
+export interface AgentReport {
+  node: string;
+  time: string;
+  durationMs: number;
+  full: boolean;
+  director: { services: ServiceReport[]; failed: number; ops: number; drift: number };
   realServer: RealServerVipReport[];
   /** Health verdict per destination: `${service}|${address}|${port}` → healthy. */
   health: Record<string, boolean>;
 }
 
+export function reportOf(run: AgentRun): AgentReport {
+  const { services, failed, ops, drift } = run.director;
+  return {
+    node: run.node,
+    time: run.time,
+    durationMs: run.durationMs,
+    full: run.full,
+    director: { services: [...services.values()], failed, ops, drift },
+    realServer: [...run.realServer],
+    health: Object.fromEntries(run.health),
+  };
+}
+
+/** Services and realserver VIPs not fully programmed after `run`. */
+export const failedCount = (run: AgentRun): number => run.director.failed + run.realServer.filter((r) => !r.ok).length;
+
 export interface AgentHooks {
-  onReport?: (report: AgentReport) => void;
+  onReport?: (run: AgentRun) => void;
   onError?: (err: Error) => void;
   onHealthChange?: (id: string, healthy: boolean, reason: string) => void;
 }
@@ -39,36 +80,53 @@ export interface AgentOptions extends AgentHooks {
 }
 
 export const healthId = (service: string, address: string, port: number): string => `${service}|${address}|${port}`;
+/** The service id of a health target id (VirtualService ids never contain '|'). */
+const serviceOfHealthId = (id: string): string => id.slice(0, id.indexOf('|'));
 
-export function healthTargets(services: PlannedService[]): HealthTarget[] {
-  return services.flatMap((s) =>
-    s.destinations.map((d) => ({
-      id: healthId(s.id, d.address, d.port),
-      address: d.address,
-      port: d.port,
-      // HTTP checks ask for the service's name, as a client of the VIP would.
-      check: { ...s.healthCheck, host: s.healthCheck.host ?? s.vip },
-    })),
-  );
+export function serviceHealthTargets(s: PlannedService): HealthTarget[] {
+  return s.destinations.map((d) => ({
+    id: healthId(s.id, d.address, d.port),
+    address: d.address,
+    port: d.port,
+    // HTTP checks ask for the service's name, as a client of the VIP would.
+    check: { ...s.healthCheck, host: s.healthCheck.host ?? s.vip },
+  }));
+}
+
+export function healthTargets(services: readonly PlannedService[]): HealthTarget[] {
+  return services.flatMap(serviceHealthTargets);
 }
 
 export class Agent {
   readonly #o: AgentOptions;
   #plan: NodePlan;
-  #running: Promise<AgentReport> | undefined;
+  /** The plan's director services by id, kept in step with #plan. */
+  readonly #byId = new Map<string, PlannedService>();
+  /** Service ids changed (in the plan or in health) since the last run started. */
+  #dirty = new Set<string>();
+  #realServerDirty = true;
+  #realServer: readonly RealServerVipReport[] = [];
+  /** Health target ids of each planned service. */
+  readonly #targets = new Map<string, string[]>();
+  /** Health verdict per target id (no verdict yet counts as healthy). */
+  readonly #verdicts = new Map<string, boolean>();
+  #healthChanged = new Set<string>();
+  #running: Promise<AgentRun> | undefined;
   #again = false;
   #timer: NodeJS.Timeout | undefined;
-  #last: AgentReport | undefined;
-  /** The next reconcile dumps the kernel (set by the periodic resync). */
+  #last: AgentRun | undefined;
+  /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
-  /** Bumped on every health verdict change: effective weights must be derived again. */
-  #healthEpoch = 0;
 
   constructor(options: AgentOptions) {
     this.#o = options;
     this.#plan = emptyPlan(options.node);
     options.health.on('change', (id, healthy, reason) => {
-      this.#healthEpoch++;
+      const service = serviceOfHealthId(id);
+      if (!this.#verdicts.has(id)) return; // a target that was just removed
+      this.#verdicts.set(id, healthy);
+      this.#healthChanged.add(id);
+      this.#dirty.add(service);
       options.log.info({ destination: id, healthy, reason }, healthy ? 'realserver healthy' : 'realserver unhealthy');
       options.onHealthChange?.(id, healthy, reason);
       this.trigger();
@@ -79,14 +137,40 @@ export class Agent {
     return this.#plan;
   }
 
-  get lastReport(): AgentReport | undefined {
+  get lastReport(): AgentRun | undefined {
     return this.#last;
   }
 
   setPlan(plan: NodePlan): void {
+    const delta = planDelta(this.#byId, this.#plan.director, plan.director);
+    if (plan.realServer !== this.#plan.realServer && !deepEqual(plan.realServer, this.#plan.realServer)) this.#realServerDirty = true;
     this.#plan = plan;
-    this.#o.health.setTargets(healthTargets(plan.director));
+    for (const s of delta.changed) this.#updateTargets(s.id, s);
+    for (const id of delta.removed) this.#updateTargets(id, undefined);
     this.trigger();
+  }
+
+  /** Brings one service's health targets (and verdicts) in line with its planned object. */
+  #updateTargets(id: string, s: PlannedService | undefined): void {
+    const health = this.#o.health;
+    this.#dirty.add(id);
+    const next = s ? serviceHealthTargets(s) : [];
+    const ids = new Set(next.map((t) => t.id));
+    for (const old of this.#targets.get(id) ?? []) {
+      if (ids.has(old)) continue;
+      health.removeTarget(old);
+      this.#verdicts.delete(old);
+      this.#healthChanged.add(old);
+    }
+    for (const t of next) {
+      health.setTarget(t);
+      const verdict = health.state(t.id) !== 'unhealthy';
+      if (this.#verdicts.get(t.id) === verdict) continue;
+      this.#verdicts.set(t.id, verdict);
+      this.#healthChanged.add(t.id);
+    }
+    if (s) this.#targets.set(id, [...ids]);
+    else this.#targets.delete(id);
   }
 
   start(): void {
@@ -98,6 +182,12 @@ export class Agent {
     this.#timer.unref();
   }
 
+  /** Runs a full reconcile now (what the periodic resync does): reads the kernel, repairs drift. */
+  async resync(): Promise<AgentRun> {
+    this.#resync = true;
+    return this.reconcile();
+  }
+
   /** Reconciles soon; calls while a reconcile runs coalesce into one more run. */
   trigger(): void {
     this.reconcile().catch((e: unknown) => {
@@ -107,7 +197,7 @@ export class Agent {
   }
 
   /** Runs a reconcile now (or joins the one in flight and runs once more after it). */
-  async reconcile(): Promise<AgentReport> {
+  async reconcile(): Promise<AgentRun> {
     if (this.#running) {
       this.#again = true;
       return this.#running.then(() => this.#running ?? this.reconcile());
@@ -122,36 +212,60 @@ export class Agent {
     return this.#running;
   }
 
-  async #once(): Promise<AgentReport> {
+  async #once(): Promise<AgentRun> {
     const started = performance.now();
     const plan = this.#plan;
     const health = this.#o.health;
-    const resync = this.#resync;
+    const full = this.#resync;
+    const dirty = this.#dirty;
+    const healthChanged = this.#healthChanged;
+    const realServerDirty = this.#realServerDirty;
     this.#resync = false;
-    const director = await this.#o.director.reconcile(
-      plan.director,
-      (svc, address, port) => {
-        const s = health.state(healthId(svc, address, port));
-        return s === 'unknown' ? undefined : s === 'healthy';
-      },
-      { resync, healthEpoch: this.#healthEpoch },
-    );
-    const realServer = await this.#o.realServer.reconcile(plan.realServer);
-    const verdicts: Record<string, boolean> = {};
-    for (const t of healthTargets(plan.director)) verdicts[t.id] = health.state(t.id) !== 'unhealthy';
-    const report: AgentReport = {
+    this.#dirty = new Set();
+    this.#healthChanged = new Set();
+    this.#realServerDirty = false;
+    const healthy: HealthLookup = (svc, address, port) => {
+      const s = health.state(healthId(svc, address, port));
+      return s === 'unknown' ? undefined : s === 'healthy';
+    };
+    let director: DirectorReport;
+    try {
+      if (full) {
+        director = await this.#o.director.reconcile(plan.director, healthy, { resync: true });
+      } else {
+        const upsert: PlannedService[] = [];
+        const remove: string[] = [];
+        for (const id of dirty) {
+          const s = this.#byId.get(id);
+          if (s) upsert.push(s);
+          else remove.push(id);
+        }
+        director = await this.#o.director.reconcileChanges({ upsert, remove }, healthy);
+      }
+      if (full || realServerDirty) this.#realServer = await this.#o.realServer.reconcile(plan.realServer);
+    } catch (e) {
+      // What this run was to do is not lost: the next run is a full one.
+      this.#resync = true;
+      for (const id of healthChanged) this.#healthChanged.add(id);
+      throw e;
+    }
+    const run: AgentRun = {
       node: plan.node,
       time: new Date().toISOString(),
       durationMs: performance.now() - started,
+      full,
       director,
-      realServer,
-      health: verdicts,
+      realServer: this.#realServer,
+      realServerChanged: full || realServerDirty,
+      health: this.#verdicts,
+      // Verdicts only change through the checker's events and plan changes, so a full run has no others.
+      healthChanged: [...healthChanged],
     };
-    this.#last = report;
-    const failed = director.services.filter((s) => !s.ok).length + realServer.filter((r) => !r.ok).length;
-    this.#o.log[failed > 0 ? 'warn' : 'debug']({ ops: director.ops, drift: director.drift, failed, ms: Math.round(report.durationMs) }, 'reconciled');
-    this.#o.onReport?.(report);
-    return report;
+    this.#last = run;
+    const failed = failedCount(run);
+    this.#o.log[failed > 0 ? 'warn' : 'debug']({ full, ops: director.ops, drift: director.drift, failed, ms: Math.round(run.durationMs) }, 'reconciled');
+    this.#o.onReport?.(run);
+    return run;
   }
 
   /** Stops timers and health checks; leaves the kernel as it is. */
@@ -161,7 +275,7 @@ export class Agent {
   }
 
   /** Removes everything this agent added and restores the sysctls it changed. */
-  async teardown(): Promise<AgentReport> {
+  async teardown(): Promise<AgentRun> {
     this.setPlan(emptyPlan(this.#o.node));
     return this.reconcile();
   }

@@ -12,24 +12,29 @@ import { mergeShards, nodeLabelValue, NODE_LABEL } from '../model/shards.ts';
 import { mergeConditions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
 import { canonicalJson } from '../util/canonical.ts';
-import type { Agent, AgentReport } from './agent.ts';
+import type { Agent, AgentRun } from './agent.ts';
+import { admittedPlan, refusalOf } from './admission.ts';
 
 export const NODEPLANS = { group: GROUP, version: VERSION, plural: 'nodeplans' };
 
 /** The status one shard should carry after `report` (pure; the Programmed condition included). */
-export function shardStatus(obj: NodePlanObject, report: AgentReport, now: Date): NodePlanStatus {
-  const byId = new Map(report.director.services.map((s) => [s.id, s]));
+export function shardStatus(obj: NodePlanObject, report: AgentRun, now: Date): NodePlanStatus {
+  const byId = report.director.services;
   const services: ApiServiceReport[] = obj.spec.director.map((planned) => {
     const r = byId.get(planned.id);
     // The generation the agent actually applied: the shard may already carry a newer one.
     const out: ApiServiceReport = { id: planned.id, generation: r?.generation ?? 0, programmed: r?.ok ?? false, holdsVip: r?.holdsVip ?? false };
     if (r && r.errors.length) out.errors = r.errors.slice(0, 16).map((e) => e.slice(0, 1024));
-    out.destinations = planned.destinations.map((d) => ({ address: d.address, port: d.port, healthy: report.health[`${planned.id}|${d.address}|${d.port}`] ?? true }));
+    const refused = refusalOf(planned);
+    if (refused) out.errors = [refused];
+    out.destinations = planned.destinations.map((d) => ({ address: d.address, port: d.port, healthy: report.health.get(`${planned.id}|${d.address}|${d.port}`) ?? true }));
     return out;
   });
   const rsById = new Map(report.realServer.map((v) => [`${v.service}|${v.vip}`, v]));
   const realServer = obj.spec.realServer.map((planned) => {
     const r = rsById.get(`${planned.service}|${planned.vip}`);
+    const refused = refusalOf(planned);
+    if (refused) return { service: planned.service, vip: planned.vip, prepared: false, errors: [refused] };
     return { service: planned.service, vip: planned.vip, prepared: r?.ok ?? false, ...(r && r.errors.length ? { errors: r.errors.slice(0, 16) } : {}) };
   });
   const failed = services.filter((s) => !s.programmed).length + realServer.filter((v) => !v.prepared).length;
@@ -65,6 +70,10 @@ export class ClusterSource {
   readonly #objects: CustomObjects;
   #debounce: NodeJS.Timeout | undefined;
   #writing = Promise.resolve();
+  /** Planned service id → name of the shard that carries it (as of the last plan applied). */
+  #shardOf = new Map<string, string>();
+  /** Plan entries refused for want of an admitting VIPPool (logged once each). */
+  #refused = new Map<string, string>();
 
   constructor(o: ClusterOptions) {
     this.#o = o;
@@ -92,14 +101,31 @@ export class ClusterSource {
   }
 
   #apply(): void {
-    this.#o.agent.setPlan(mergeShards(this.#o.node, this.#informer.list().filter((o) => !o.metadata.deletionTimestamp)));
+    const shards = this.#informer.list().filter((o) => !o.metadata.deletionTimestamp);
+    this.#shardOf = new Map(shards.flatMap((o) => o.spec.director.map((s) => [s.id, o.metadata.name ?? ''] as const)));
+    const { plan, refused } = admittedPlan(mergeShards(this.#o.node, shards));
+    for (const [entry, why] of refused) if (!this.#refused.has(entry)) this.#o.log.warn({ entry }, why);
+    this.#refused = refused;
+    this.#o.agent.setPlan(plan);
   }
 
-  /** Writes the report into every shard whose status it changes (serialised, never concurrent). */
-  report(report: AgentReport): void {
+  /**
+   * Writes the report into every shard whose status it changes (serialised, never concurrent). After a
+   * change-driven run only the shards holding a changed service, and shards not yet reported at their
+   * current generation, are looked at; a full run looks at all of them.
+   */
+  report(report: AgentRun): void {
+    const all = report.full || report.realServerChanged;
+    const touched = new Set<string>();
+    if (!all) {
+      for (const id of report.director.changed) touched.add(this.#shardOf.get(id) ?? '');
+      for (const h of report.healthChanged) touched.add(this.#shardOf.get(h.slice(0, h.indexOf('|'))) ?? '');
+    }
     this.#writing = this.#writing.then(async () => {
       for (const obj of this.#informer.list()) {
         if (obj.spec.node !== this.#o.node) continue;
+        const current = obj.status?.observedGeneration === (obj.metadata.generation ?? 0);
+        if (!all && current && !touched.has(obj.metadata.name ?? '')) continue;
         const status = shardStatus(obj, report, new Date());
         if (sameStatus(obj.status, status)) continue;
         try {

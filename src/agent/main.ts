@@ -21,7 +21,8 @@ import { HealthChecker } from './health/checker.ts';
 import { FileStateStore } from './state.ts';
 import { DirectorReconciler } from './director/reconciler.ts';
 import { RealServerReconciler } from './realserver/reconciler.ts';
-import { Agent, type AgentReport } from './agent.ts';
+import { Agent, failedCount } from './agent.ts';
+import { createReportSink } from './report.ts';
 import { loadConfigDir, planStandalone } from './standalone.ts';
 import { defaultRouteInterface } from './hostinfo.ts';
 import { createLvsMetrics } from './metrics/registry.ts';
@@ -69,14 +70,9 @@ async function main(argv: string[]): Promise<number> {
   const state = new FileStateStore(path.join(stateDir, 'agent-state.json'));
   const defaultInterface = values.interface ? async (): Promise<string> => values.interface as string : defaultRouteInterface;
   const health = new HealthChecker({ log: log.child({ component: 'health' }) });
-  const statusFile = values['status-file'];
-  const writeStatus = (report: AgentReport): void => {
-    if (!statusFile) return;
-    fs.writeFileSync(`${statusFile}.tmp`, JSON.stringify(report, null, 1));
-    fs.renameSync(`${statusFile}.tmp`, statusFile);
-  };
   const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
   let cluster: ClusterSource | undefined;
+  const reports = createReportSink({ metrics, statusFile: values['status-file'], also: (run) => cluster?.report(run) });
   const agent = new Agent({
     node,
     log,
@@ -84,18 +80,7 @@ async function main(argv: string[]): Promise<number> {
     resyncSeconds: Number(values.resync),
     director: new DirectorReconciler({ ipvs, netif, sysctl, arp: new CommandArpAnnouncer(), state, log, defaultInterface }),
     realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface }),
-    onReport: (report) => {
-      const failed = report.director.services.filter((s) => !s.ok).length + report.realServer.filter((r) => !r.ok).length;
-      metrics.recordReconcile(report.durationMs / 1000, failed > 0 ? 'service_failed' : undefined);
-      if (report.director.drift > 0) metrics.driftRepairs.inc({ kind: 'ipvs' }, report.director.drift);
-      metrics.managedServices.set(report.director.services.length);
-      for (const [id, healthy] of Object.entries(report.health)) {
-        const [virtualService = '', address = '', port = '0'] = id.split('|');
-        metrics.setBackendHealthy({ virtualService, address, port: Number(port) }, healthy);
-      }
-      writeStatus(report);
-      cluster?.report(report);
-    },
+    onReport: reports.onReport,
     onError: () => metrics.recordReconcile(0, 'exception'),
   });
 
@@ -105,14 +90,15 @@ async function main(argv: string[]): Promise<number> {
     await cluster?.stop();
     await server?.close();
     state.flush();
+    reports.flush();
     ipvs.close();
     netif.close();
   };
 
   if (command === 'teardown') {
-    const report = await agent.teardown();
+    const run = await agent.teardown();
     await close();
-    const failed = report.director.services.some((s) => !s.ok);
+    const failed = failedCount(run) > 0;
     log.info({ failed }, 'teardown done');
     return failed ? 1 : 0;
   }
@@ -140,9 +126,9 @@ async function main(argv: string[]): Promise<number> {
   log.info({ mode: values.cluster ? 'cluster' : 'standalone', config: configDir }, 'lvs-agent started');
   load();
   if (values.once) {
-    const report = await agent.reconcile();
+    const run = await agent.reconcile();
     await close();
-    return report.director.services.every((s) => s.ok) && report.realServer.every((r) => r.ok) ? 0 : 1;
+    return failedCount(run) === 0 ? 0 : 1;
   }
   agent.start();
   const metricsAddress = values['metrics-address'];

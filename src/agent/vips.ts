@@ -3,7 +3,7 @@
  * last owner goes, and never unbound when it was there before the agent (someone else's address).
  */
 import type { NetInterfaceOps, ArpAnnouncer } from '../netif/types.ts';
-import type { AgentState } from './state.ts';
+import type { AgentState, OwnedVip } from './state.ts';
 
 export interface VipWant {
   ifname: string;
@@ -23,6 +23,20 @@ export interface VipResult {
 const keyOf = (ifname: string, vip: string): string => `${ifname}|${vip}`;
 
 /**
+ * state.vips by key, for change-driven runs. Keyed by the array object: syncVips (the full pass) drops the
+ * index of the array it edits, and syncVipChanges keeps its own edits in step.
+ */
+const indexes = new WeakMap<OwnedVip[], Map<string, OwnedVip>>();
+function indexOf(state: AgentState): Map<string, OwnedVip> {
+  let idx = indexes.get(state.vips);
+  if (!idx) {
+    idx = new Map(state.vips.map((v) => [keyOf(v.ifname, v.vip), v]));
+    indexes.set(state.vips, idx);
+  }
+  return idx;
+}
+
+/**
  * Makes the VIPs owned by owners matching `scope` exactly `wants`. `state.vips` is updated in place.
  * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA).
  */
@@ -36,6 +50,7 @@ export async function syncVips(
   verify = true,
 ): Promise<VipResult> {
   const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
+  indexes.delete(state.vips);
   const before = JSON.stringify(state.vips);
   const wanted = new Map<string, { ifname: string; vip: string; owners: Set<string> }>();
   for (const w of wants) {
@@ -91,5 +106,69 @@ export async function syncVips(
     result.removed.push(k);
   }
   result.changed = JSON.stringify(state.vips) !== before;
+  return result;
+}
+
+/**
+ * The change-driven counterpart of syncVips: adds and drops single owners, touching only the addresses
+ * they name (no pass over every VIP, no re-add of addresses believed bound; the full pass does that).
+ * `remove` goes first, so an owner that moves from one address to another is released and re-bound.
+ */
+export async function syncVipChanges(
+  netif: NetInterfaceOps,
+  state: AgentState,
+  changes: { add: readonly VipWant[]; remove: readonly VipWant[] },
+  arp?: ArpAnnouncer,
+): Promise<VipResult> {
+  const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
+  const idx = indexOf(state);
+  for (const w of changes.remove) {
+    const k = keyOf(w.ifname, w.vip);
+    const cur = idx.get(k);
+    if (!cur || !cur.owners.includes(w.owner)) continue;
+    const owners = cur.owners.filter((o) => o !== w.owner);
+    result.changed = true;
+    if (owners.length > 0) {
+      cur.owners = owners;
+      continue;
+    }
+    try {
+      await netif.removeVip(w.ifname, w.vip);
+    } catch (e) {
+      if (!/ENODEV/.test((e as Error).message)) {
+        // Keep it owned by nobody in this scope: the next full pass retries the unbind.
+        cur.owners = owners;
+        result.failed.set(`unbind:${k}`, (e as Error).message);
+        continue;
+      }
+    }
+    state.vips.splice(state.vips.indexOf(cur), 1);
+    idx.delete(k);
+    result.removed.push(k);
+  }
+  for (const w of changes.add) {
+    const k = keyOf(w.ifname, w.vip);
+    const cur = idx.get(k);
+    if (cur) {
+      if (!cur.owners.includes(w.owner)) {
+        cur.owners = [...cur.owners, w.owner].sort();
+        result.changed = true;
+      }
+      continue;
+    }
+    try {
+      // Only addresses we added are ours to remove later; one already bound stays someone else's.
+      if (await netif.addVip(w.ifname, w.vip)) {
+        const v: OwnedVip = { ifname: w.ifname, vip: w.vip, owners: [w.owner] };
+        state.vips.push(v);
+        idx.set(k, v);
+        result.added.push(k);
+        result.changed = true;
+        if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
+      }
+    } catch (e) {
+      result.failed.set(w.owner, (e as Error).message);
+    }
+  }
   return result;
 }

@@ -32,6 +32,13 @@ export interface DiffInput {
    * but not deleted either. Keeps a change-driven run proportional to the change.
    */
   inSync?: ReadonlySet<string>;
+  /**
+   * A change-driven run: the owned serviceKeys that may have left the desired set (services removed from
+   * the plan, or whose key changed). Only these are considered for deletion, and draining entries of
+   * services not diffed are carried over. Absent: a full run, where every owned key that is neither
+   * desired nor in sync is deleted.
+   */
+  removed?: Iterable<string>;
   /** serviceKey of each desired service, when the caller already has it. */
   keyOf?: (d: DesiredService) => string;
   /** serviceKey → owner, from the agent's ledger: the services this agent created. */
@@ -43,7 +50,7 @@ export interface DiffInput {
 
 export interface DiffResult {
   ops: DirectorOp[];
-  /** The draining table after the ops are applied. */
+  /** The draining table after the ops are applied (entries of services not diffed are carried over). */
   draining: Map<string, number>;
   /** Desired services that exist in the kernel but belong to someone else: never touched. */
   conflicts: Array<{ owner: string; service: string }>;
@@ -52,6 +59,8 @@ export interface DiffResult {
 }
 
 export const drainKey = (svc: Service, dest: Destination): string => `${serviceKey(svc)}|${destKey(dest)}`;
+/** The serviceKey part of a drainKey (service keys never contain '|'). */
+const drainService = (k: string): string => k.slice(0, k.indexOf('|'));
 
 export function diffDirector(input: DiffInput): DiffResult {
   const ops: DirectorOp[] = [];
@@ -114,10 +123,19 @@ export function diffDirector(input: DiffInput): DiffResult {
     }
   }
 
-  for (const [key, owner] of input.owned) {
-    if (desiredKeys.has(key) || inSync?.has(key)) continue;
+  const deleted = new Set<string>();
+  for (const key of input.removed ?? input.owned.keys()) {
+    const owner = input.owned.get(key);
+    if (owner === undefined || desiredKeys.has(key) || inSync?.has(key) || deleted.has(key)) continue;
     const have = actualByKey.get(key);
+    deleted.add(key);
     if (have) ops.push({ op: 'deleteService', owner, service: have.service });
+  }
+  // Drain state of services this run did not look at stays as it was.
+  const partial = input.removed !== undefined;
+  for (const [k, since] of input.draining) {
+    const sk = drainService(k);
+    if (!desiredKeys.has(sk) && !deleted.has(sk) && (partial || inSync?.has(sk))) draining.set(k, since);
   }
   return { ops, draining, conflicts, drift };
 }

@@ -2,20 +2,26 @@
  * Makes the kernel match the director part of a node plan: sysctls, IPVS services and destinations,
  * and the VIPs of the services this node holds. One bad service never stops the others: each failure
  * is reported against its service with the errno.
+ *
+ * Two kinds of run. A full run (the first, and every periodic resync) takes the whole plan, dumps the
+ * kernel, re-claims sysctls and re-checks VIPs: it repairs drift. A change-driven run takes only the
+ * services that changed (and the ids that left the plan) and costs work in proportion to them: it trusts
+ * its view of the kernel (the last dump plus the operations applied since) and its per-service records.
  */
 import type { IpvsInterface } from '../../ipvs/interface.ts';
 import type { IpvsError } from '../../ipvs/errors.ts';
 import { destKey, serviceKey } from '../../ipvs/keys.ts';
 import { SvcFlag } from '../../ipvs/constants.ts';
-import { ZERO_COUNTERS, ZERO_STATS, type ServiceState } from '../../ipvs/types.ts';
+import { ZERO_COUNTERS, ZERO_STATS, type Service, type ServiceState } from '../../ipvs/types.ts';
 import type { NetInterfaceOps, ArpAnnouncer } from '../../netif/types.ts';
 import type { SysctlOps } from '../../sysctl/types.ts';
 import { sysctlsFor } from '../../sysctl/policy.ts';
 import type { PlannedService } from '../../model/plan.ts';
 import type { Logger } from '../../util/log.ts';
 import type { StateStore } from '../state.ts';
-import { syncVips } from '../vips.ts';
+import { syncVipChanges, syncVips, type VipWant } from '../vips.ts';
 import { diffDirector, type DesiredService, type DirectorOp } from './diff.ts';
+import { planDelta } from '../plandelta.ts';
 import { ipvsDestination, ipvsService } from './desired.ts';
 
 export const DIRECTOR_OWNER_PREFIX = 'director:';
@@ -45,19 +51,47 @@ export interface ServiceReport {
 }
 
 export interface DirectorReport {
-  services: ServiceReport[];
+  /**
+   * Every planned service's report, by id. This is the reconciler's live table: a run replaces the
+   * entries it touches (never edits one it published), so holding on to an entry is safe.
+   */
+  services: ReadonlyMap<string, ServiceReport>;
+  /** Ids whose report this run replaced or dropped (every id, after a full run). */
+  changed: readonly string[];
+  /** How many planned services are not fully programmed. */
+  failed: number;
+  /** Whether the run covered the whole plan and read the kernel (the first run and every resync). */
+  full: boolean;
   ops: number;
   drift: number;
 }
 
 export interface ReconcileOptions {
   /**
-   * Dump the kernel table instead of trusting the cached view (drift repair, drain progress). Without it a
-   * change costs netlink requests in proportion to the change, not to the table.
+   * A full run: dump the kernel table instead of trusting the cached view, claim sysctls again, re-check
+   * VIPs (drift repair, drain progress). Without it a change costs work in proportion to the change.
    */
   resync?: boolean;
-  /** Changes whenever a health verdict changes, so effective weights are derived again. */
-  healthEpoch?: number;
+}
+
+/** A change-driven run's input: only what changed since the last run. */
+export interface DirectorChanges {
+  /** New planned services, and planned services that differ from the ones last reconciled. */
+  upsert: readonly PlannedService[];
+  /** Ids that left the plan. */
+  remove: readonly string[];
+}
+
+/** What the reconciler remembers of each planned service between runs. */
+interface Entry {
+  planned: PlannedService;
+  /** The sysctl owner (forwarding method and interface) it is counted under. */
+  group?: string;
+  /** Its IPVS service (a key for targeted reads) and serviceKey. */
+  service?: Service;
+  key?: string;
+  /** The VIP it holds, once bound (or found bound). */
+  vip?: VipWant;
 }
 
 /** What the kernel holds after `op` succeeded, so the next reconcile needs no dump. */
@@ -92,28 +126,74 @@ function applyToView(view: Map<string, ServiceState>, op: DirectorOp): void {
   }
 }
 
+function sameDraining(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
 export class DirectorReconciler {
   readonly #d: DirectorDeps;
   /** The kernel table as of the last dump plus the operations applied since. */
   #view: Map<string, ServiceState> | undefined;
-  /** Desired IPVS objects per planned service object (and health epoch). */
-  readonly #memo = new WeakMap<PlannedService, { epoch: number; desired: DesiredService; key: string }>();
-  /** Per serviceKey: the desired object last diffed and the view entry that matched it. */
-  readonly #applied = new Map<string, { desired: DesiredService; entry: ServiceState }>();
+  /** serviceKeys whose view entry may be wrong (an operation on them failed): read again before use. */
+  readonly #stale = new Set<string>();
   /** serviceKey → owner: state.services as a Map, kept in step with it. */
   #owned: Map<string, string> | undefined;
-  /** Sysctl owners claimed by this process (a resync claims again to repair drift). */
+  /** Per planned service id: what the last run that touched it decided. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #reports = new Map<string, ServiceReport>();
+  readonly #failing = new Set<string>();
+  /** Sysctl owner → ids of the planned services that need its claim. */
+  readonly #groups = new Map<string, Set<string>>();
+  /** Sysctl owners claimed by this process (a full run claims again to repair drift). */
   readonly #claimed = new Set<string>();
+  /** Interfaces seen to exist, and the default interface, since the last full run. */
+  readonly #interfaces = new Set<string>();
+  #fallback: string | undefined;
+
   constructor(deps: DirectorDeps) {
     this.#d = deps;
   }
 
-  async reconcile(services: PlannedService[], healthy: HealthLookup, opts: ReconcileOptions = {}): Promise<DirectorReport> {
+  /**
+   * With `resync` (or before the first run): a full run over `services`. Without: a change-driven run
+   * over the services whose objects are not the ones last reconciled, and the ids no longer listed.
+   */
+  async reconcile(services: readonly PlannedService[], healthy: HealthLookup, opts: ReconcileOptions = {}): Promise<DirectorReport> {
+    if (opts.resync || !this.#view) return this.#run(services, [], true, healthy);
+    const byId = new Map([...this.#entries].map(([id, e]) => [id, e.planned]));
+    const delta = planDelta(byId, [], services, 'identity');
+    return this.#run(delta.changed, delta.removed, false, healthy);
+  }
+
+  /** A change-driven run: only `changes` are looked at (a full run first when none has happened yet). */
+  async reconcileChanges(changes: DirectorChanges, healthy: HealthLookup): Promise<DirectorReport> {
+    if (this.#view) return this.#run(changes.upsert, changes.remove, false, healthy);
+    const all = new Map([...this.#entries].map(([id, e]) => [id, e.planned]));
+    for (const id of changes.remove) all.delete(id);
+    for (const s of changes.upsert) all.set(s.id, s);
+    return this.#run([...all.values()], [], true, healthy);
+  }
+
+  async #run(work: readonly PlannedService[], removedIds: readonly string[], full: boolean, healthy: HealthLookup): Promise<DirectorReport> {
     const { ipvs, sysctl, log } = this.#d;
     const now = (this.#d.now ?? Date.now)();
     const state = this.#d.state.load();
+    this.#owned ??= new Map(Object.entries(state.services));
+    if (full) {
+      const ids = new Set(work.map((s) => s.id));
+      removedIds = [...this.#entries.keys()].filter((id) => !ids.has(id));
+      this.#interfaces.clear();
+      this.#fallback = undefined;
+    }
+    // What the last runs decided for every id this run looks at.
+    const prev = new Map<string, Entry | undefined>();
+    for (const s of work) prev.set(s.id, this.#entries.get(s.id));
+    for (const id of removedIds) prev.set(id, this.#entries.get(id));
+
     const reports = new Map<string, ServiceReport>(
-      services.map((s) => [s.id, { id: s.id, generation: s.generation, ok: true, errors: [], holdsVip: false }]),
+      work.map((s) => [s.id, { id: s.id, generation: s.generation, ok: true, errors: [], holdsVip: false }]),
     );
     const failed = new Set<string>();
     const fail = (id: string, msg: string): void => {
@@ -124,25 +204,29 @@ export class DirectorReconciler {
       failed.add(id);
     };
 
-    // Interfaces first: a service whose interface does not exist fails alone. Look up each distinct
-    // interface once, then assign synchronously (no await per service: runs stay cheap at 5,000 services).
+    // Interfaces first: a service whose interface does not exist fails alone. Each distinct interface is
+    // looked up once per full run (change-driven runs trust what the last lookup found).
     const ifaceOf = new Map<string, string>();
-    const names = new Set<string>();
-    let fallback: string | undefined;
     let fallbackError: string | undefined;
-    if (services.some((s) => s.interface === undefined)) {
+    if (this.#fallback === undefined && work.some((s) => s.interface === undefined)) {
       try {
-        fallback = await this.#d.defaultInterface();
+        this.#fallback = await this.#d.defaultInterface();
       } catch (e) {
         fallbackError = (e as Error).message;
       }
     }
-    for (const s of services) names.add(s.interface ?? fallback ?? '');
-    names.delete('');
+    const names = new Set<string>();
+    for (const s of work) {
+      const n = s.interface ?? this.#fallback;
+      if (n !== undefined && !this.#interfaces.has(n)) names.add(n);
+    }
     const lookupError = new Map<string, string>();
-    await Promise.all([...names].map((n) => this.#d.netif.getInterface(n).then(() => undefined, (e: unknown) => void lookupError.set(n, (e as Error).message))));
-    for (const s of services) {
-      const ifname = s.interface ?? fallback;
+    await Promise.all([...names].map((n) => this.#d.netif.getInterface(n).then(
+      () => void this.#interfaces.add(n),
+      (e: unknown) => void lookupError.set(n, (e as Error).message),
+    )));
+    for (const s of work) {
+      const ifname = s.interface ?? this.#fallback;
       if (ifname === undefined) fail(s.id, `interface: ${fallbackError ?? 'no interface'}`);
       else if (lookupError.has(ifname)) fail(s.id, `interface: ${lookupError.get(ifname)}`);
       else ifaceOf.set(s.id, ifname);
@@ -150,18 +234,30 @@ export class DirectorReconciler {
 
     // Sysctls before IPVS: a NAT director without ip_forward would black-hole replies. They depend only on
     // the forwarding method and the interface, so services that share both share one claim.
-    const groups = new Map<string, { mode: PlannedService['forwarding']; ifname: string; ipv6: boolean; ids: string[] }>();
-    for (const s of services) {
+    const groupOf = new Map<string, string>();
+    const needed = new Map<string, { mode: PlannedService['forwarding']; ifname: string; ipv6: boolean; ids: string[] }>();
+    for (const s of work) {
       const ifname = ifaceOf.get(s.id);
       if (!ifname) continue;
       const ipv6 = s.vip.includes(':');
       const owner = `${DIRECTOR_OWNER_PREFIX}${s.forwarding}/${ifname}${ipv6 ? '/ipv6' : ''}`;
-      const g = groups.get(owner) ?? { mode: s.forwarding, ifname, ipv6, ids: [] };
+      const g = needed.get(owner) ?? { mode: s.forwarding, ifname, ipv6, ids: [] };
       g.ids.push(s.id);
-      groups.set(owner, g);
+      needed.set(owner, g);
+      groupOf.set(s.id, owner);
     }
-    for (const [owner, g] of groups) {
-      if (!opts.resync && this.#claimed.has(owner)) continue;
+    if (full) this.#groups.clear();
+    const emptied = new Set<string>();
+    for (const [id, e] of prev) {
+      if (full || e?.group === undefined || e.group === groupOf.get(id)) continue;
+      this.#groups.get(e.group)?.delete(id);
+      emptied.add(e.group);
+    }
+    for (const [owner, g] of needed) {
+      const members = this.#groups.get(owner) ?? new Set<string>();
+      for (const id of g.ids) members.add(id);
+      this.#groups.set(owner, members);
+      if (!full && this.#claimed.has(owner)) continue;
       try {
         await sysctl.claim(owner, sysctlsFor('director', g.mode, g.ifname, { ipv6: g.ipv6 }));
         this.#claimed.add(owner);
@@ -170,51 +266,65 @@ export class DirectorReconciler {
         for (const id of g.ids) fail(id, `sysctl: ${(e as Error).message}`);
       }
     }
-    const stale = opts.resync || [...this.#claimed].some((o) => !groups.has(o)) ? await sysctl.owners() : [];
+    // A full run also releases claims left by a previous agent process; a change-driven one the claims its
+    // changes left without a service.
+    const stale = full
+      ? (await sysctl.owners()).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX) && !needed.has(o))
+      : [...emptied].filter((o) => !this.#groups.get(o)?.size);
     for (const owner of stale) {
-      if (owner.startsWith(DIRECTOR_OWNER_PREFIX) && !groups.has(owner)) {
-        await sysctl.release(owner);
-        this.#claimed.delete(owner);
-      }
+      await sysctl.release(owner);
+      this.#claimed.delete(owner);
+      this.#groups.delete(owner);
     }
 
-    // IPVS.
-    const programmable = failed.size ? services.filter((s) => !failed.has(s.id)) : services;
-    // Desired IPVS objects are derived once per planned service object and health epoch; a service whose
-    // planned object and kernel entry are both the ones of the last run is in sync and not diffed again.
-    const epoch = opts.healthEpoch ?? 0;
+    // IPVS. Desired objects are derived for the services this run looks at; every one of them (failed ones
+    // too: those must not be deleted) has its serviceKey.
     const desired: DesiredService[] = [];
-    const inSync = new Set<string>();
     const keys = new Map<DesiredService, string>();
-    for (const s of programmable) {
-      let m = this.#memo.get(s);
-      if (!m || m.epoch !== epoch) {
-        const d: DesiredService = {
-          owner: s.id,
-          service: ipvsService(s),
-          destinations: s.destinations.map((x) => ipvsDestination(s, x, healthy(s.id, x.address, x.port) === false ? 0 : x.weight)),
-          drainTimeoutSeconds: s.drainTimeoutSeconds,
-        };
-        m = { epoch, desired: d, key: serviceKey(d.service) };
-        this.#memo.set(s, m);
-      }
-      keys.set(m.desired, m.key);
-      const last = this.#applied.get(m.key);
-      if (!opts.resync && this.#view && last && last.desired === m.desired && last.entry === this.#view.get(m.key)) inSync.add(m.key);
-      else desired.push(m.desired);
+    const serviceOf = new Map<string, { service: Service; key: string }>();
+    for (const s of work) {
+      const service = ipvsService(s);
+      const key = serviceKey(service);
+      serviceOf.set(s.id, { service, key });
+      if (failed.has(s.id)) continue;
+      const d: DesiredService = {
+        owner: s.id,
+        service,
+        destinations: s.destinations.map((x) => ipvsDestination(s, x, healthy(s.id, x.address, x.port) === false ? 0 : x.weight)),
+        drainTimeoutSeconds: s.drainTimeoutSeconds,
+      };
+      keys.set(d, key);
+      desired.push(d);
     }
-    // Services that failed before IPVS must not be deleted from the kernel: keep them out of the diff.
-    this.#owned ??= new Map(Object.entries(state.services));
+    // Keys of services that left the plan or moved to another address: candidates for deletion.
+    const gone: string[] = [];
+    const goneServices: Service[] = [];
+    if (!full) {
+      for (const [id, e] of prev) {
+        if (e?.key === undefined || e.key === serviceOf.get(id)?.key) continue;
+        gone.push(e.key);
+        if (e.service) goneServices.push(e.service);
+      }
+    }
+    // A full run must not delete the services that failed before IPVS: keep them out of the diff.
     let owned: ReadonlyMap<string, string> = this.#owned;
-    if (failed.size) {
-      const failedKeys = new Set(services.filter((s) => failed.has(s.id)).map((s) => this.#memo.get(s)?.key ?? serviceKey(ipvsService(s))));
+    if (full && failed.size) {
+      const failedKeys = new Set([...failed].map((id) => serviceOf.get(id)!.key));
       owned = new Map([...this.#owned].filter(([k]) => !failedKeys.has(k)));
     }
-    if (opts.resync || !this.#view) this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
+    if (full || !this.#view) {
+      this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
+      this.#stale.clear();
+    } else if (this.#stale.size) {
+      await this.#refresh(this.#view, [...desired.map((d) => d.service), ...goneServices]);
+    }
     const view = this.#view;
-    const diff = diffDirector({ desired, actual: view, inSync, keyOf: (d) => keys.get(d) ?? serviceKey(d.service), owned, draining: new Map(Object.entries(state.draining)), now });
+    const draining = new Map(Object.entries(state.draining));
+    const diff = diffDirector({ desired, actual: view, keyOf: (d) => keys.get(d)!, owned, draining, now, ...(full ? {} : { removed: gone }) });
     for (const c of diff.conflicts) fail(c.owner, `EEXIST: ${c.service} exists in the kernel and is not owned by lvs-operator; not touching it`);
     const results = diff.ops.length > 0 ? await ipvs.apply(diff.ops) : [];
+    /** serviceKeys whose ledger entry this run set or removed. */
+    const ownership: string[] = [];
     diff.ops.forEach((op: DirectorOp, i: number) => {
       const err: IpvsError | undefined = results[i];
       const key = serviceKey(op.service);
@@ -224,51 +334,93 @@ export class DirectorReconciler {
           if (op.op === 'deleteService') {
             delete state.services[key];
             this.#owned?.delete(key);
+            ownership.push(key);
           }
           return;
         }
         fail(op.owner, err.message);
         log.warn({ service: op.owner, op: op.op, errno: err.code, err: err.message }, 'ipvs operation failed');
-        // The kernel disagrees with our view: read it again next time.
-        this.#view = undefined;
+        // The kernel disagrees with our view of this service: read it again before the next diff of it.
+        this.#stale.add(key);
         return;
       }
-      if (this.#view) applyToView(this.#view, op);
+      applyToView(view, op);
       if (op.op === 'addService') {
         state.services[key] = op.owner;
         this.#owned?.set(key, op.owner);
+        ownership.push(key);
       }
       if (op.op === 'deleteService') {
         delete state.services[key];
         this.#owned?.delete(key);
+        ownership.push(key);
       }
     });
-    // Remember what each diffed service now looks like in the kernel view (failed ones are diffed again).
-    const failedOwners = failed;
-    for (const d of desired) {
-      const key = keys.get(d)!;
-      const entry = this.#view?.get(key);
-      if (entry && !failedOwners.has(d.owner)) this.#applied.set(key, { desired: d, entry });
-      else this.#applied.delete(key);
-    }
-    if (opts.resync) for (const key of this.#applied.keys()) if (!this.#view?.has(key)) this.#applied.delete(key);
-    const draining = Object.fromEntries(diff.draining);
-    let dirty = diff.ops.length > 0 || JSON.stringify(draining) !== JSON.stringify(state.draining);
-    state.draining = draining;
+    const drainingChanged = !sameDraining(diff.draining, draining);
+    if (drainingChanged) state.draining = Object.fromEntries(diff.draining);
     if (diff.drift > 0) log.info({ drift: diff.drift }, 'repaired IPVS drift');
 
-    // VIPs of the services this node holds.
-    const wants = services
-      .filter((s) => s.holdVip && ifaceOf.has(s.id))
-      .map((s) => ({ ifname: ifaceOf.get(s.id)!, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id }));
-    const vipResult = await syncVips(this.#d.netif, state, wants, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, opts.resync ?? true);
-    for (const [owner, msg] of vipResult.failed) fail(owner.slice(DIRECTOR_OWNER_PREFIX.length), `vip: ${msg}`);
-    for (const w of wants) {
-      const r = reports.get(w.owner.slice(DIRECTOR_OWNER_PREFIX.length));
-      if (r && !vipResult.failed.has(w.owner)) r.holdsVip = true;
+    // VIPs of the services this node holds: a full run makes the set exact and re-adds missing addresses;
+    // a change-driven one releases and binds only what its services changed.
+    const wants = new Map<string, VipWant>();
+    for (const s of work) {
+      const ifname = ifaceOf.get(s.id);
+      if (s.holdVip && ifname) wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id });
     }
-    dirty ||= vipResult.changed;
-    if (dirty) this.#d.state.save(state);
-    return { services: [...reports.values()], ops: diff.ops.length, drift: diff.drift };
+    let vipResult;
+    if (full) {
+      vipResult = await syncVips(this.#d.netif, state, [...wants.values()], (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, true);
+    } else {
+      const add: VipWant[] = [];
+      const remove: VipWant[] = [];
+      for (const [id, e] of prev) {
+        const w = wants.get(id);
+        const old = e?.vip;
+        const same = old !== undefined && w !== undefined && old.ifname === w.ifname && old.vip === w.vip;
+        if (old && !same) remove.push(old);
+        if (w && !same) add.push(w);
+      }
+      vipResult = add.length || remove.length ? await syncVipChanges(this.#d.netif, state, { add, remove }, this.#d.arp) : undefined;
+    }
+    for (const [owner, msg] of vipResult?.failed ?? []) fail(owner.slice(DIRECTOR_OWNER_PREFIX.length), `vip: ${msg}`);
+    const vipsChanged = vipResult?.changed ?? false;
+    if (ownership.length || drainingChanged || vipsChanged) this.#d.state.save(state, { services: ownership, draining: drainingChanged, vips: vipsChanged });
+
+    // Remember what was decided, and publish the reports.
+    for (const s of work) {
+      const w = wants.get(s.id);
+      const bound = w !== undefined && !vipResult?.failed.has(w.owner);
+      const sk = serviceOf.get(s.id)!;
+      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, vip: bound ? w : undefined });
+      const r = reports.get(s.id)!;
+      r.holdsVip = bound;
+      this.#reports.set(s.id, r);
+      if (r.ok) this.#failing.delete(s.id);
+      else this.#failing.add(s.id);
+    }
+    for (const id of removedIds) {
+      this.#entries.delete(id);
+      this.#reports.delete(id);
+      this.#failing.delete(id);
+    }
+    return {
+      services: this.#reports,
+      changed: [...reports.keys(), ...removedIds],
+      failed: this.#failing.size,
+      full,
+      ops: diff.ops.length,
+      drift: diff.drift,
+    };
+  }
+
+  /** Reads the stale ones among `services` from the kernel into the view (after a failed operation). */
+  async #refresh(view: Map<string, ServiceState>, services: readonly Service[]): Promise<void> {
+    for (const svc of services) {
+      const key = serviceKey(svc);
+      if (!this.#stale.delete(key)) continue;
+      const entry = await this.#d.ipvs.getService(svc);
+      if (entry) view.set(key, { ...entry, destinations: await this.#d.ipvs.listDestinations(svc) });
+      else view.delete(key);
+    }
   }
 }

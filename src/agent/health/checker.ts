@@ -61,27 +61,36 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     for (const [id, entry] of this.entries) {
       if (!next.has(id)) this.remove(id, entry);
     }
-    for (const target of next.values()) {
-      const entry = this.entries.get(target.id);
-      if (!entry) {
-        this.add(target);
-      } else if (!sameProbe(entry.target, target)) {
-        const wasHealthy = entry.health.healthy;
-        this.remove(target.id, entry);
-        this.add(target);
-        if (!wasHealthy) this.emitChange(target.id, true, 'health check changed');
-      } else if (!sameTiming(entry.target, target)) {
-        const intervalChanged = entry.target.check.intervalSeconds !== target.check.intervalSeconds;
-        entry.target = target;
-        // A pending check is re-spread over the new interval; one in flight reschedules itself when done.
-        if (intervalChanged && entry.timer !== undefined) {
-          this.clock.clearTimeout(entry.timer);
-          this.schedule(entry, this.jitter(target));
-        }
-      } else {
-        entry.target = target;
+    for (const target of next.values()) this.setTarget(target);
+  }
+
+  /** Adds or updates one target, as setTargets does for each of its targets; the others are left alone. */
+  setTarget(target: HealthTarget): void {
+    const entry = this.entries.get(target.id);
+    if (!entry) {
+      this.add(target);
+    } else if (!sameProbe(entry.target, target)) {
+      const wasHealthy = entry.health.healthy;
+      this.remove(target.id, entry);
+      this.add(target);
+      if (!wasHealthy) this.emitChange(target.id, true, 'health check changed');
+    } else if (!sameTiming(entry.target, target)) {
+      const intervalChanged = entry.target.check.intervalSeconds !== target.check.intervalSeconds;
+      entry.target = target;
+      // A pending check is re-spread over the new interval; one in flight reschedules itself when done.
+      if (intervalChanged && entry.timer !== undefined) {
+        this.clock.clearTimeout(entry.timer);
+        this.schedule(entry, this.jitter(target));
       }
+    } else {
+      entry.target = target;
     }
+  }
+
+  /** Stops checking one target (emits nothing); unknown ids are ignored. */
+  removeTarget(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry) this.remove(id, entry);
   }
 
   /** Current state of a target; 'unknown' if it is not checked by this checker. */

@@ -76,7 +76,7 @@ export class RealServerReconciler {
       const err = result.failed.get(owner(v));
       if (err) fail(i, `vip: ${err}`);
     });
-    if (result.changed) this.#d.state.save(state);
+    if (result.changed) this.#d.state.save(state, { vips: true });
 
     // Sysctls are restored only after the VIPs are gone, for the same ARP reason in reverse.
     const current = new Set(claimed.keys());

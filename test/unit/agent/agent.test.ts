@@ -39,7 +39,7 @@ describe('director reconciler', () => {
   it('programs IPVS, binds and announces the VIP, sets DR sysctls', async () => {
     const d = director();
     const r = await d.rec.reconcile([planned()], allHealthy);
-    expect(r.services).toEqual([{ id: 'lab/web', generation: 1, ok: true, errors: [], holdsVip: true }]);
+    expect([...r.services.values()]).toEqual([{ id: 'lab/web', generation: 1, ok: true, errors: [], holdsVip: true }]);
     const table = await d.ipvs.listServices();
     expect(table).toHaveLength(1);
     expect(table[0]!.destinations.map((x) => `${x.destination.address}:${x.destination.port}/${x.destination.forwarding}/${x.destination.weight}`)).toEqual(
@@ -79,8 +79,8 @@ describe('director reconciler', () => {
     await d.ipvs.addService({ af: 'ipv4', protocol: 'tcp', address: '10.9.9.9', port: 443, scheduler: 'wlc', flags: 0, timeout: 0, netmask: 0xffffffff });
     await d.ipvs.addService({ af: 'ipv4', protocol: 'tcp', address: '192.168.56.41', port: 80, scheduler: 'wlc', flags: 0, timeout: 0, netmask: 0xffffffff });
     const r = await d.rec.reconcile([planned(), planned({ id: 'lab/other', vip: '192.168.56.41' })], allHealthy);
-    expect(r.services.find((s) => s.id === 'lab/other')).toMatchObject({ ok: false, errors: [expect.stringContaining('EEXIST: 192.168.56.41:80/TCP exists in the kernel and is not owned')] });
-    expect(r.services.find((s) => s.id === 'lab/web')!.ok).toBe(true);
+    expect([...r.services.values()].find((s) => s.id === 'lab/other')).toMatchObject({ ok: false, errors: [expect.stringContaining('EEXIST: 192.168.56.41:80/TCP exists in the kernel and is not owned')] });
+    expect([...r.services.values()].find((s) => s.id === 'lab/web')!.ok).toBe(true);
     await d.rec.reconcile([], allHealthy);
     const left = (await d.ipvs.listServices()).map((s) => serviceKey(s.service)).sort();
     expect(left).toEqual(['10.9.9.9:443/TCP', '192.168.56.41:80/TCP']);
@@ -123,12 +123,12 @@ describe('director reconciler', () => {
     const d = director();
     d.ipvs.injectError('addService', 'ENOENT');
     const r = await d.rec.reconcile([planned({ id: 'lab/a', vip: '10.0.0.1' }), planned({ id: 'lab/b', vip: '10.0.0.2', interface: 'eth9' }), planned({ id: 'lab/c', vip: '10.0.0.3' })], allHealthy);
-    const by = Object.fromEntries(r.services.map((s) => [s.id, s]));
+    const by = Object.fromEntries([...r.services.values()].map((s) => [s.id, s]));
     expect(by['lab/b']!.ok).toBe(false);
     expect(by['lab/b']!.errors.join()).toMatch(/interface: .*eth9/);
     expect([by['lab/a']!.ok, by['lab/c']!.ok].filter((x) => !x)).toHaveLength(1);
-    expect(r.services.filter((s) => s.ok)).toHaveLength(1);
-    expect(r.services.flatMap((s) => s.errors).join()).toMatch(/ENOENT/);
+    expect([...r.services.values()].filter((s) => s.ok)).toHaveLength(1);
+    expect([...r.services.values()].flatMap((s) => s.errors).join()).toMatch(/ENOENT/);
   });
 
   it('drains a removed TCP realserver: weight 0, then deleted when its connections end', async () => {
@@ -150,7 +150,7 @@ describe('director reconciler', () => {
   it('a standby director programs the table but does not bind the VIP', async () => {
     const d = director();
     const r = await d.rec.reconcile([planned({ holdVip: false })], allHealthy);
-    expect(r.services[0]!.holdsVip).toBe(false);
+    expect(r.services.get('lab/web')!.holdsVip).toBe(false);
     expect(await d.ipvs.listServices()).toHaveLength(1);
     expect(await d.netif.listAddresses('eth0')).toEqual([]);
   });

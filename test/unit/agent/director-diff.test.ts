@@ -94,6 +94,33 @@ describe('diffDirector', () => {
     expect(r.ops[0]!.op).toBe('addService');
   });
 
+  describe('change-driven runs (`removed` given)', () => {
+    const other = desiredOf(planned({ id: 'lab/other', vip: '192.168.56.41' }));
+    const otherKey = serviceKey(other.service);
+    const both = new Map([[key, 'lab/web'], [otherKey, 'lab/other']]);
+
+    it('only the named keys are candidates for deletion: owned services not diffed stay', () => {
+      const r = diffDirector({ desired: [], actual: [kernelOf(want), kernelOf(other)], owned: both, draining: new Map(), now: 0, removed: [otherKey] });
+      expect(r.ops).toEqual([{ op: 'deleteService', owner: 'lab/other', service: kernelOf(other).service }]);
+    });
+
+    it('a named key that is foreign, or desired again, is not deleted', () => {
+      const foreign = kernelOf(desiredOf(planned({ vip: '10.9.9.9' })));
+      const r = diffDirector({ desired: [want], actual: [kernelOf(want), foreign], owned, draining: new Map(), now: 0, removed: [key, serviceKey(foreign.service)] });
+      expect(r.ops).toEqual([]);
+    });
+
+    it('drain state of services not diffed is carried over; that of deleted ones is dropped', () => {
+      const dOther = drainKey(other.service, other.destinations[0]!);
+      const dWeb = drainKey(want.service, want.destinations[1]!);
+      const draining = new Map([[dOther, 500], [dWeb, 700]]);
+      const kept = diffDirector({ desired: [], actual: [kernelOf(want), kernelOf(other)], owned: both, draining, now: 1000, removed: [] });
+      expect([...kept.draining]).toEqual([[dOther, 500], [dWeb, 700]]);
+      const gone = diffDirector({ desired: [], actual: [kernelOf(want), kernelOf(other)], owned: both, draining, now: 1000, removed: [otherKey] });
+      expect([...gone.draining]).toEqual([[dWeb, 700]]);
+    });
+  });
+
   describe('graceful drain of a removed TCP realserver', () => {
     const fewer = desiredOf(planned({ destinations: planned().destinations.slice(0, 1) }));
     const dk = drainKey(want.service, want.destinations[1]!);
