@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# One image, two binaries:
+# One image, two binaries (and the kubectl plugin, for `kubectl exec ... -- kubectl-lvs export -f -`):
 #   lvs-controller  (node dist/controller/main.js)  the Deployment; runs as the non-root default user
 #   lvs-agent       (node dist/agent/main.js)       the DaemonSets; their pods run it as root, privileged
+#   kubectl-lvs     (node dist/cli/main.js)         status / import / export
 # There is no ENTRYPOINT: the pods set `command`.
 #
 #   docker build -t ghcr.io/lvs-operator/lvs-operator:0.1.0 .
@@ -36,7 +37,8 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/crds ./crds
 RUN printf '#!/bin/sh\nexec node /app/dist/controller/main.js "$@"\n' > /usr/local/bin/lvs-controller \
  && printf '#!/bin/sh\nexec node /app/dist/agent/main.js "$@"\n' > /usr/local/bin/lvs-agent \
- && chmod 0755 /usr/local/bin/lvs-controller /usr/local/bin/lvs-agent
+ && printf '#!/bin/sh\nexec node /app/dist/cli/main.js "$@"\n' > /usr/local/bin/kubectl-lvs \
+ && chmod 0755 /usr/local/bin/lvs-controller /usr/local/bin/lvs-agent /usr/local/bin/kubectl-lvs
 ENV NODE_ENV=production
 USER 65532:65532
 ENTRYPOINT []

@@ -46,12 +46,12 @@ describe('Dockerfile', () => {
     const deploy = render().find((o) => o.kind === 'Deployment')!;
     const cmd = ((deploy['spec'] as { template: { spec: { containers: Array<{ command: string[] }> } } }).template.spec.containers[0]!.command)[0]!;
     expect(cmd).toBe('lvs-controller');
-    for (const [bin, entry] of [['lvs-controller', 'controller'], ['lvs-agent', 'agent']] as const) {
+    for (const [bin, entry] of [['lvs-controller', 'controller'], ['lvs-agent', 'agent'], ['kubectl-lvs', 'cli']] as const) {
       expect(dockerfile).toContain(`exec node /app/dist/${entry}/main.js "$@"\\n' > /usr/local/bin/${bin}`);
       // the entry point is compiled from src/<entry>/main.ts
       expect(existsSync(join(ROOT, 'src', entry, 'main.ts'))).toBe(true);
     }
-    expect(dockerfile).toContain('chmod 0755 /usr/local/bin/lvs-controller /usr/local/bin/lvs-agent');
+    expect(dockerfile).toContain('chmod 0755 /usr/local/bin/lvs-controller /usr/local/bin/lvs-agent /usr/local/bin/kubectl-lvs');
   });
 
   it('copies only what the .dockerignore allow-list lets in, and that exists', () => {
