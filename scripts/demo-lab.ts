@@ -96,11 +96,12 @@ try {
     show('  kubectl delete lvsrs web2 ; kubectl apply -f deploy/examples/dr-lab.yaml');
     show('  kubectl get nodeplans -o yaml      # what each node was told to do, and what its agent reported');
     show('Every 5 s this window shows where 10 client requests landed and the director\'s table when it changes. Ctrl-C ends the lab.');
-    let lastTable = '';
+    let lastRules = '';
     for (;;) {
-      const table = (await lab.exec(director, ['ipvsadm', '-L', '-n'])).stdout;
-      if (table !== lastTable) show(`\n${table}`);
-      lastTable = table;
+      // Compare the rules (ipvsadm -Sn), not the listing: its connection counters change all the time.
+      const rules = (await ipvsadmSave(lab, director)).join('\n');
+      if (rules !== lastRules) show(`\n${(await lab.exec(director, ['ipvsadm', '-L', '-n'])).stdout}`);
+      lastRules = rules;
       show(`${new Date().toISOString().slice(11, 19)}  10 requests to ${VIP}: ${await tally(10)}`);
       await sleep(5_000);
     }
