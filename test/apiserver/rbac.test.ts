@@ -54,6 +54,8 @@ const allowed: Record<Who, Access[]> = {
     ['watch', 'nodeplans.lvs.operator.dev', ''],
     ['patch', 'nodeplans.lvs.operator.dev/status', ''],
     ['update', 'nodeplans.lvs.operator.dev/status', ''],
+    // VIP election (src/agent/failover): read, create and renew one Lease per VirtualService.
+    ['get', 'leases.coordination.k8s.io', NS],
     ['create', 'leases.coordination.k8s.io', NS],
     ['update', 'leases.coordination.k8s.io', NS],
     ['delete', 'leases.coordination.k8s.io', NS],
