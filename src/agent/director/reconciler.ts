@@ -36,6 +36,12 @@ export interface DirectorDeps {
   now?: () => number;
   /** The interface that holds VIPs when a service names none (the default route's). */
   defaultInterface: () => Promise<string>;
+  /**
+   * Whether this node binds a service's VIP now; default: the plan's holdVip. With director failover this
+   * is the VIP election (src/agent/failover), the plan's holdVip being only its preference; its hold and
+   * release events must trigger a full run, since a change-driven run only looks at changed services.
+   */
+  holdsVip?: (s: PlannedService) => boolean;
 }
 
 /** Whether a destination may get new connections; undefined = no verdict yet (counts as healthy). */
@@ -365,7 +371,7 @@ export class DirectorReconciler {
     const wants = new Map<string, VipWant>();
     for (const s of work) {
       const ifname = ifaceOf.get(s.id);
-      if (s.holdVip && ifname) wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id });
+      if ((this.#d.holdsVip ? this.#d.holdsVip(s) : s.holdVip) && ifname) wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id });
     }
     let vipResult;
     if (full) {
