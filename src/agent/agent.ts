@@ -67,6 +67,8 @@ export interface AgentHooks {
   onReport?: (run: AgentRun) => void;
   onError?: (err: Error) => void;
   onHealthChange?: (id: string, healthy: boolean, reason: string) => void;
+  /** Every plan given to setPlan, before the run it triggers (director failover keeps its elections in step). */
+  onPlan?: (plan: NodePlan) => void;
 }
 
 export interface AgentOptions extends AgentHooks {
@@ -145,6 +147,7 @@ export class Agent {
     const delta = planDelta(this.#byId, this.#plan.director, plan.director);
     if (plan.realServer !== this.#plan.realServer && !deepEqual(plan.realServer, this.#plan.realServer)) this.#realServerDirty = true;
     this.#plan = plan;
+    this.#o.onPlan?.(plan);
     for (const s of delta.changed) this.#updateTargets(s.id, s);
     for (const id of delta.removed) this.#updateTargets(id, undefined);
     this.trigger();

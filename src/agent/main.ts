@@ -3,6 +3,7 @@
  * lvs-agent: programs IPVS, VIPs and sysctls on one node.
  *
  *   lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR] ...
+ *             [--vip-election [--namespace NS] [--failover-lease-seconds 2] [--failover-renew-ms 500] [--sync-id 1]]
  *   lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
  *             [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
  *   lvs-agent teardown [--state-dir DIR]      remove everything the agent added, restore sysctls
@@ -29,9 +30,11 @@ import { createLvsMetrics } from './metrics/registry.ts';
 import { parseListenAddress, startMetricsServer } from './metrics/server.ts';
 import { ipvsSnapshotReader } from './metrics/snapshot.ts';
 import type { ClusterSource } from './cluster.ts';
+import type { DirectorFailover } from './failover/director-failover.ts';
 
 const USAGE = `usage: lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR]
                  [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE]
+                 [--vip-election [--namespace NS] [--failover-lease-seconds N] [--failover-renew-ms MS] [--sync-id ID]]
        lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
                  [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
        lvs-agent teardown [--state-dir DIR]`;
@@ -53,6 +56,11 @@ async function main(argv: string[]): Promise<number> {
       'metrics-address': { type: 'string', default: '0.0.0.0:9120' },
       'status-file': { type: 'string' },
       once: { type: 'boolean', default: false },
+      // Director failover (cluster mode): VIP holder elected on a Lease per service, plan holdVip = preference.
+      'vip-election': { type: 'boolean', default: false },
+      'failover-lease-seconds': { type: 'string', default: '2' },
+      'failover-renew-ms': { type: 'string', default: '500' },
+      'sync-id': { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -72,20 +80,32 @@ async function main(argv: string[]): Promise<number> {
   const health = new HealthChecker({ log: log.child({ component: 'health' }) });
   const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
   let cluster: ClusterSource | undefined;
+  let failover: DirectorFailover | undefined;
   const reports = createReportSink({ metrics, statusFile: values['status-file'], also: (run) => cluster?.report(run) });
   const agent = new Agent({
     node,
     log,
     health,
     resyncSeconds: Number(values.resync),
-    director: new DirectorReconciler({ ipvs, netif, sysctl, arp: new CommandArpAnnouncer(), state, log, defaultInterface }),
+    director: new DirectorReconciler({
+      ipvs, netif, sysctl, arp: new CommandArpAnnouncer(), state, log, defaultInterface,
+      holdsVip: (s) => (failover ? failover.holdsVip(s) : s.holdVip),
+    }),
     realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface }),
     onReport: reports.onReport,
     onError: () => metrics.recordReconcile(0, 'exception'),
+    onPlan: (plan) => {
+      failover?.setPlan(plan.director).catch((e: unknown) => log.error({ err: (e as Error).message }, 'VIP elections not updated'));
+    },
   });
 
   let server: { close(): Promise<void> } | undefined;
   const close = async (): Promise<void> => {
+    if (failover) {
+      // Hand the Leases over (a standby takes over within a retry) and unbind our VIPs before exiting.
+      await failover.stop({ release: true });
+      await agent.resync().catch(() => undefined);
+    }
     agent.stop();
     await cluster?.stop();
     await server?.close();
@@ -109,7 +129,25 @@ async function main(argv: string[]): Promise<number> {
   if (values.cluster) {
     // Loaded only here: the Kubernetes client is large, and standalone agents never need it.
     const [{ ClusterSource: Source }, { loadKubeConfig }] = await Promise.all([import('./cluster.ts'), import('../kube/kubeconfig.ts')]);
-    cluster = new Source({ kc: loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc, node, agent, log });
+    const kc = loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc;
+    if (values['vip-election']) {
+      const [{ DirectorFailover: Failover }, { SyncDaemons }, { coordinationLeaseApi }] = await Promise.all([
+        import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'),
+      ]);
+      failover = new Failover({
+        api: coordinationLeaseApi(kc),
+        namespace: values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system',
+        node,
+        settings: { leaseDurationSeconds: Number(values['failover-lease-seconds']), renewIntervalMilliseconds: Number(values['failover-renew-ms']) },
+        log: log.child({ component: 'failover' }),
+        syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
+        // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): a full run.
+        onChange: () => {
+          agent.resync().catch((e: unknown) => log.error({ err: (e as Error).message }, 'reconcile after failover failed'));
+        },
+      });
+    }
+    cluster = new Source({ kc, node, agent, log });
     await cluster.start();
   } else if (!values.config) {
     console.error(`--config DIR or --cluster is required\n${USAGE}`);

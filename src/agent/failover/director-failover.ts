@@ -8,6 +8,7 @@ import type { PlannedService } from '../../model/plan.ts';
 import type { Logger } from '../../util/log.ts';
 import { VipElections } from './elections.ts';
 import type { VipElectionsOptions } from './elections.ts';
+import { electionTiming } from './election.ts';
 import type { VipHoldEvent, VipReleaseEvent } from './election.ts';
 import type { SyncDaemons } from './syncd.ts';
 
@@ -28,6 +29,7 @@ export class DirectorFailover {
   #syncd: Promise<unknown> = Promise.resolve();
 
   constructor(o: DirectorFailoverOptions) {
+    electionTiming(o.settings); // reject bad settings at start-up, not at the first plan
     this.#o = o;
     this.#elections = new VipElections({
       ...o,

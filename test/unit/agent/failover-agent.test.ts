@@ -1,0 +1,131 @@
+// Two agents wired as lvs-agent --cluster --vip-election wires them (src/agent/main.ts): the plan reaches the
+// elections through Agent's onPlan, the reconciler asks the election, a hold/release runs a full reconcile.
+// Both program the same IPVS table; only the Lease holder binds and announces the VIP and runs the sync
+// master; a dead holder is replaced (VIP bound + gratuitous ARP on the new one); a graceful stop hands over.
+import { FakeClock } from '../../../src/kube/clock.ts';
+import { DirectorFailover, SyncDaemons, vipLeaseName } from '../../../src/agent/failover/index.ts';
+import type { SyncDaemonOps } from '../../../src/agent/failover/index.ts';
+import { FakeIpvs } from '../../../src/ipvs/fake.ts';
+import { FakeNetif, FakeArpAnnouncer } from '../../../src/netif/fake.ts';
+import { FakeSysctl, defaultSysctls } from '../../../src/sysctl/fake.ts';
+import { MemoryStateStore } from '../../../src/agent/state.ts';
+import { DirectorReconciler } from '../../../src/agent/director/reconciler.ts';
+import { RealServerReconciler } from '../../../src/agent/realserver/reconciler.ts';
+import { HealthChecker } from '../../../src/agent/health/checker.ts';
+import { Agent } from '../../../src/agent/agent.ts';
+import type { SyncDaemon, SyncDaemonConfig, SyncDaemonRole } from '../../../src/ipvs/types.ts';
+import type { NodePlan, PlannedService } from '../../../src/model/plan.ts';
+import { createLogger } from '../../../src/util/log.ts';
+import { FakeLeaseStore } from '../kube/fake-lease-api.ts';
+
+const log = createLogger('test', 'silent');
+const VIP = '192.168.56.40';
+
+const planned = (holdVip: boolean): PlannedService => ({
+  id: 'lab/web', generation: 1, vip: VIP, port: 80, protocol: 'TCP', scheduler: 'rr', schedulerFlags: [], onePacket: false,
+  forwarding: 'DirectRouting', holdVip, healthCheck: { type: 'TCP', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 60,
+  destinations: [{ realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 }],
+});
+
+/** Health timers never fire: health is not what this test is about. */
+const stillClock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => undefined };
+
+class Daemons implements SyncDaemonOps {
+  readonly running = new Map<SyncDaemonRole, SyncDaemon>();
+  async startSyncDaemon(cfg: SyncDaemonConfig): Promise<void> {
+    this.running.set(cfg.role, { maxLen: 1472, group: '224.0.0.81', port: 8848, ttl: 1, ...cfg } as SyncDaemon);
+  }
+  async stopSyncDaemon(role: SyncDaemonRole): Promise<void> {
+    this.running.delete(role);
+  }
+  async listSyncDaemons(): Promise<SyncDaemon[]> {
+    return [...this.running.values()];
+  }
+  roles(): string[] {
+    return [...this.running.keys()].sort();
+  }
+}
+
+function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock) {
+  const ipvs = new FakeIpvs();
+  const netif = new FakeNetif();
+  netif.addLink('eth0', { up: true });
+  const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
+  const state = new MemoryStateStore();
+  const arp = new FakeArpAnnouncer();
+  const daemons = new Daemons();
+  const api = store.view(name);
+  const pending: Promise<unknown>[] = [];
+  const ref: { failover?: DirectorFailover } = {};
+  const agent: Agent = new Agent({
+    node: name, log,
+    health: new HealthChecker({ clock: stillClock, probe: async () => ({ ok: true, reason: 'connected' }), log }),
+    director: new DirectorReconciler({ ipvs, netif, sysctl, arp, state, log, defaultInterface: async () => 'eth0', holdsVip: (s) => (ref.failover ? ref.failover.holdsVip(s) : s.holdVip) }),
+    realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
+    onPlan: (plan) => {
+      pending.push(ref.failover!.setPlan(plan.director));
+    },
+  });
+  const failover = (ref.failover = new DirectorFailover({
+    api, namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
+    syncDaemons: new SyncDaemons({ ops: daemons, interface: async () => 'eth0', log }),
+    onChange: () => pending.push(agent.resync()),
+  }));
+  const settle = async (): Promise<void> => {
+    while (pending.length) await Promise.all(pending.splice(0));
+    await agent.reconcile();
+    await failover.settled();
+  };
+  const vips = async (): Promise<string[]> => (await netif.listAddresses('eth0')).map((a) => a.address);
+  return { name, agent, failover, ipvs, arp, daemons, api, settle, vips };
+}
+
+describe('agents with VIP election', () => {
+  it('hot standby, one VIP holder, takeover with GARP and sync master, graceful hand-over', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const a = agentNode('director-a', store, clock);
+    const b = agentNode('director-b', store, clock);
+    const plan = (node: string, holdVip: boolean): NodePlan => ({ node, director: [planned(holdVip)], realServer: [] });
+    a.agent.setPlan(plan('director-a', true));
+    b.agent.setPlan(plan('director-b', false));
+    await a.settle();
+    await b.settle();
+    await clock.advance(3_000);
+    await a.settle();
+    await b.settle();
+
+    expect(await a.vips()).toEqual([VIP]);
+    expect(await b.vips()).toEqual([]);
+    expect((await a.ipvs.listServices()).length).toBe(1);
+    expect((await b.ipvs.listServices()).length).toBe(1); // hot standby
+    expect(a.arp.announcements.map((x) => x.vip)).toEqual([VIP]);
+    expect(a.daemons.roles()).toEqual(['backup', 'master']);
+    expect(b.daemons.roles()).toEqual(['backup']);
+    expect(a.agent.lastReport?.director.services.get('lab/web')?.holdsVip).toBe(true);
+    expect(b.agent.lastReport?.director.services.get('lab/web')?.holdsVip).toBe(false);
+
+    // a's agent dies: its Lease is neither renewed nor released (its kernel state stays, as after a crash).
+    a.api.partitioned = true;
+    await a.failover.elections.get('lab/web')!.stop({ release: false }).catch(() => undefined);
+    const fault = clock.now();
+    let took = -1;
+    for (let t = 0; t < 4_000 && took < 0; t += 50) {
+      await clock.advance(50);
+      await b.settle();
+      if ((await b.vips()).includes(VIP)) took = clock.now() - fault;
+    }
+    expect(took).toBeGreaterThanOrEqual(1_500);
+    expect(took).toBeLessThanOrEqual(2_700);
+    expect(b.arp.announcements.map((x) => x.vip)).toEqual([VIP]);
+    expect(b.daemons.roles()).toEqual(['backup', 'master']);
+    expect(b.agent.lastReport?.director.services.get('lab/web')?.holdsVip).toBe(true);
+
+    // b shuts down gracefully: it releases the Lease and unbinds its VIP.
+    await b.failover.stop({ release: true });
+    await b.settle();
+    expect(await b.vips()).toEqual([]);
+    expect(b.daemons.roles()).toEqual([]);
+    expect(store.read('lvs-system', vipLeaseName('lab/web'))?.record.holderIdentity).toBe('');
+  });
+});
