@@ -81,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
   const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
   let cluster: ClusterSource | undefined;
   let failover: DirectorFailover | undefined;
+  let failoverEvents: { close(): Promise<void> } | undefined;
   const reports = createReportSink({ metrics, statusFile: values['status-file'], also: (run) => cluster?.report(run) });
   const agent = new Agent({
     node,
@@ -105,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
       // Hand the Leases over (a standby takes over within a retry) and unbind our VIPs before exiting.
       await failover.stop({ release: true });
       await agent.resync().catch(() => undefined);
+      await failoverEvents?.close();
     }
     agent.stop();
     await cluster?.stop();
@@ -131,9 +133,11 @@ async function main(argv: string[]): Promise<number> {
     const [{ ClusterSource: Source }, { loadKubeConfig }] = await Promise.all([import('./cluster.ts'), import('../kube/kubeconfig.ts')]);
     const kc = loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc;
     if (values['vip-election']) {
-      const [{ DirectorFailover: Failover }, { SyncDaemons }, { coordinationLeaseApi }] = await Promise.all([
-        import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'),
+      const [{ DirectorFailover: Failover }, { SyncDaemons }, { coordinationLeaseApi }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }] = await Promise.all([
+        import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'), import('../kube/events.ts'), import('./failover/events.ts'),
       ]);
+      const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
+      failoverEvents = events;
       failover = new Failover({
         api: coordinationLeaseApi(kc),
         namespace: values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system',
@@ -142,7 +146,8 @@ async function main(argv: string[]): Promise<number> {
         log: log.child({ component: 'failover' }),
         syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
         // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): a full run.
-        onChange: () => {
+        onChange: (ev) => {
+          recordFailoverEvent(events, node, ev);
           agent.resync().catch((e: unknown) => log.error({ err: (e as Error).message }, 'reconcile after failover failed'));
         },
       });

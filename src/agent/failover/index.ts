@@ -7,3 +7,5 @@ export { SyncDaemons } from './syncd.ts';
 export type { SyncDaemonOps, SyncDaemonWant, SyncDaemonsOptions, SyncDaemonsResult } from './syncd.ts';
 export { DirectorFailover } from './director-failover.ts';
 export type { DirectorFailoverOptions, FailoverEvent } from './director-failover.ts';
+export { recordFailoverEvent, virtualServiceRef, REASON_RELEASED, REASON_TAKEN_OVER } from './events.ts';
+export type { FailoverEventSink } from './events.ts';
