@@ -53,3 +53,58 @@ export function ipv6Bytes(s: string): number[] {
   const t = tail === undefined ? [] : parse(tail);
   return [...h, ...new Array<number>(16 - h.length - t.length).fill(0), ...t];
 }
+
+/** An address as an unsigned integer (32 bits for IPv4, 128 for IPv6). */
+export function ipToBigInt(s: string): bigint {
+  if (familyOf(s) === 4) return s.split('.').reduce((n, o) => (n << 8n) | BigInt(Number(o)), 0n);
+  return ipv6Bytes(s).reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+}
+
+/** The canonical text of an address given as an integer (RFC 5952 for IPv6, as Go's netip prints it). */
+export function bigIntToIp(n: bigint, family: AddressFamily): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((shift) => String((n >> shift) & 0xffn)).join('.');
+  const groups = Array.from({ length: 8 }, (_, i) => ((n >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+  return new net.SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
+}
+
+/** The canonical text of an address (2001:DB8:0::1 → 2001:db8::1). */
+export const canonicalAddress = (s: string): string => bigIntToIp(ipToBigInt(s), familyOf(s));
+
+export interface ParsedCidr {
+  family: AddressFamily;
+  /** The address as written (host bits kept). */
+  address: bigint;
+  bits: number;
+}
+
+/**
+ * Like Kubernetes' CEL isCIDR()/cidr() (Go's netip.ParsePrefix): an address without zone, a decimal
+ * prefix length without leading zeros; IPv4-mapped IPv6 addresses are refused.
+ */
+export function parseCidr(s: string): ParsedCidr | undefined {
+  const slash = s.indexOf('/');
+  if (slash < 0 || slash !== s.lastIndexOf('/')) return undefined;
+  const addr = s.slice(0, slash);
+  const bitsText = s.slice(slash + 1);
+  if (!isIP(addr) || !/^(0|[1-9][0-9]{0,2})$/.test(bitsText)) return undefined;
+  const family = familyOf(addr);
+  const bits = Number(bitsText);
+  if (bits > (family === 4 ? 32 : 128)) return undefined;
+  if (family === 6 && isIPv4Mapped(addr)) return undefined;
+  return { family, address: ipToBigInt(addr), bits };
+}
+
+/** ::ffff:a.b.c.d, which Kubernetes' CEL ip() and cidr() refuse. */
+export function isIPv4Mapped(s: string): boolean {
+  if (net.isIP(s) !== 6) return false;
+  const b = ipv6Bytes(s);
+  return b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+}
+
+/** First and last address of a CIDR (host bits of the written address ignored). */
+export function cidrBounds(c: ParsedCidr): { first: bigint; last: bigint } {
+  const width = c.family === 4 ? 32n : 128n;
+  const hostBits = width - BigInt(c.bits);
+  const first = (c.address >> hostBits) << hostBits;
+  return { first, last: first + (1n << hostBits) - 1n };
+}

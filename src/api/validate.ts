@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { Environment } from '@marcbachmann/cel-js';
 import { GROUP, VERSION } from './v1alpha1/meta.ts';
-import { isIP, isGlobalUnicast, familyOf } from './ip.ts';
+import { isIP, isGlobalUnicast, familyOf, parseCidr, cidrBounds, ipToBigInt, bigIntToIp, type ParsedCidr } from './ip.ts';
 import type { JSONSchemaProps } from '../crdgen/schema.ts';
 
 /** The generated openAPIV3Schema nodes, as the generator types them. */
@@ -34,8 +34,28 @@ class IPValue {
   }
 }
 
+/** Kubernetes' CEL net.CIDR: the prefix as written (cidr('10.0.0.5/24').ip() is 10.0.0.5). */
+class CIDRValue {
+  readonly prefix: ParsedCidr;
+  constructor(prefix: ParsedCidr) {
+    this.prefix = prefix;
+  }
+}
+
+const toCidr = (s: string): CIDRValue => {
+  const prefix = parseCidr(s);
+  if (!prefix) throw new Error(`network address parse error during conversion from string: "${s}"`);
+  return new CIDRValue(prefix);
+};
+
 const cel = new Environment({ unlistedVariablesAreDyn: true })
   .registerType('net.IP', IPValue)
+  .registerType('net.CIDR', CIDRValue)
+  .registerOperator('net.IP == net.IP', (a: IPValue, b: IPValue) => familyOf(a.address) === familyOf(b.address) && ipToBigInt(a.address) === ipToBigInt(b.address))
+  .registerFunction('isCIDR(string): bool', (s: string) => parseCidr(s) !== undefined)
+  .registerFunction('cidr(string): net.CIDR', toCidr)
+  .registerFunction({ name: 'ip', receiverType: 'net.CIDR', returnType: 'net.IP', params: [], handler: (c: CIDRValue) => new IPValue(bigIntToIp(c.prefix.address, c.prefix.family)) })
+  .registerFunction({ name: 'masked', receiverType: 'net.CIDR', returnType: 'net.CIDR', params: [], handler: (c: CIDRValue) => new CIDRValue({ ...c.prefix, address: cidrBounds(c.prefix).first }) })
   .registerFunction('isIP(string): bool', (s: string) => isIP(s))
   .registerFunction('ip(string): net.IP', (s: string) => {
     if (!isIP(s)) throw new Error(`IP Address "${s}" parse error`);

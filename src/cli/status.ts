@@ -98,7 +98,7 @@ export function buildStatus(input: StatusInput): StatusService[] {
     const out: StatusService = {
       namespace: vs.metadata.namespace ?? 'default',
       name: vs.metadata.name ?? '',
-      vip: s.vip,
+      vip: vs.status?.vip ?? s.vip ?? '',
       port: s.port,
       protocol: s.protocol ?? 'TCP',
       scheduler: s.scheduler ?? 'wlc',

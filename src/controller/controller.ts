@@ -17,7 +17,8 @@ import { shardPlan } from '../model/shards.ts';
 import { transitions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
 import { canonicalJson, sameJson } from '../util/canonical.ts';
-import { indexReports, realServerStatus, virtualServiceStatus } from './status.ts';
+import { indexReports, realServerStatus, statusPatch, virtualServiceStatus } from './status.ts';
+import { AdmissionSources, writePoolStatuses } from './vippools.ts';
 import { REALSERVER_NODE_LABEL, type ControllerConfig } from './config.ts';
 import { agentDaemonSet } from './daemonsets.ts';
 
@@ -42,7 +43,9 @@ export interface ControllerOptions {
 }
 
 export function nodeInfo(n: V1Node): NodeInfo {
-  return { name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {}, addresses: (n.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })) };
+  const info: NodeInfo = { name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {}, addresses: (n.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })) };
+  if (n.spec?.podCIDRs?.length) info.podCIDRs = [...n.spec.podCIDRs];
+  return info;
 }
 
 /** Runs `fn` over `items` with at most `n` in flight. */
@@ -61,6 +64,8 @@ export class Controller {
   readonly rs: Informer<RealServer>;
   readonly nodes: Informer<V1Node>;
   readonly plans: Informer<NodePlanObject>;
+  /** VIPPools, namespaces and the API server's addresses, for VIP admission. */
+  readonly admission: AdmissionSources;
   readonly #objects: CustomObjects;
   readonly #core: CoreV1Api;
   readonly #apps: AppsV1Api;
@@ -78,6 +83,7 @@ export class Controller {
     this.rs = new Informer<RealServer>(o.kc, { resource: R.realservers, name: 'realservers', logger: log });
     this.nodes = new Informer<V1Node>(o.kc, { resource: { group: '', version: 'v1', plural: 'nodes' }, name: 'nodes', logger: log });
     this.plans = new Informer<NodePlanObject>(o.kc, { resource: R.nodeplans, name: 'nodeplans', logger: log });
+    this.admission = new AdmissionSources({ kc: o.kc, log, reserved: o.config.reserved });
     this.#objects = new CustomObjects(o.kc, { fieldManager: 'lvs-controller', logger: log });
     this.#core = o.kc.makeApiClient(CoreV1Api);
     this.#apps = o.kc.makeApiClient(AppsV1Api);
@@ -95,7 +101,8 @@ export class Controller {
   /** Starts the caches; resolves when all are synced. */
   async start(): Promise<void> {
     for (const inf of [this.vs, this.rs, this.nodes, this.plans] as unknown as Array<Informer<VirtualService>>) inf.onChange(() => this.trigger());
-    await Promise.all([this.vs.start(), this.rs.start(), this.nodes.start(), this.plans.start()]);
+    this.admission.onChange(() => this.trigger());
+    await Promise.all([this.vs.start(), this.rs.start(), this.nodes.start(), this.plans.start(), this.admission.start()]);
   }
 
   /** Leadership gates writes; becoming leader runs a pass at once. */
@@ -150,7 +157,7 @@ export class Controller {
     const virtualServices = this.vs.list();
     const realServers = this.rs.list();
     const nodes = this.nodes.list().map(nodeInfo);
-    const p = plan({ virtualServices, realServers, nodes, defaultDirectorSelector: cfg.defaultDirectorSelector });
+    const p = plan({ virtualServices, realServers, nodes, defaultDirectorSelector: cfg.defaultDirectorSelector, admission: this.admission.input() });
     this.#lastPlan = p;
     const conc = this.#o.writeConcurrency ?? 16;
 
@@ -205,7 +212,7 @@ export class Controller {
       for (const c of transitions(v.status?.conditions, status.conditions ?? [])) {
         this.#o.events?.event(v as never, c.status === 'False' && c.type !== 'Ready' ? 'Warning' : 'Normal', `${c.type}${c.status === 'True' ? '' : c.status}`, c.message);
       }
-      await this.#objects.patchStatus(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, status).catch((e: unknown) => {
+      await this.#objects.patchStatus(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, statusPatch(v.status, status)).catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       });
       this.#metrics?.writes.inc({ kind: 'status' });
@@ -218,6 +225,9 @@ export class Controller {
       });
       this.#metrics?.writes.inc({ kind: 'status' });
     });
+
+    const poolWrites = await writePoolStatuses(this.#objects, this.admission.pools.list(), p);
+    if (poolWrites > 0) this.#metrics?.writes.inc({ kind: 'status' }, poolWrites);
 
     // Deleted VirtualServices: release them once no director still holds them.
     const held = new Set<string>();
@@ -271,6 +281,6 @@ export class Controller {
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
     await this.#running;
-    await Promise.all([this.vs.stop(), this.rs.stop(), this.nodes.stop(), this.plans.stop()]);
+    await Promise.all([this.vs.stop(), this.rs.stop(), this.nodes.stop(), this.plans.stop(), this.admission.stop()]);
   }
 }

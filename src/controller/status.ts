@@ -5,6 +5,8 @@
 import type { VirtualService, VirtualServiceStatus } from '../api/v1alpha1/virtualservice.ts';
 import type { RealServer, RealServerStatus } from '../api/v1alpha1/realserver.ts';
 import type { NodePlan as NodePlanObject, ServiceReport, RealServerVipReport } from '../api/v1alpha1/nodeplan.ts';
+import type { VIPPool, VIPPoolStatus } from '../api/v1alpha1/vippool.ts';
+import type { PoolUsage } from '../model/pools.ts';
 import * as C from '../api/v1alpha1/conditions.ts';
 import type { Plan } from '../model/planner.ts';
 import { idOf } from '../model/planner.ts';
@@ -57,6 +59,8 @@ export function virtualServiceStatus(vs: VirtualService, plan: Plan, reports: Re
     return status;
   }
 
+  if (outcome.vip !== undefined) status.vip = outcome.vip;
+  if (outcome.pool !== undefined) status.vipPool = outcome.pool;
   const skipped = outcome.skipped.map((s) => `${s.realServer} (${s.reason}: ${s.message})`);
   updates.push(cond(C.ConditionAccepted, true, C.ReasonAccepted, skipped.length ? `${skipped.length} selected RealServer(s) cannot serve and are left out: ${skipped.join('; ')}` : 'the service is valid and its VIP is free'));
 
@@ -87,7 +91,7 @@ export function virtualServiceStatus(vs: VirtualService, plan: Plan, reports: Re
   if (!programmed) updates.push(cond(C.ConditionReady, false, C.ReasonPending, 'not programmed on every director yet'));
   else if (!holder) updates.push(cond(C.ConditionReady, false, C.ReasonPending, 'no director holds the VIP yet'));
   else if (healthy === 0) updates.push(cond(C.ConditionReady, false, C.ReasonNoHealthyRealServers, total ? 'no realserver passes its health check' : 'the selector matches no usable RealServer'));
-  else updates.push(cond(C.ConditionReady, true, C.ReasonReady, `${vs.spec.vip}:${vs.spec.port} held by ${holder}, ${healthy}/${total} realservers healthy`));
+  else updates.push(cond(C.ConditionReady, true, C.ReasonReady, `${outcome.vip ?? vs.spec.vip ?? ''}:${vs.spec.port} held by ${holder}, ${healthy}/${total} realservers healthy`));
   status.conditions = mergeConditions(vs.status?.conditions, updates, generation, now);
   return status;
 }
@@ -140,4 +144,25 @@ export function realServerStatus(rs: RealServer, plan: Plan, reports: Reports, n
   }
   status.conditions = mergeConditions(rs.status?.conditions, updates, generation, now);
   return status;
+}
+
+/** A VIPPool's status from the planner's usage count (a pool the plan does not know counts as unused). */
+export function vipPoolStatus(pool: VIPPool, usage: PoolUsage | undefined): VIPPoolStatus {
+  return {
+    observedGeneration: pool.metadata.generation ?? 0,
+    virtualServices: usage?.virtualServices ?? 0,
+    addressesInUse: usage?.addressesInUse ?? 0,
+    allocated: usage?.allocated ?? 0,
+    available: usage?.available ?? 0,
+  };
+}
+
+/**
+ * The JSON merge patch of `.status` that turns `current` into `next`: top-level fields `next` no longer
+ * has become null, so the server drops them (a plain merge patch would keep them).
+ */
+export function statusPatch(current: object | undefined, next: object): Record<string, unknown> {
+  const patch: Record<string, unknown> = { ...next };
+  for (const k of Object.keys(current ?? {})) if (!(k in next)) patch[k] = null;
+  return patch;
 }

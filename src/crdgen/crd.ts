@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Project } from 'ts-morph';
 import { resources, crdName, GROUP, VERSION, type CrdResource } from '../api/v1alpha1/resources.ts';
+import { celRules } from '../api/v1alpha1/cel.ts';
 import { SchemaBuilder, type JSONSchemaProps } from './schema.ts';
 import { lintStructural } from './lint.ts';
 
@@ -77,6 +78,6 @@ export function buildCrd(builder: SchemaBuilder, r: CrdResource): CustomResource
 export function generateCrds(): CustomResourceDefinition[] {
   const project = new Project({ skipAddingFilesFromTsConfig: true, compilerOptions: { strict: true, allowImportingTsExtensions: true, noEmit: true } });
   const files = project.addSourceFilesAtPaths(path.join(API_DIR, '*.ts'));
-  const builder = new SchemaBuilder(files);
+  const builder = new SchemaBuilder(files, celRules);
   return resources.map((r) => buildCrd(builder, r));
 }

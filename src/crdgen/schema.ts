@@ -2,8 +2,9 @@
  * Turns the API interfaces of src/api into structural OpenAPI v3 schemas for CRDs. Everything is inlined
  * (CRDs allow no $ref); field-level validation comes from JSDoc tags modelled on kubebuilder markers:
  * @minimum @maximum @minLength @maxLength @pattern @format @default <json> @minItems @maxItems
- * @maxProperties @listType @listMapKey @mapType @cel <json> and, for array items, @itemMinimum
- * @itemMaximum @itemMaxLength @itemPattern.
+ * @maxProperties @listType @listMapKey @mapType @cel <json>, @celRule <name> (a rule too long for a
+ * comment, from the named rules the builder is given) and, for array items, @itemMinimum @itemMaximum
+ * @itemMaxLength @itemPattern @itemCelRule <name>.
  */
 import { Node, type JSDoc, type PropertySignature, type InterfaceDeclaration, type SourceFile, type Type } from 'ts-morph';
 import { conditionSchema, labelSelectorSchema } from './upstream.ts';
@@ -85,8 +86,14 @@ function celRule(tag: Tag, where: string): CelRule {
   return { rule: v.rule, message: v.message };
 }
 
+function namedRule(named: Readonly<Record<string, CelRule>>, tag: Tag, where: string): CelRule {
+  const rule = named[tag.text];
+  if (!rule) throw new SchemaError(`${where}: @${tag.name} names no known rule: "${tag.text}"`);
+  return rule;
+}
+
 /** Applies validation tags to a schema node; returns the tags it did not understand. */
-function applyTags(schema: JSONSchemaProps, tags: Tag[], where: string): void {
+function applyTags(schema: JSONSchemaProps, tags: Tag[], where: string, named: Readonly<Record<string, CelRule>> = {}): void {
   for (const tag of tags) {
     switch (tag.name) {
       case 'minimum': schema.minimum = num(tag, where); break;
@@ -103,6 +110,8 @@ function applyTags(schema: JSONSchemaProps, tags: Tag[], where: string): void {
       case 'listMapKey': (schema['x-kubernetes-list-map-keys'] ??= []).push(tag.text); break;
       case 'mapType': schema['x-kubernetes-map-type'] = tag.text as 'atomic' | 'granular'; break;
       case 'cel': (schema['x-kubernetes-validations'] ??= []).push(celRule(tag, where)); break;
+      case 'celRule': (schema['x-kubernetes-validations'] ??= []).push(namedRule(named, tag, where)); break;
+      case 'itemCelRule': (itemsOf(schema, tag, where)['x-kubernetes-validations'] ??= []).push(namedRule(named, tag, where)); break;
       case 'itemMinimum': itemsOf(schema, tag, where).minimum = num(tag, where); break;
       case 'itemMaximum': itemsOf(schema, tag, where).maximum = num(tag, where); break;
       case 'itemMaxLength': itemsOf(schema, tag, where).maxLength = num(tag, where); break;
@@ -121,9 +130,12 @@ function itemsOf(schema: JSONSchemaProps, tag: Tag, where: string): JSONSchemaPr
 export class SchemaBuilder {
   private readonly files: SourceFile[];
   private readonly stack: string[] = [];
+  private readonly named: Readonly<Record<string, CelRule>>;
 
-  constructor(files: SourceFile[]) {
+  /** `named`: the rules @celRule and @itemCelRule may name. */
+  constructor(files: SourceFile[], named: Readonly<Record<string, CelRule>> = {}) {
     this.files = files;
+    this.named = named;
   }
 
   private findInterface(name: string): InterfaceDeclaration {
@@ -155,7 +167,7 @@ export class SchemaBuilder {
       }
       schema.properties = properties;
       if (required.length > 0) schema.required = required;
-      applyTags(schema, tags, name);
+      applyTags(schema, tags, name, this.named);
       return schema;
     } finally {
       this.stack.pop();
@@ -169,7 +181,7 @@ export class SchemaBuilder {
     const { description, tags } = docsOf(prop);
     if (!description) throw new SchemaError(`${where}: every field needs a doc comment (it becomes kubectl explain text)`);
     const out: JSONSchemaProps = { ...schema, description };
-    applyTags(out, tags, where);
+    applyTags(out, tags, where, this.named);
     return out;
   }
 

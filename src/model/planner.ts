@@ -9,6 +9,7 @@ import type { RealServer } from '../api/v1alpha1/realserver.ts';
 import { familyOf, isIP, ipv6Bytes } from '../api/ip.ts';
 import { matchesLabels, matchesSelector } from './selector.ts';
 import { emptyPlan, type NodePlan, type PlannedDestination, type PlannedHealthCheck, type PlannedService } from './plan.ts';
+import { admitVips, type Admission, type AdmissionInput, type PoolUsage, type VipDecision } from './pools.ts';
 
 /** The label that marks director nodes unless a VirtualService or the operator says otherwise. */
 export const DEFAULT_DIRECTOR_SELECTOR: Record<string, string> = { 'lvs.operator.dev/director': 'true' };
@@ -19,6 +20,8 @@ export interface NodeInfo {
   labels?: Record<string, string>;
   /** status.addresses of the Node. */
   addresses: Array<{ type: string; address: string }>;
+  /** spec.podCIDRs of the Node: no VIP may lie in them. */
+  podCIDRs?: string[];
 }
 
 export interface PlannerInput {
@@ -27,6 +30,16 @@ export interface PlannerInput {
   nodes: NodeInfo[];
   /** Director node selector for VirtualServices without spec.directors.nodeSelector. */
   defaultDirectorSelector?: Record<string, string>;
+  /**
+   * VIP pools, namespaces and reserved ranges: every VIP must then be admitted by a pool (pools.ts).
+   * Without it (standalone mode) every valid spec.vip is used as it is.
+   */
+  admission?: AdmissionInput;
+  /**
+   * Admission already decided over all VirtualServices (by admitVips), for planning a subset of them:
+   * allocation and VIP ownership depend on every VirtualService. Wins over `admission`.
+   */
+  admitted?: Admission;
 }
 
 export interface Problem {
@@ -45,6 +58,12 @@ export interface ServiceOutcome {
   destinations: PlannedDestination[];
   /** RealServers the selector picked but that cannot serve this service. */
   skipped: Array<{ realServer: string } & Problem>;
+  /** The VIP in use (spec.vip or allocated); undefined when refused. */
+  vip?: string;
+  /** The VIPPool that admitted the VIP (with admission only). */
+  pool?: string;
+  /** Whether the VIP was allocated from the pool (the VirtualService has no spec.vip). */
+  allocated?: boolean;
 }
 
 export interface RealServerOutcome {
@@ -59,6 +78,8 @@ export interface Plan {
   nodes: Map<string, NodePlan>;
   services: Map<string, ServiceOutcome>;
   realServers: Map<string, RealServerOutcome>;
+  /** Usage of every VIPPool (with admission only). */
+  pools?: Map<string, PoolUsage>;
 }
 
 export const idOf = (o: { metadata: { namespace?: string; name?: string } }): string => `${o.metadata.namespace ?? 'default'}/${o.metadata.name ?? ''}`;
@@ -126,22 +147,37 @@ export function plan(input: PlannerInput): Plan {
     return { address };
   };
 
+  const liveVs = input.virtualServices.filter(live).sort(byAge);
+  const admitted = input.admitted ?? (input.admission ? admitVips(liveVs, input.nodes, input.admission) : undefined);
   const claimed = new Map<string, string>();
-  for (const vs of input.virtualServices.filter(live).sort(byAge)) {
+  for (const vs of liveVs) {
     const id = idOf(vs);
     const s = vs.spec;
     const outcome: ServiceOutcome = { id, directors: [], destinations: [], skipped: [] };
     services.set(id, outcome);
 
-    const key = `${canonicalIP(s.vip)}|${s.port}|${s.protocol}`;
+    const decision: VipDecision | undefined = admitted
+      ? (admitted.decisions.get(id) ?? { ok: false, reason: 'Pending', message: 'VIP admission has not looked at this VirtualService yet' })
+      : s.vip === undefined ? { ok: false, reason: 'VIPRequired', message: 'spec.vip is required: there are no VIP pools to allocate from' } : undefined;
+    if (decision && !decision.ok) {
+      outcome.rejected = { reason: decision.reason, message: decision.message };
+      continue;
+    }
+    const vip = decision?.vip ?? s.vip ?? '';
+    const key = `${canonicalIP(vip)}|${s.port}|${s.protocol}`;
     const owner = claimed.get(key);
     if (owner) {
-      outcome.rejected = { reason: 'VIPConflict', message: `${s.vip}:${s.port}/${s.protocol} is already served by VirtualService ${owner}, which is older` };
+      outcome.rejected = { reason: 'VIPConflict', message: `${vip}:${s.port}/${s.protocol} is already served by VirtualService ${owner}, which is older` };
       continue;
     }
     claimed.set(key, id);
+    outcome.vip = vip;
+    if (decision) {
+      outcome.pool = decision.pool;
+      outcome.allocated = decision.allocated;
+    }
 
-    const family = familyOf(s.vip);
+    const family = familyOf(vip);
     const tunnel = s.forwarding === 'Tunnel';
     const seen = new Set<string>();
     const namespace = vs.metadata.namespace ?? 'default';
@@ -160,7 +196,7 @@ export function plan(input: PlannerInput): Plan {
       }
       rsOut.address = address;
       if (familyOf(address) !== family && !tunnel) {
-        skip('AddressFamilyMismatch', `realserver ${address} is IPv${familyOf(address)} but VIP ${s.vip} is IPv${family}; only Tunnel mixes families`);
+        skip('AddressFamilyMismatch', `realserver ${address} is IPv${familyOf(address)} but VIP ${vip} is IPv${family}; only Tunnel mixes families`);
         continue;
       }
       const port = rs.spec.port ?? s.port;
@@ -185,19 +221,21 @@ export function plan(input: PlannerInput): Plan {
       });
       rsOut.selectedBy.push(id);
       if (rs.spec.nodeName && s.forwarding !== 'NAT' && nodes.has(rs.spec.nodeName)) {
-        nodes.get(rs.spec.nodeName)!.realServer.push({ service: id, vip: s.vip, forwarding: s.forwarding });
+        nodes.get(rs.spec.nodeName)!.realServer.push({ service: id, vip, forwarding: s.forwarding, ...(decision ? { pool: decision.pool } : {}) });
       }
     }
 
     const selector = s.directors?.nodeSelector ?? input.defaultDirectorSelector ?? DEFAULT_DIRECTOR_SELECTOR;
-    const directorNodes = input.nodes.filter((n) => matchesLabels(selector, n.labels)).map((n) => n.name);
-    outcome.directors = rankDirectors(directorNodes, s.vip);
+    // A pool's director selector narrows the service's: its VIPs stay on the pool's directors.
+    const poolSelector = decision?.directors?.nodeSelector;
+    const directorNodes = input.nodes.filter((n) => matchesLabels(selector, n.labels) && (!poolSelector || matchesLabels(poolSelector, n.labels))).map((n) => n.name);
+    outcome.directors = rankDirectors(directorNodes, vip);
     outcome.activeDirector = outcome.directors[0];
     for (const d of outcome.directors) {
       const svc: PlannedService = {
         id,
         generation: vs.metadata.generation ?? 0,
-        vip: s.vip,
+        vip,
         port: s.port,
         protocol: s.protocol ?? 'TCP',
         scheduler: s.scheduler ?? 'wlc',
@@ -205,6 +243,7 @@ export function plan(input: PlannerInput): Plan {
         onePacket: s.onePacket ?? false,
         forwarding: s.forwarding ?? 'DirectRouting',
         holdVip: d === outcome.activeDirector,
+        ...(decision ? { pool: decision.pool } : {}),
         healthCheck: plannedHealthCheck(s.healthCheck),
         drainTimeoutSeconds: s.drainTimeoutSeconds ?? 60,
         destinations: outcome.destinations.map((x) => ({ ...x })),
@@ -213,7 +252,8 @@ export function plan(input: PlannerInput): Plan {
         svc.persistence = { timeoutSeconds: s.persistence.timeoutSeconds ?? 300 };
         if (s.persistence.netmask !== undefined) svc.persistence.netmask = s.persistence.netmask;
       }
-      if (s.directors?.interface) svc.interface = s.directors.interface;
+      const ifname = s.directors?.interface ?? decision?.directors?.interface;
+      if (ifname) svc.interface = ifname;
       nodes.get(d)!.director.push(svc);
     }
   }
@@ -221,5 +261,5 @@ export function plan(input: PlannerInput): Plan {
     p.director.sort((a, b) => a.id.localeCompare(b.id));
     p.realServer.sort((a, b) => a.service.localeCompare(b.service) || a.vip.localeCompare(b.vip));
   }
-  return { nodes, services, realServers };
+  return admitted ? { nodes, services, realServers, pools: admitted.pools } : { nodes, services, realServers };
 }

@@ -23,7 +23,7 @@ import { eventually } from '../support/eventually.ts';
 jest.setTimeout(120_000);
 
 const svc = (id: string, vip: string, weight = 1): PlannedService => ({
-  id, generation: 4, vip, port: 80, protocol: 'TCP', scheduler: 'rr', schedulerFlags: [], onePacket: false, forwarding: 'DirectRouting', holdVip: true,
+  id, generation: 4, vip, port: 80, protocol: 'TCP', scheduler: 'rr', schedulerFlags: [], onePacket: false, forwarding: 'DirectRouting', holdVip: true, pool: 'lab',
   healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 0,
   destinations: [{ realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight, upperThreshold: 0, lowerThreshold: 0 }],
 });
@@ -79,6 +79,31 @@ describe('agent cluster mode', () => {
       expect(got.status?.services?.every((s) => s.programmed && s.generation === 4 && s.holdsVip)).toBe(true);
       expect(got.status?.observedGeneration).toBe(got.metadata.generation);
     }
+  });
+
+  it('refuses a planned service and a realserver VIP that no VIPPool admitted, and reports them', async () => {
+    const { pool: _pool, ...unadmitted } = svc('lab/rogue', '10.88.0.66');
+    // The rogue entries may share a shard with the admitted services: write the node's whole plan.
+    const shards = shardPlan({ node, director: [svc('lab/a', '10.88.0.1'), svc('lab/b', '10.88.0.2'), unadmitted], realServer: [{ service: 'lab/rogue', vip: '10.88.0.66', forwarding: 'DirectRouting' }] });
+    const written = shards.filter((o) => o.spec.director.some((x) => x.id === 'lab/rogue'));
+    for (const o of shards) {
+      const cur = await objects.tryGet<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata.name ?? '' });
+      if (cur) await objects.replace(NODEPLANS, { ...o, metadata: { ...o.metadata, resourceVersion: cur.metadata.resourceVersion } });
+      else await objects.create(NODEPLANS, o);
+    }
+    const reported = await eventually('refusal reported', async () => {
+      for (const o of written) {
+        const x = await objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata?.name ?? '' });
+        const r = x.status?.services?.find((s) => s.id === 'lab/rogue');
+        if (r && x.status?.observedGeneration === x.metadata.generation) return { service: r, realServer: x.status?.realServer?.find((v) => v.service === 'lab/rogue') };
+      }
+      return undefined;
+    });
+    expect(reported.service).toMatchObject({ programmed: false, holdsVip: false, errors: [expect.stringMatching(/^VIPNotAdmitted: VIP 10\.88\.0\.66 /)] });
+    expect(reported.realServer).toMatchObject({ prepared: false, errors: [expect.stringMatching(/^VIPNotAdmitted/)] });
+    // Nothing of it reached the kernel or the interfaces; the admitted services are untouched.
+    expect((await ipvs.listServices()).map((s) => s.service.address).sort()).toEqual(['10.88.0.1', '10.88.0.2']);
+    for (const ifname of ['eth0', 'lo']) expect((await netif.listAddresses(ifname).catch(() => [])).map((a) => a.address)).not.toContain('10.88.0.66');
   });
 
   it('a weight change in a shard is one SET_DEST; deleting the shards tears the services down', async () => {

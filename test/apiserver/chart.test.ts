@@ -40,13 +40,16 @@ describe('helm install / upgrade / uninstall on a real apiserver', () => {
     expect(r.stdout).toContain('STATUS: deployed');
     expect(r.stdout).toContain('kubectl label node NODE lvs.operator.dev/director=true');
     expect(r.stdout).toContain('kubectl apply -f deploy/examples/dr-lab.yaml');
+    // VIPs are default-deny and the default values create no pool: the NOTES say how to add one.
+    expect(r.stdout).toContain('There is no pool yet');
+    expect(r.stdout).toContain('kubectl apply -f deploy/examples/vip-pool-lab.yaml');
     expect(r.stdout).toContain('kubectl get lvsvs');
     // installed with --create-namespace: the NOTES warn that the namespace lacks the Pod Security label
     expect(r.stdout).toContain(`kubectl label namespace ${ns} pod-security.kubernetes.io/enforce=privileged`);
   }, TIMEOUT);
 
   test('the CRDs become Established', async () => {
-    const crds = ['virtualservices', 'realservers', 'nodeplans'].map((p) => `crd/${p}.lvs.operator.dev`);
+    const crds = ['virtualservices', 'realservers', 'nodeplans', 'vippools'].map((p) => `crd/${p}.lvs.operator.dev`);
     await k(['wait', '--for=condition=Established', '--timeout=60s', ...crds]);
     const lvsnp = await json<{ spec: { scope: string; names: { shortNames: string[] } } }>(['get', 'crd', 'nodeplans.lvs.operator.dev']);
     expect(lvsnp.spec.scope).toBe('Cluster');
@@ -118,9 +121,15 @@ describe('helm install / upgrade / uninstall on a real apiserver', () => {
   test('helm upgrade changes replicas and rolls the config checksum', async () => {
     type Dep = { spec: { replicas: number; template: { metadata: { annotations: Record<string, string> } } } };
     const before = await json<Dep>(['get', 'deployment', `${full}-controller`, '-n', ns]);
-    const r = await h(['upgrade', release, CHART_DIR, '-n', ns, '--reuse-values', '--set', 'controller.replicas=3', '--set', 'failover.leaseDurationSeconds=3']);
+    // ... and adds a VIP pool from the values (validated by the API server like any VIPPool).
+    const pools = JSON.stringify([{ name: `${release}-pool`, addresses: ['192.0.2.16/28', '2001:db8:2::10-2001:db8:2::1f'], namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }]);
+    const r = await h(['upgrade', release, CHART_DIR, '-n', ns, '--reuse-values', '--set', 'controller.replicas=3', '--set', 'failover.leaseDurationSeconds=3', '--set-json', `vipPools=${pools}`]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('REVISION: 2');
+    expect(r.stdout).toContain(`VIPPools: ${release}-pool (192.0.2.16/28 2001:db8:2::10-2001:db8:2::1f)`);
+    const pool = await json<{ metadata: { labels: Record<string, string> }; spec: Record<string, unknown> }>(['get', 'vippool', `${release}-pool`]);
+    expect(pool.metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': release });
+    expect(pool.spec).toEqual({ addresses: ['192.0.2.16/28', '2001:db8:2::10-2001:db8:2::1f'], namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } }, autoAssign: true });
     const after = await json<Dep>(['get', 'deployment', `${full}-controller`, '-n', ns]);
     expect(after.spec.replicas).toBe(3);
     expect(after.spec.template.metadata.annotations['checksum/config']).not.toBe(before.spec.template.metadata.annotations['checksum/config']);
@@ -132,10 +141,10 @@ describe('helm install / upgrade / uninstall on a real apiserver', () => {
     const r = await h(['uninstall', release, '-n', ns, '--wait', '--timeout', '2m']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect((await k(['get', 'clusterrole,clusterrolebinding', '-l', `app.kubernetes.io/instance=${release}`, '-o', 'name'])).trim()).toBe('');
+    expect((await k(['get', 'clusterrole,clusterrolebinding,vippools', '-l', `app.kubernetes.io/instance=${release}`, '-o', 'name'])).trim()).toBe('');
     expect((await k(['get', 'deployment,configmap,serviceaccount,role,rolebinding,service', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'name'])).trim()).toBe('');
     expect((await h(['status', release, '-n', ns])).stderr).toContain('release: not found');
-    await k(['get', 'crd', 'virtualservices.lvs.operator.dev', 'realservers.lvs.operator.dev', 'nodeplans.lvs.operator.dev']);
+    await k(['get', 'crd', 'virtualservices.lvs.operator.dev', 'realservers.lvs.operator.dev', 'nodeplans.lvs.operator.dev', 'vippools.lvs.operator.dev']);
   }, TIMEOUT);
 
   test('namespace.create=true into the release namespace fails: Helm stores the release there first', async () => {

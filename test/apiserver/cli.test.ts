@@ -73,8 +73,13 @@ describe('kubectl lvs (built plugin) against a real apiserver', () => {
     kc.loadFromFile(admin());
     objects = new CustomObjects(kc);
     await kubectlOk(['apply', '--server-side', '-f', join(ROOT, 'crds')], { kubeconfig: admin() });
-    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.lvs.operator.dev', 'crd/realservers.lvs.operator.dev', 'crd/nodeplans.lvs.operator.dev'], { kubeconfig: admin() });
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.lvs.operator.dev', 'crd/realservers.lvs.operator.dev', 'crd/nodeplans.lvs.operator.dev', 'crd/vippools.lvs.operator.dev'], { kubeconfig: admin() });
     await kubectlOk(['create', 'namespace', ns], { kubeconfig: admin() });
+    // VIPs are default-deny: this suite's two VIPs in a pool for its namespace only.
+    await kubectlOk(['apply', '-f', '-'], { kubeconfig: admin(), input: JSON.stringify({
+      apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: ns },
+      spec: { addresses: [`${vip.web}-${vip.imported}`], namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+    }) });
     for (const [name, ip, director] of [[node.director, '192.168.77.34', true], [node.standby, '192.168.77.35', true], [node.web1, '192.168.77.37', false], [node.web2, '192.168.77.38', false]] as const) {
       await kubectlOk(['create', '-f', '-'], { kubeconfig: admin(), input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: director ? { 'lvs-test/cli-director': sfx } : {} } }) });
       await kubectlOk(['patch', 'node', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: ip }] } })], { kubeconfig: admin() });
@@ -98,6 +103,7 @@ describe('kubectl lvs (built plugin) against a real apiserver', () => {
     const names = await kubectlOk(['get', 'virtualservices', '-n', ns, '-o', 'name'], { kubeconfig: admin() }).catch(() => '');
     for (const n of names.split('\n').filter(Boolean)) await kubectlOk(['patch', n, '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}'], { kubeconfig: admin() }).catch(() => undefined);
     await kubectlOk(['delete', 'node', ...Object.values(node), '--ignore-not-found'], { kubeconfig: admin() }).catch(() => undefined);
+    await kubectlOk(['delete', 'vippool', ns, '--ignore-not-found'], { kubeconfig: admin() }).catch(() => undefined);
     await kubectlOk(['delete', 'namespace', ns, '--wait=false'], { kubeconfig: admin() }).catch(() => undefined);
     if (pkg) rmSync(pkg, { recursive: true, force: true });
   });

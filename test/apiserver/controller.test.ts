@@ -57,8 +57,13 @@ describe('controller against a real apiserver', () => {
     kc.loadFromFile(admin());
     objects = new CustomObjects(kc);
     await kubectlOk(['apply', '--server-side', '-f', join(ROOT, 'crds')], { kubeconfig: admin() });
-    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.lvs.operator.dev', 'crd/realservers.lvs.operator.dev', 'crd/nodeplans.lvs.operator.dev'], { kubeconfig: admin() });
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/virtualservices.lvs.operator.dev', 'crd/realservers.lvs.operator.dev', 'crd/nodeplans.lvs.operator.dev', 'crd/vippools.lvs.operator.dev'], { kubeconfig: admin() });
     await kubectlOk(['create', 'namespace', ns], { kubeconfig: admin() });
+    // VIPs are default-deny: this suite's VIPs (10.77.0.40, .41) in a pool for its namespace only.
+    await kubectlOk(['apply', '-f', '-'], { kubeconfig: admin(), input: JSON.stringify({
+      apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: ns },
+      spec: { addresses: ['10.77.0.40/30'], namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+    }) });
     const nodeDoc = (name: string, ip: string, director: boolean): string => JSON.stringify({
       apiVersion: 'v1', kind: 'Node', metadata: { name, labels: director ? { 'lvs-test/director': sfx } : {} },
       status: { addresses: [{ type: 'InternalIP', address: ip }] },
@@ -82,15 +87,16 @@ describe('controller against a real apiserver', () => {
   afterAll(async () => {
     await controller?.stop();
     await kubectlOk(['delete', 'node', node.director, node.web1, node.web2, '--ignore-not-found'], { kubeconfig: admin() }).catch(() => undefined);
+    await kubectlOk(['delete', 'vippool', ns, '--ignore-not-found'], { kubeconfig: admin() }).catch(() => undefined);
     await kubectlOk(['delete', 'namespace', ns, '--wait=false'], { kubeconfig: admin() }).catch(() => undefined);
   });
 
   it('writes one NodePlan per node with work, labels realserver nodes, runs the agent DaemonSets', async () => {
     const svc = await eventually('director plan', async () => (await directorServices()).find((s) => s.id === `${ns}/web`));
-    expect(svc).toMatchObject({ vip: '10.77.0.40', port: 80, scheduler: 'rr', forwarding: 'DirectRouting', holdVip: true });
+    expect(svc).toMatchObject({ vip: '10.77.0.40', port: 80, scheduler: 'rr', forwarding: 'DirectRouting', holdVip: true, pool: ns });
     expect(svc.destinations.map((d) => `${d.address}:${d.port}/${d.weight}`).sort()).toEqual(['192.168.56.37:80/1', '192.168.56.38:80/1']);
     const w1 = await eventually('web1 plan', async () => (await plansOf(node.web1))[0]);
-    expect(w1.spec.realServer).toEqual([{ service: `${ns}/web`, vip: '10.77.0.40', forwarding: 'DirectRouting' }]);
+    expect(w1.spec.realServer).toEqual([{ service: `${ns}/web`, vip: '10.77.0.40', forwarding: 'DirectRouting', pool: ns }]);
     await eventually('realserver label', async () => (await kubectlOk(['get', 'node', node.web1, '-o', 'jsonpath={.metadata.labels}'], { kubeconfig: admin() })).includes('lvs.operator.dev/realserver'));
     const ds = await kubectlOk(['get', 'daemonsets', '-n', ns, '-o', 'jsonpath={.items[*].metadata.name}'], { kubeconfig: admin() });
     expect(ds.split(' ').sort()).toEqual(['lvs-agent-director', 'lvs-agent-realserver']);
@@ -117,7 +123,7 @@ describe('controller against a real apiserver', () => {
       const v = await getVs('web');
       return v.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True') ? v : undefined;
     });
-    expect(vs.status).toMatchObject({ observedGeneration: generation, realServers: { total: 2, healthy: 2, ready: '2/2' }, activeDirector: node.director });
+    expect(vs.status).toMatchObject({ observedGeneration: generation, realServers: { total: 2, healthy: 2, ready: '2/2' }, activeDirector: node.director, vip: '10.77.0.40', vipPool: ns });
     expect(vs.status?.conditions?.every((c) => c.observedGeneration === generation)).toBe(true);
     const table = await kubectlOk(['get', 'lvsvs', '-n', ns], { kubeconfig: admin() });
     expect(table).toMatch(/NAME\s+VIP\s+PORT\s+MODE\s+SCHEDULER\s+READY\s+DIRECTOR\s+AGE/);

@@ -4,7 +4,7 @@
 //   deploy/examples/*.yaml      each applies (into its own namespace)
 //   test/fixtures/malformed.ts  each case is rejected by the server with its `expect` text
 // LVS_TEST_CRDS_DIR, LVS_TEST_EXAMPLES_DIR and LVS_TEST_MALFORMED_MODULE override the paths.
-import { jest } from '@jest/globals';
+import { afterAll, jest } from '@jest/globals';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -109,6 +109,15 @@ describe('CRDs, examples and malformed manifests on a real apiserver', () => {
   });
 
   const exampleNamespaces = new Map<string, string>();
+  // Cluster-scoped example objects (the lab's VIPPool) outlive the namespaces: remove them for other suites.
+  afterAll(async () => {
+    for (const f of examples) {
+      for (const o of docs(f)) {
+        if (o['kind'] !== 'VIPPool') continue;
+        await k(['delete', 'vippool', String((o['metadata'] as { name: string }).name), '--ignore-not-found']);
+      }
+    }
+  });
 
   test.each(examples.map((f) => [f.slice(EXAMPLES_DIR.length + 1), f]))('example %s applies', async (name, file) => {
     const objects = docs(file);
@@ -125,6 +134,16 @@ describe('CRDs, examples and malformed manifests on a real apiserver', () => {
     expect(r.code).toBe(0);
     const names = (await kOk(['get', '-n', ns, '-f', file, '-o', 'name'])).trim().split('\n');
     expect(names).toHaveLength(objects.length);
+  });
+
+  test('the lab pool example is the DR lab VIP pool, and kubectl get lvsvp shows its addresses', async () => {
+    expect(examples.map((f) => f.slice(EXAMPLES_DIR.length + 1))).toContain('vip-pool-lab.yaml');
+    const out = await kOk(['get', 'lvsvp', 'lab']);
+    const [header, row] = out.trimEnd().split('\n');
+    expect(header).toMatch(/^NAME\s+ADDRESSES\s+AUTO\s+SERVICES\s+IN USE\s+AVAILABLE\s+AGE$/);
+    expect(row).toMatch(/^lab\s+\["192\.168\.56\.40\/29"\]\s+true\s/);
+    const explain = squash((await kOk(['explain', 'vippools.spec.addresses'])));
+    expect(explain).toContain('CIDRs (192.168.56.40/29, 2001:db8:0:56::/120) and inclusive ranges');
   });
 
   test('printer columns show in kubectl get lvsvs', async () => {

@@ -40,6 +40,11 @@ const allowed: Record<Who, Access[]> = {
     ['get', 'nodeplans.lvs.operator.dev/status', ''],
     ['patch', 'nodes', ''],
     ['watch', 'nodes', ''],
+    ['list', 'vippools.lvs.operator.dev', ''],
+    ['watch', 'vippools.lvs.operator.dev', ''],
+    ['patch', 'vippools.lvs.operator.dev/status', ''],
+    ['list', 'namespaces', ''],
+    ['watch', 'namespaces', ''],
     ['create', 'events', 'default'],
     ['patch', 'events.events.k8s.io', 'default'],
     ['create', 'daemonsets.apps', NS],
@@ -83,6 +88,14 @@ const denied: Record<Who, Access[]> = {
     ['update', 'configmaps', NS],
     ['create', 'clusterrolebindings.rbac.authorization.k8s.io', ''],
     ['impersonate', 'serviceaccounts', NS],
+    // Pools are the administrator's: the controller reads them and writes only their status.
+    ['create', 'vippools.lvs.operator.dev', ''],
+    ['update', 'vippools.lvs.operator.dev', ''],
+    ['delete', 'vippools.lvs.operator.dev', ''],
+    ['patch', 'namespaces', ''],
+    // Services and EndpointSlices only by the name "kubernetes" (the API server's).
+    ['list', 'services', 'default'],
+    ['list', 'endpointslices.discovery.k8s.io', 'default'],
   ],
   agent: [
     ['update', 'virtualservices.lvs.operator.dev', 'default'],
@@ -100,6 +113,8 @@ const denied: Record<Who, Access[]> = {
     ['patch', 'nodes', ''],
     ['create', 'leases.coordination.k8s.io', 'default'],
     ['get', 'configmaps', NS],
+    ['list', 'vippools.lvs.operator.dev', ''],
+    ['list', 'namespaces', ''],
   ],
 };
 
@@ -252,6 +267,28 @@ describe('chart RBAC on a real apiserver (deploy/lvs-operator.yaml)', () => {
         const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probe', namespace: NS }, spec: { containers: [{ name: 'c', image: 'example.invalid/x:1' }] } };
         forbidden(await as(who, ['create', '--dry-run=server', '-f', '-'], JSON.stringify(pod)), who, 'create resource "pods"');
       }
+    });
+
+    test("controller reads the API server's own Service and EndpointSlice by name, no other", async () => {
+      for (const [resource, ok] of [['services/kubernetes', 'yes'], ['endpointslices.discovery.k8s.io/kubernetes', 'yes'], ['services/web', 'no'], ['endpointslices.discovery.k8s.io/web', 'no']] as const) {
+        const r = await as('controller', ['auth', 'can-i', 'get', resource, '-n', 'default']);
+        expect([resource, r.stdout.trim()]).toEqual([resource, ok]);
+      }
+      // The informer's requests: list and watch with the name as field selector are allowed.
+      const controller = credentials(kc.controller);
+      const l = await rawRequest(controller, 'GET', '/api/v1/namespaces/default/services?fieldSelector=metadata.name%3Dkubernetes');
+      expect(l.status).toBe(200);
+      expect((l.json()['items'] as Array<{ metadata: { name: string } }>).map((i) => i.metadata.name)).toEqual(['kubernetes']);
+      expect((await rawRequest(controller, 'GET', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?fieldSelector=metadata.name%3Dkubernetes')).status).toBe(200);
+      expect((await rawRequest(controller, 'GET', '/api/v1/namespaces/default/services')).status).toBe(403);
+    });
+
+    test('controller reads VIPPools and cannot create or change them', async () => {
+      const l = await as('controller', ['get', 'vippools.lvs.operator.dev', '-o', 'name']);
+      expect(l.stderr).toBe('');
+      expect(l.code).toBe(0);
+      const pool = { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: `rbac-probe-${userNs}` }, spec: { addresses: ['192.0.2.0/28'], namespaceSelector: {} } };
+      forbidden(await as('controller', ['create', '--dry-run=server', '-f', '-'], JSON.stringify(pool)), 'controller', 'create resource "vippools" in API group "lvs.operator.dev" at the cluster scope');
     });
 
     test('controller reads its ConfigMap and cannot change it', async () => {

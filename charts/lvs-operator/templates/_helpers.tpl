@@ -96,7 +96,7 @@ Call with (dict "image" <values> "fallback" <values> "chart" .Chart).
 
 {{/*
 The controller's configuration file (config.json in the <fullname>-config ConfigMap): everything it
-needs to run the agent DaemonSets and to plan failover.
+needs to run the agent DaemonSets, to plan failover and to refuse reserved VIPs.
 */}}
 {{- define "lvs-operator.config" -}}
 {{- $agent := dict
@@ -116,6 +116,10 @@ needs to run the agent DaemonSets and to plan failover.
   "failover" (dict
     "leaseDurationSeconds" .Values.failover.leaseDurationSeconds
     "renewIntervalMilliseconds" .Values.failover.renewIntervalMilliseconds)
+  "reserved" (dict
+    "serviceCIDRs" (.Values.reserved.serviceCIDRs | default list)
+    "podCIDRs" (.Values.reserved.podCIDRs | default list)
+    "addresses" (.Values.reserved.addresses | default list))
 -}}
 {{- toPrettyJson $config }}
 {{- end }}

@@ -4,3 +4,4 @@ export * from './realserver.ts';
 export * from './conditions.ts';
 export * from './resources.ts';
 export * from './nodeplan.ts';
+export * from './vippool.ts';

@@ -129,6 +129,12 @@ export interface PlannedService {
   interface?: string;
   /** Whether this director binds and announces the VIP (the others keep the same table as hot standbys). */
   holdVip: boolean;
+  /**
+   * The VIPPool that admitted the VIP. A cluster agent refuses a service without one (defence in depth:
+   * only the controller's admission may put a VIP on a node).
+   * @maxLength 253
+   */
+  pool?: string;
   /** Health check of the realservers. */
   healthCheck: PlannedHealthCheck;
   /**
@@ -171,6 +177,11 @@ export interface PlannedRealServerVip {
   vip: string;
   /** DirectRouting (VIP on lo) or Tunnel (VIP on tunl0). */
   forwarding: 'DirectRouting' | 'Tunnel';
+  /**
+   * The VIPPool that admitted the VIP; a cluster agent refuses to bind a VIP without one.
+   * @maxLength 253
+   */
+  pool?: string;
 }
 
 /**

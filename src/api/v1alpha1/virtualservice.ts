@@ -128,18 +128,33 @@ export interface HealthCheck {
  * VirtualServiceSpec is the desired state of one IPVS virtual service: the address clients connect to and
  * how the director spreads their connections over the selected realservers.
  * @cel {"rule":"!has(self.schedulerFlags) || size(self.schedulerFlags) == 0 || (self.scheduler == 'sh' && self.schedulerFlags.all(f, f.startsWith('sh-'))) || (self.scheduler == 'mh' && self.schedulerFlags.all(f, f.startsWith('mh-')))","message":"schedulerFlags sh-fallback/sh-port need scheduler sh, and mh-fallback/mh-port need scheduler mh"}
- * @cel {"rule":"!has(self.persistence) || !has(self.persistence.netmask) || (self.vip.contains(':') != self.persistence.netmask.contains('.'))","message":"persistence.netmask must be a dotted netmask for an IPv4 VIP and a prefix length for an IPv6 VIP"}
+ * @cel {"rule":"!has(self.persistence) || !has(self.persistence.netmask) || (has(self.vip) ? self.vip.contains(':') : (has(self.ipFamily) && self.ipFamily == 'IPv6')) != self.persistence.netmask.contains('.')","message":"persistence.netmask must be a dotted netmask for an IPv4 VIP and a prefix length for an IPv6 VIP"}
  * @cel {"rule":"!has(self.onePacket) || !self.onePacket || self.protocol == 'UDP'","message":"onePacket scheduling applies only to UDP services"}
+ * @cel {"rule":"!has(self.ipFamily) || !has(self.vip) || (self.ipFamily == 'IPv6') == self.vip.contains(':')","message":"ipFamily must be the family of vip"}
  */
 export interface VirtualServiceSpec {
   /**
    * The virtual IP address (IPv4 or IPv6) that clients connect to. Directors hold it; in DirectRouting and
-   * Tunnel mode realservers hold it too, hidden from ARP.
+   * Tunnel mode realservers hold it too, hidden from ARP. It must lie in a VIPPool that allows this
+   * namespace. When absent, the controller allocates the lowest free address of an allowed pool and
+   * records it in status.vip.
    * @maxLength 45
    * @cel {"rule":"isIP(self)","message":"vip must be a valid IPv4 or IPv6 address"}
    * @cel {"rule":"!isIP(self) || ip(self).isGlobalUnicast()","message":"vip must be a unicast address (not loopback, link-local, multicast or unspecified)"}
    */
-  vip: string;
+  vip?: string;
+  /**
+   * Name of the VIPPool the VIP must come from (allocation included, even from a pool that does not
+   * auto-assign). Any pool that allows this namespace when absent.
+   * @maxLength 253
+   * @pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$
+   */
+  vipPool?: string;
+  /**
+   * Address family of an allocated VIP (without spec.vip). Defaults to the family a persistence netmask
+   * implies, else to the first free address in pool order.
+   */
+  ipFamily?: 'IPv4' | 'IPv6';
   /**
    * The port clients connect to.
    * @minimum 1
@@ -239,6 +254,17 @@ export interface VirtualServiceStatus {
    * @maxLength 253
    */
   activeDirector?: string;
+  /**
+   * The VIP in use: spec.vip, or the address allocated from a pool. Absent while the service is not
+   * accepted. An allocation stays with the service across controller restarts.
+   * @maxLength 45
+   */
+  vip?: string;
+  /**
+   * The VIPPool that admitted the VIP.
+   * @maxLength 253
+   */
+  vipPool?: string;
 }
 
 /**

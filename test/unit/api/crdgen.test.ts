@@ -32,7 +32,7 @@ describe('generated CRDs', () => {
     expect(vs.spec.names.shortNames).toEqual(['lvsvs']);
     expect(vs.spec.names.categories).toEqual(['lvs']);
     expect(vs.spec.versions[0]!.subresources).toEqual({ status: {} });
-    expect(crds.map((c) => c.spec.names.shortNames[0])).toEqual(['lvsvs', 'lvsrs', 'lvsnp']);
+    expect(crds.map((c) => c.spec.names.shortNames[0])).toEqual(['lvsvs', 'lvsrs', 'lvsnp', 'lvsvp']);
   });
 
   it('printer columns answer VIP, port, mode, scheduler, ready, director, age', () => {

@@ -106,6 +106,7 @@ describe('chart with default values (release lvs-operator in lvs-system)', () =>
       },
       defaultDirectorSelector: { 'lvs.operator.dev/director': 'true' },
       failover: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 },
+      reserved: { serviceCIDRs: [], podCIDRs: [], addresses: [] },
     });
   });
 });
@@ -118,7 +119,10 @@ describe('RBAC (least privilege)', () => {
     const crud = (res: string, verbs: string[]) => verbs.map((v) => `lvs.operator.dev/${res}:${v}`);
     expect(role('ClusterRole', 'lvs-operator-controller')).toEqual([
       'core/events:create', 'core/events:patch',
+      'core/namespaces:get', 'core/namespaces:list', 'core/namespaces:watch',
       'core/nodes:get', 'core/nodes:list', 'core/nodes:patch', 'core/nodes:watch',
+      'core/services:get', 'core/services:list', 'core/services:watch',
+      'discovery.k8s.io/endpointslices:get', 'discovery.k8s.io/endpointslices:list', 'discovery.k8s.io/endpointslices:watch',
       'events.k8s.io/events:create', 'events.k8s.io/events:patch',
       ...crud('nodeplans', ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']),
       ...crud('nodeplans/status', ['get', 'list', 'watch']),
@@ -128,7 +132,21 @@ describe('RBAC (least privilege)', () => {
       ...crud('virtualservices', ['get', 'list', 'patch', 'update', 'watch']),
       ...crud('virtualservices/finalizers', ['update']),
       ...crud('virtualservices/status', ['get', 'patch', 'update']),
+      ...crud('vippools', ['get', 'list', 'watch']),
+      ...crud('vippools/status', ['get', 'patch', 'update']),
     ].sort());
+    // Services and EndpointSlices: the API server's own, by name only.
+    const byName = rulesOf(find(objs, 'ClusterRole', 'lvs-operator-controller')).filter((r) => r.resources.includes('services') || r.resources.includes('endpointslices'));
+    expect(byName.map((r) => r.resourceNames)).toEqual([['kubernetes'], ['kubernetes']]);
+  });
+
+  it('vipPools: none by default (VIPs are default-deny); each entry becomes a VIPPool', () => {
+    expect(objs.filter((o) => o.kind === 'VIPPool')).toEqual([]);
+    const pools = render(['--set-json', 'vipPools=[{"name":"lab","addresses":["192.168.56.40/29"],"namespaceSelector":{}},{"name":"team-a","addresses":["10.0.0.0/28"],"namespaceSelector":{"matchLabels":{"team":"a"}},"autoAssign":false}]']).filter((o) => o.kind === 'VIPPool');
+    expect(pools.map((o) => [o.metadata.name, o['spec']])).toEqual([
+      ['lab', { addresses: ['192.168.56.40/29'], namespaceSelector: {} }],
+      ['team-a', { addresses: ['10.0.0.0/28'], namespaceSelector: { matchLabels: { team: 'a' } }, autoAssign: false }],
+    ]);
   });
 
   it('controller Role: leases, agent DaemonSets, its ConfigMap (read-only)', () => {
@@ -236,6 +254,15 @@ describe('chart with a non-default value set', () => {
       },
       defaultDirectorSelector: { 'lvs.operator.dev/director': 'true' },
       failover: { leaseDurationSeconds: 5, renewIntervalMilliseconds: 1000 },
+      reserved: { serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/112'], podCIDRs: ['10.244.0.0/16'], addresses: ['192.168.56.1'] },
+    });
+  });
+
+  it('creates the VIPPools of the values', () => {
+    expect(find(objs, 'VIPPool', 'lab')['spec']).toEqual({
+      addresses: ['192.168.56.40/29', '2001:db8:56::40-2001:db8:56::4f'],
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'lab' } },
+      directors: { interface: 'eth1' },
     });
   });
 
