@@ -8,7 +8,9 @@ import { describe, expect, test, beforeAll, afterAll, jest } from '@jest/globals
 import { KubeConfig } from '@kubernetes/client-node';
 import { coordinationLeaseApi } from '../../src/kube/leader.ts';
 import type { LeaseApi } from '../../src/kube/leader.ts';
-import { LeaseVipElection, vipLeaseName } from '../../src/agent/failover/index.ts';
+import { DirectorFailover, LeaseVipElection, recordFailoverEvent, vipLeaseName } from '../../src/agent/failover/index.ts';
+import { EventRecorder, eventsV1Sink } from '../../src/kube/events.ts';
+import type { PlannedService } from '../../src/model/plan.ts';
 import { createLogger } from '../../src/util/log.ts';
 import { DEPLOY_FILE } from '../../scripts/render-deploy.ts';
 import { startApiServer } from './harness.ts';
@@ -181,5 +183,43 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
     }
     await a.el.stop();
     await b.el.stop();
+  });
+
+  test('DirectorFailover records an Event per takeover on the VirtualService, as the agent', async () => {
+    const ns = uniqueName('shop');
+    await kubectlOk(['create', 'namespace', ns], { kubeconfig: api.kubeconfigs.admin });
+    const service = `${ns}/web`;
+    const planned = (holdVip: boolean): PlannedService => ({
+      id: service, generation: 1, vip: '192.0.2.20', port: 80, protocol: 'TCP', scheduler: 'rr', schedulerFlags: [], onePacket: false, forwarding: 'DirectRouting', holdVip,
+      healthCheck: { type: 'TCP', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 60, destinations: [],
+    });
+    const kc = kubeConfig(api.kubeconfigs.agent, api.directUrl);
+    const node = (name: string) => {
+      const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: name, logger });
+      const f = new DirectorFailover({ api: direct, namespace: NS, node: name, settings, log: logger, onChange: (ev) => recordFailoverEvent(events, name, ev) });
+      return { f, events };
+    };
+    const a = node('director-a');
+    const b = node('director-b');
+    await a.f.setPlan([planned(true)]);
+    await b.f.setPlan([planned(false)]);
+    await waitFor('a holds', () => a.f.holdsVip({ id: service }));
+    await sleep(LEASE_MS + 1_000);
+    const t0 = Date.now();
+    await a.f.stop({ release: false });
+    await waitFor('b holds', () => b.f.holdsVip({ id: service }), 10_000);
+    process.stderr.write(`DirectorFailover kill takeover: ${Date.now() - t0} ms\n`);
+    await a.events.close();
+    await b.events.close();
+    const list = JSON.parse(await kubectlOk(['get', 'events.events.k8s.io', '-n', ns, '-o', 'json'], { kubeconfig: api.kubeconfigs.admin })) as {
+      items: Array<{ reason: string; note: string; reportingInstance: string; regarding: { kind: string; name: string } }>;
+    };
+    const seen = list.items.map((e) => `${e.reportingInstance} ${e.reason} ${e.regarding.kind}/${e.regarding.name}: ${e.note}`).sort();
+    expect(seen).toEqual([
+      'director-a VIPReleased VirtualService/web: director director-a released VIP 192.0.2.20: stopped',
+      'director-a VIPTakenOver VirtualService/web: director director-a holds VIP 192.0.2.20 (won its Lease with no previous holder)',
+      'director-b VIPTakenOver VirtualService/web: director director-b holds VIP 192.0.2.20 (won its Lease from director-a)',
+    ]);
+    await b.f.stop();
   });
 });
