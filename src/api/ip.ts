@@ -56,7 +56,7 @@ export function ipv6Bytes(s: string): number[] {
 
 /** An address as an unsigned integer (32 bits for IPv4, 128 for IPv6). */
 export function ipToBigInt(s: string): bigint {
-  if (familyOf(s) === 4) return s.split('.').reduce((n, o) => (n << 8n) | BigInt(Number(o)), 0n);
+  if (familyOf(s) === 4) return BigInt(s.split('.').reduce((n, o) => n * 256 + Number(o), 0));
   return ipv6Bytes(s).reduce((n, b) => (n << 8n) | BigInt(b), 0n);
 }
 

@@ -253,6 +253,31 @@ export function admitVips(virtualServices: VirtualService[], nodes: AdmissionNod
     return true;
   }
 
+  /**
+   * The lowest address of `r` that is neither claimed nor reserved nor a node's. Claims only grow while
+   * allocating, so each range's search resumes where the previous one stopped (linear, not quadratic).
+   */
+  const cursors = new Map<Interval, bigint>();
+  function firstFree(r: Interval): bigint | undefined {
+    let n = cursors.get(r) ?? r.first;
+    while (n <= r.last) {
+      const key = addrKey(r.family, n);
+      if (owner.has(key) || nodeAddress.has(key)) {
+        n++;
+        continue;
+      }
+      const res = reserved.find((i) => contains(i, r.family, n));
+      if (res) {
+        n = res.last + 1n;
+        continue;
+      }
+      cursors.set(r, n);
+      return n;
+    }
+    cursors.set(r, n);
+    return undefined;
+  }
+
   // Pass 2: allocations, oldest first.
   for (const vs of toAllocate) {
     const id = idOf(vs);
@@ -294,31 +319,23 @@ export function admitVips(virtualServices: VirtualService[], nodes: AdmissionNod
     admit(vs, got.vip, got.pool, true);
   }
 
-  /** The lowest address of `r` that is neither claimed nor reserved nor a node's. */
-  function firstFree(r: Interval): bigint | undefined {
-    let n = r.first;
-    while (n <= r.last) {
-      const key = addrKey(r.family, n);
-      if (owner.has(key) || nodeAddress.has(key)) {
-        n++;
-        continue;
-      }
-      const res = reserved.find((i) => contains(i, r.family, n));
-      if (res) {
-        n = res.last + 1n;
-        continue;
-      }
-      return n;
-    }
-    return undefined;
-  }
-
   return { decisions, pools: usage(pools, decisions, owner, nodeAddress, reserved) };
 }
 
 const canonical = (ip: string): string => bigIntToIp(ipToBigInt(ip), familyOf(ip));
 
+/** Distinct addresses, parsed back from their keys (claimed VIPs and node addresses). */
+function addressesOf(keys: Iterable<string>): Array<{ family: AddressFamily; n: bigint }> {
+  const out: Array<{ family: AddressFamily; n: bigint }> = [];
+  for (const key of new Set(keys)) {
+    const bar = key.indexOf('|');
+    out.push({ family: key.slice(0, bar) === '6' ? 6 : 4, n: BigInt(key.slice(bar + 1)) });
+  }
+  return out;
+}
+
 function usage(pools: Map<string, Pool>, decisions: Map<string, VipDecision>, owner: Map<string, unknown>, nodeAddress: Map<string, string>, reserved: Interval[]): Map<string, PoolUsage> {
+  const claimed = addressesOf([...owner.keys(), ...nodeAddress.keys()]);
   const out = new Map<string, PoolUsage>();
   const inUse = new Map<string, Set<string>>();
   const allocated = new Map<string, Set<string>>();
@@ -353,15 +370,13 @@ function usage(pools: Map<string, Pool>, decisions: Map<string, VipDecision>, ow
         if (c.last >= from) covered += c.last - from + 1n;
         if (c.last > end) end = c.last;
       }
-      const taken = new Set<string>();
-      for (const key of [...owner.keys(), ...nodeAddress.keys()]) {
-        const [fam, value] = key.split('|');
-        const n = BigInt(value ?? '0');
-        if (Number(fam) !== r.family || n < r.first || n > r.last) continue;
-        if (cuts.some((c) => c.first <= n && n <= c.last)) continue;
-        taken.add(key);
+      let taken = 0n;
+      for (const a of claimed) {
+        if (a.family !== r.family || a.n < r.first || a.n > r.last) continue;
+        if (cuts.some((c) => c.first <= a.n && a.n <= c.last)) continue;
+        taken++;
       }
-      free += r.last - r.first + 1n - covered - BigInt(taken.size);
+      free += r.last - r.first + 1n - covered - taken;
     }
     u.available = Number(free > MAX_AVAILABLE ? MAX_AVAILABLE : free);
   }

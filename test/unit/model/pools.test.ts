@@ -177,6 +177,20 @@ describe('allocation', () => {
     expect(ok(d.get('team-a/v6'))).toMatchObject({ vip: '2001:db8:3::', pool: 'shared' });
   });
 
+  it('many allocations: distinct, lowest first, around explicit VIPs, until the pool is full', () => {
+    const p = pool('p', { addresses: ['10.20.0.0/23'] });
+    const explicit = Array.from({ length: 100 }, (_, i) => vs('team-b', `x${i}`, { vip: `10.20.0.${2 * i + 1}` }));
+    const auto = Array.from({ length: 420 }, (_, i) => vs('team-a', `a${i}`, {}));
+    const d = decide([...explicit, ...auto], input([p]), []);
+    const got = auto.map((v) => d.get(`team-a/${v.metadata.name}`)).filter((x) => x?.ok).map((x) => ok(x).vip);
+    // 512 addresses − 100 explicit = 412 allocations, the rest NoVIPAvailable
+    expect(got).toHaveLength(412);
+    expect(new Set(got).size).toBe(412);
+    expect(got.slice(0, 4)).toEqual(['10.20.0.0', '10.20.0.2', '10.20.0.4', '10.20.0.6']);
+    expect(got.at(-1)).toBe('10.20.1.255');
+    expect(d.get('team-a/a419')).toMatchObject({ ok: false, reason: 'NoVIPAvailable' });
+  });
+
   it('an exhausted pool says so', () => {
     const tiny = pool('tiny', { addresses: ['10.6.0.1-10.6.0.2'] });
     const d = decide([vs('team-a', 'a', {}), vs('team-a', 'b', {}), vs('team-a', 'c', {})], input([tiny]));
