@@ -20,7 +20,7 @@ import { SysctlManager } from '../sysctl/manager.ts';
 import { FileLedgerStore } from '../sysctl/ledger.ts';
 import { HealthChecker } from './health/checker.ts';
 import { FileStateStore } from './state.ts';
-import { DirectorReconciler } from './director/reconciler.ts';
+import { DIRECTOR_OWNER_PREFIX, DirectorReconciler } from './director/reconciler.ts';
 import { RealServerReconciler } from './realserver/reconciler.ts';
 import { Agent, failedCount } from './agent.ts';
 import { createReportSink } from './report.ts';
@@ -138,12 +138,15 @@ async function main(argv: string[]): Promise<number> {
       ]);
       const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
       failoverEvents = events;
+      // VIPs this agent had bound before a restart: their elections start 'retained' (no drop, no hand-over).
+      const boundAtStart = new Set(state.load().vips.flatMap((v) => v.owners).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX)).map((o) => o.slice(DIRECTOR_OWNER_PREFIX.length)));
       failover = new Failover({
         api: coordinationLeaseApi(kc),
         namespace: values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system',
         node,
         settings: { leaseDurationSeconds: Number(values['failover-lease-seconds']), renewIntervalMilliseconds: Number(values['failover-renew-ms']) },
         log: log.child({ component: 'failover' }),
+        heldAtStart: (id) => boundAtStart.delete(id), // once: a later election for the id starts as a standby
         syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
         // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): a full run.
         onChange: (ev) => {

@@ -107,6 +107,12 @@ export interface LeaseVipElectionOptions {
   standbyDelayMs?: number;
   /** See the module comment (default true). */
   keepVipWhenUnreachable?: boolean;
+  /**
+   * This node had the VIP bound when the agent (re)started: start 'retained' (keep it) and campaign at once,
+   * so a restarted holder neither drops its VIP until the first Lease round nor hands it over; the first
+   * read of another holder releases it as usual. Never set it for a VIP this node has not bound.
+   */
+  heldAtStart?: boolean;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -124,6 +130,7 @@ export class LeaseVipElection implements VipElection {
   private readonly log: Logger;
   private readonly standbyDelayMs: number;
   private readonly preferred: boolean;
+  private readonly heldAtStart: boolean;
   private readonly keepVip: boolean;
   private readonly holdCbs = new Set<(ev: VipHoldEvent) => void>();
   private readonly releaseCbs = new Set<(ev: VipReleaseEvent) => void>();
@@ -141,6 +148,8 @@ export class LeaseVipElection implements VipElection {
     this.leaseName = vipLeaseName(o.service);
     this.clock = o.clock ?? realClock;
     this.preferred = o.preferred;
+    this.heldAtStart = o.heldAtStart ?? false;
+    if (this.heldAtStart) this.st = 'retained';
     this.keepVip = o.keepVipWhenUnreachable ?? true;
     this.standbyDelayMs = o.standbyDelayMs ?? timing.leaseDurationSeconds * 1000;
     this.log = (o.logger ?? (moduleLogger ??= createLogger('agent.failover'))).child({ service: o.service, lease: this.leaseName });
@@ -184,7 +193,7 @@ export class LeaseVipElection implements VipElection {
   start(): void {
     if (this.started || this.stopping) return;
     this.started = true;
-    if (this.preferred) {
+    if (this.preferred || this.heldAtStart) {
       this.elector.start();
       return;
     }

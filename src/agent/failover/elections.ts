@@ -24,6 +24,8 @@ export interface VipElectionsOptions {
   node: string;
   settings: FailoverSettings;
   keepVipWhenUnreachable?: boolean;
+  /** Asked once per new election: did this node have the service's VIP bound at start-up (agent restart)? */
+  heldAtStart?: (service: string) => boolean;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -60,6 +62,7 @@ export class VipElections {
       const e = new LeaseVipElection({
         api: this.o.api, namespace: this.o.namespace, service: s.id, vip: s.vip, node: this.o.node, preferred: s.holdVip, settings: this.o.settings,
         ...(this.o.keepVipWhenUnreachable !== undefined ? { keepVipWhenUnreachable: this.o.keepVipWhenUnreachable } : {}),
+        heldAtStart: this.o.heldAtStart?.(s.id) ?? false,
         ...(this.o.clock ? { clock: this.o.clock } : {}),
         ...(this.o.random ? { random: this.o.random } : {}),
         ...(this.o.logger ? { logger: this.o.logger } : {}),

@@ -46,14 +46,26 @@ class Daemons implements SyncDaemonOps {
   }
 }
 
-function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock) {
-  const ipvs = new FakeIpvs();
+interface Kernel {
+  ipvs: FakeIpvs;
+  netif: FakeNetif;
+  sysctl: FakeSysctl;
+  state: MemoryStateStore;
+  arp: FakeArpAnnouncer;
+  daemons: Daemons;
+}
+
+function kernel(): Kernel {
   const netif = new FakeNetif();
   netif.addLink('eth0', { up: true });
-  const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
-  const state = new MemoryStateStore();
-  const arp = new FakeArpAnnouncer();
-  const daemons = new Daemons();
+  return { ipvs: new FakeIpvs(), netif, sysctl: new FakeSysctl(defaultSysctls(['eth0'])), state: new MemoryStateStore(), arp: new FakeArpAnnouncer(), daemons: new Daemons() };
+}
+
+/** `k`: the node's kernel and state file, kept across an agent restart. */
+function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock, k: Kernel = kernel()) {
+  const { ipvs, netif, sysctl, state, arp, daemons } = k;
+  // As main.ts does: VIPs bound before a (re)start.
+  const boundAtStart = new Set(state.load().vips.flatMap((v) => v.owners).filter((o) => o.startsWith('director:')).map((o) => o.slice('director:'.length)));
   const api = store.view(name);
   const pending: Promise<unknown>[] = [];
   const ref: { failover?: DirectorFailover } = {};
@@ -69,6 +81,7 @@ function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock) {
   const failover = (ref.failover = new DirectorFailover({
     api, namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
     syncDaemons: new SyncDaemons({ ops: daemons, interface: async () => 'eth0', log }),
+    heldAtStart: (id) => boundAtStart.delete(id),
     onChange: () => pending.push(agent.resync()),
   }));
   const settle = async (): Promise<void> => {
@@ -77,7 +90,7 @@ function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock) {
     await failover.settled();
   };
   const vips = async (): Promise<string[]> => (await netif.listAddresses('eth0')).map((a) => a.address);
-  return { name, agent, failover, ipvs, arp, daemons, api, settle, vips };
+  return { name, agent, failover, ipvs, arp, daemons, api, settle, vips, kernel: k };
 }
 
 describe('agents with VIP election', () => {
@@ -105,9 +118,37 @@ describe('agents with VIP election', () => {
     expect(a.agent.lastReport?.director.services.get('lab/web')?.holdsVip).toBe(true);
     expect(b.agent.lastReport?.director.services.get('lab/web')?.holdsVip).toBe(false);
 
-    // a's agent dies: its Lease is neither renewed nor released (its kernel state stays, as after a crash).
+    // a's agent restarts after a crash (the old process is gone: cut off, never heard of again). The new one
+    // finds the VIP in its state file: it never unbinds it, re-announces nothing, and renews its own Lease
+    // before the standby may take over.
     a.api.partitioned = true;
-    await a.failover.elections.get('lab/web')!.stop({ release: false }).catch(() => undefined);
+    const a2 = agentNode('director-a', store, clock, a.kernel);
+    const removed: string[] = [];
+    const removeVip = a.kernel.netif.removeVip.bind(a.kernel.netif);
+    a.kernel.netif.removeVip = async (ifname: string, vip: string): Promise<boolean> => {
+      removed.push(vip);
+      return removeVip(ifname, vip);
+    };
+    // The apiserver is not reachable for the first 800 ms: the first full runs happen before any Lease read.
+    a2.api.partitioned = true;
+    a2.agent.setPlan(plan('director-a', true));
+    await a2.settle();
+    expect(await a2.vips()).toEqual([VIP]);
+    for (let t = 0; t < 3_000; t += 100) {
+      if (t === 800) a2.api.partitioned = false;
+      await clock.advance(100);
+      await a2.settle();
+      await b.settle();
+      expect(await a2.vips()).toEqual([VIP]);
+    }
+    expect(removed).toEqual([]);
+    expect(a2.failover.elections.get('lab/web')?.state()).toBe('holding');
+    expect(a.arp.announcements.length).toBe(1);
+    expect(await b.vips()).toEqual([]);
+
+    // Now a's agent dies for good: its Lease is neither renewed nor released (its kernel state stays, as after a crash).
+    a2.api.partitioned = true;
+    await a2.failover.elections.get('lab/web')!.stop({ release: false }).catch(() => undefined);
     const fault = clock.now();
     let took = -1;
     for (let t = 0; t < 4_000 && took < 0; t += 50) {

@@ -230,6 +230,51 @@ describe('LeaseVipElection', () => {
   });
 });
 
+describe('LeaseVipElection after an agent restart (heldAtStart)', () => {
+  it('a restarted holder keeps its VIP throughout and renews its own Lease, without a hold event or a hand-over', async () => {
+    const { node, run, lease } = setup();
+    const a = node('director-a', false); // not preferred: it had taken the VIP over earlier
+    const b = node('director-b', true);
+    a.el.start();
+    await run(2_100);
+    b.el.start();
+    await run(3_000);
+    expect(states(a, b)).toEqual(['holding', 'standby']);
+    // a's agent restarts (crash, no release): a new election for the same node, told the VIP is bound.
+    a.api.partitioned = true;
+    await a.el.stop({ release: false });
+    a.api.partitioned = false;
+    await run(300);
+    const a2 = node('director-a', false, { heldAtStart: true });
+    a2.el.start();
+    expect(a2.el.state()).toBe('retained');
+    expect(a2.el.holdsVip()).toBe(true);
+    await run(6_000, () => expect(a2.el.holdsVip()).toBe(true));
+    expect(states(a2, b)).toEqual(['holding', 'standby']);
+    expect(a2.events).toEqual([]);
+    expect(b.events).toEqual([]);
+    // Same holder throughout: the Lease never changed hands.
+    expect(lease()?.record).toMatchObject({ holderIdentity: 'director-a', leaseTransitions: 0 });
+  });
+
+  it('a restarted holder whose Lease was taken meanwhile releases at its first read, never leading', async () => {
+    const { node, run } = setup();
+    const b = node('director-b', true);
+    b.el.start();
+    await run(1_000);
+    const a = node('director-a', false, { heldAtStart: true });
+    a.el.start();
+    let led = false;
+    await run(3_000, () => {
+      if (a.el.state() === 'holding') led = true;
+    });
+    expect(led).toBe(false);
+    expect(a.events).toEqual([expect.stringMatching(/^\d+ release:lease taken by director-b$/)]);
+    expect(Number(a.events[0]!.split(' ')[0])).toBeLessThanOrEqual(1_050); // at its first read, right after start
+    expect(states(a, b)).toEqual(['standby', 'holding']);
+  });
+});
+
 describe('VipElections', () => {
   it('keeps one election per planned service, answers holdsVip/activeDirector, and stops removed ones', async () => {
     const clock = new FakeClock();
