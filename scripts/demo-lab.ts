@@ -5,7 +5,7 @@
 // requests and a weight change; then either waits for you (LVS_DEMO_INTERACTIVE=1) or cleans up.
 import * as path from 'node:path';
 import { NetLab } from '../test/vm/netns.ts';
-import { AgentProc, REPO, addresses, eventually, ipvsadmSave, readSysctls, sleep } from '../test/kernel/agent-lab.ts';
+import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, readSysctls, sleep } from '../test/kernel/agent-lab.ts';
 import { ControllerProc, ManagementNetwork, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from '../test/kernel/cluster-lab.ts';
 
 const VIP = '192.168.56.40';
@@ -22,19 +22,9 @@ let controller: ControllerProc | undefined;
 const agents: AgentProc[] = [];
 try {
   say('building the DR lab: client 192.168.56.10, director .34, web1 .37, web2 .38 on bridge br56 (+ a management network)');
-  const br = await lab.addBridge('br56');
+  const { client, director, web1, web2 } = await buildDrLab(lab);
   const mgmt = await ManagementNetwork.create(lab);
-  const client = await lab.addNetns('client');
-  const director = await lab.addNetns('director');
-  const web1 = await lab.addNetns('web1');
-  const web2 = await lab.addNetns('web2');
-  await lab.connect(client, br, { addresses: ['192.168.56.10/24'] });
-  await lab.connect(director, br, { addresses: ['192.168.56.34/24'] });
-  await lab.connect(web1, br, { addresses: ['192.168.56.37/24'] });
-  await lab.connect(web2, br, { addresses: ['192.168.56.38/24'] });
   for (const ns of [director, web1, web2]) await mgmt.join(ns);
-  await lab.startHttpServer(web1, { name: 'web1' });
-  await lab.startHttpServer(web2, { name: 'web2' });
   const before = await readSysctls(lab, web1, ['net/ipv4/conf/all/arp_ignore', 'net/ipv4/conf/all/arp_announce']);
 
   say('helm install lvs-operator charts/lvs-operator -n lvs-system --create-namespace');

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab } from '../test/vm/netns.ts';
-import { AgentProc, REPO, eventually, writeConfig } from '../test/kernel/agent-lab.ts';
+import { AgentProc, REPO, buildDrLab, eventually, writeConfig } from '../test/kernel/agent-lab.ts';
 
 const VIP = '192.168.56.40';
 // The agents' JSON logs would drown the walkthrough; warnings and errors still show.
@@ -16,17 +16,8 @@ const show = (s: string): void => void process.stdout.write(`${s.trimEnd()}\n`);
 const lab = new NetLab();
 try {
   say('building the DR lab: client 192.168.56.10, director .34, web1 .37, web2 .38 on bridge br56');
-  const br = await lab.addBridge('br56');
-  const client = await lab.addNetns('client');
-  const director = await lab.addNetns('director');
-  const web1 = await lab.addNetns('web1');
-  const web2 = await lab.addNetns('web2');
-  await lab.connect(client, br, { addresses: ['192.168.56.10/24'] });
-  await lab.connect(director, br, { addresses: ['192.168.56.34/24'] });
-  await lab.connect(web1, br, { addresses: ['192.168.56.37/24'] });
-  await lab.connect(web2, br, { addresses: ['192.168.56.38/24'] });
-  const web1Server = await lab.startHttpServer(web1, { name: 'web1' });
-  await lab.startHttpServer(web2, { name: 'web2' });
+  const { client, director, web1, web2, servers } = await buildDrLab(lab);
+  const web1Server = servers.web1;
 
   const example = fs.readFileSync(path.join(REPO, 'deploy/examples/dr-lab.yaml'), 'utf8');
   const nodes = [{ name: 'director', ip: '192.168.56.34', director: true }, { name: 'web1', ip: '192.168.56.37' }, { name: 'web2', ip: '192.168.56.38' }];

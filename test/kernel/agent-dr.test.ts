@@ -5,7 +5,7 @@ import { jest } from '@jest/globals';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm, type BackgroundProcess } from '../vm/netns.ts';
-import { AgentProc, REPO, addresses, eventually, ipvsadmSave, loadLoop, readSysctls, writeConfig } from './agent-lab.ts';
+import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, loadLoop, readSysctls, writeConfig } from './agent-lab.ts';
 
 assertInLabVm();
 jest.setTimeout(300_000);
@@ -23,17 +23,9 @@ describe('DR lab with lvs-agent', () => {
   let sysctlsBefore: Record<string, Record<string, string>>;
 
   beforeAll(async () => {
-    const br = await lab.addBridge('br56');
-    client = await lab.addNetns('client');
-    director = await lab.addNetns('director');
-    web1 = await lab.addNetns('web1');
-    web2 = await lab.addNetns('web2');
-    await lab.connect(client, br, { addresses: ['192.168.56.10/24'], mac: MAC.client });
-    await lab.connect(director, br, { addresses: ['192.168.56.34/24'], mac: MAC.director });
-    await lab.connect(web1, br, { addresses: ['192.168.56.37/24'], mac: MAC.web1 });
-    await lab.connect(web2, br, { addresses: ['192.168.56.38/24'], mac: MAC.web2 });
-    web1Server = await lab.startHttpServer(web1, { name: 'web1' });
-    await lab.startHttpServer(web2, { name: 'web2' });
+    let servers;
+    ({ client, director, web1, web2, servers } = await buildDrLab(lab, MAC));
+    web1Server = servers.web1;
     // A non-default value the agent must restore exactly, and rules of someone else's it must not touch.
     await lab.sysctl(web1, 'net/ipv4/conf/all/arp_announce', 1);
     for (const rule of FOREIGN) await lab.exec(director, ['ipvsadm', ...rule.split(' ')]);

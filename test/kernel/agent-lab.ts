@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { NetLab, BackgroundProcess } from '../vm/netns.ts';
+import type { Bridge, NetLab, BackgroundProcess } from '../vm/netns.ts';
 import type { AgentReport } from '../../src/agent/agent.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -132,4 +132,33 @@ export function loadLoop(lab: NetLab, ns: string, url: string, count: number, pa
     return { bodies: lines.filter((l) => l !== 'FAILED'), failures: lines.filter((l) => l === 'FAILED').length };
   });
   return { done };
+}
+
+export interface DrLab {
+  bridge: Bridge;
+  client: string;
+  director: string;
+  web1: string;
+  web2: string;
+  /** The web servers (answer "web1\n" / "web2\n" on port 80 of every address, the VIP on lo included). */
+  servers: { web1: BackgroundProcess; web2: BackgroundProcess };
+}
+
+/**
+ * The classic LVS-DR lab of lvs-primer.md on bridge br56: client .10, director .34, web1 .37 and web2 .38
+ * in 192.168.56.0/24, each a network namespace, with an HTTP server on web1 and web2. `macs` pins MAC
+ * addresses (for ARP assertions).
+ */
+export async function buildDrLab(lab: NetLab, macs: Partial<Record<'client' | 'director' | 'web1' | 'web2', string>> = {}): Promise<DrLab> {
+  const bridge = await lab.addBridge('br56');
+  const ns: Record<'client' | 'director' | 'web1' | 'web2', string> = {
+    client: await lab.addNetns('client'),
+    director: await lab.addNetns('director'),
+    web1: await lab.addNetns('web1'),
+    web2: await lab.addNetns('web2'),
+  };
+  const ips = { client: '192.168.56.10', director: '192.168.56.34', web1: '192.168.56.37', web2: '192.168.56.38' } as const;
+  for (const n of ['client', 'director', 'web1', 'web2'] as const) await lab.connect(ns[n], bridge, { addresses: [`${ips[n]}/24`], mac: macs[n] });
+  const servers = { web1: await lab.startHttpServer(ns.web1, { name: 'web1' }), web2: await lab.startHttpServer(ns.web2, { name: 'web2' }) };
+  return { bridge, ...ns, servers };
 }

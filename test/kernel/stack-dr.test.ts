@@ -6,7 +6,7 @@ import { jest } from '@jest/globals';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm } from '../vm/netns.ts';
-import { AgentProc, REPO, addresses, eventually, ipvsadmSave, readSysctls } from './agent-lab.ts';
+import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, readSysctls } from './agent-lab.ts';
 import { ControllerProc, ManagementNetwork, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
 import type { VirtualService } from '../../src/api/v1alpha1/index.ts';
 
@@ -52,19 +52,9 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
   };
 
   beforeAll(async () => {
-    const br = await lab.addBridge('br56');
+    ({ client, director, web1, web2 } = await buildDrLab(lab));
     const mgmt = await ManagementNetwork.create(lab);
-    client = await lab.addNetns('client');
-    director = await lab.addNetns('director');
-    web1 = await lab.addNetns('web1');
-    web2 = await lab.addNetns('web2');
-    await lab.connect(client, br, { addresses: ['192.168.56.10/24'] });
-    await lab.connect(director, br, { addresses: ['192.168.56.34/24'] });
-    await lab.connect(web1, br, { addresses: ['192.168.56.37/24'] });
-    await lab.connect(web2, br, { addresses: ['192.168.56.38/24'] });
     for (const ns of [director, web1, web2]) await mgmt.join(ns);
-    await lab.startHttpServer(web1, { name: 'web1' });
-    await lab.startHttpServer(web2, { name: 'web2' });
     for (const rule of FOREIGN) await lab.exec(director, ['ipvsadm', ...rule.split(' ')]);
     sysctlsBefore = {};
     for (const [n, ns] of Object.entries({ director, web1, web2 })) sysctlsBefore[n] = await readSysctls(lab, ns);
