@@ -10,6 +10,7 @@ import { ControllerProc, ManagementNetwork, installChart, kubeconfig, kubectl, k
 
 const VIP = '192.168.56.40';
 const EXAMPLE_FILE = path.join(REPO, 'deploy/examples/dr-lab.yaml');
+const POOL_FILE = path.join(REPO, 'deploy/examples/vip-pool-lab.yaml');
 const interactive = process.env.LVS_DEMO_INTERACTIVE === '1';
 const hostKubectl = process.env.LVS_DEMO_HOST_KUBECTL ?? 'kubectl';
 // The processes' JSON logs would drown the walkthrough; warnings and errors still show.
@@ -43,14 +44,15 @@ try {
   }
   await controller.waitReady();
 
-  say(`kubectl apply -f ${path.relative(REPO, EXAMPLE_FILE)}`);
+  say(`kubectl apply -f ${path.relative(REPO, POOL_FILE)} -f ${path.relative(REPO, EXAMPLE_FILE)}   (VIPs are default-deny: a VIPPool admits them)`);
+  show((await kubectl(['apply', '-f', POOL_FILE])).stdout);
   show((await kubectl(['apply', '-f', EXAMPLE_FILE])).stdout);
   await eventually('Ready 2/2', async () => {
     const vs = JSON.parse(await kubectlOut(['get', 'lvsvs', 'web', '-o', 'json'])) as { status?: { realServers?: { ready?: string }; activeDirector?: string } };
     return vs.status?.realServers?.ready === '2/2' && vs.status.activeDirector === 'director';
   }, 300_000);
-  say('kubectl get lvsvs,lvsrs   (and the per-node plans the controller wrote: kubectl get nodeplans)');
-  show(await kubectlOut(['get', 'lvsvs,lvsrs']));
+  say('kubectl get lvsvp,lvsvs,lvsrs   (and the per-node plans the controller wrote: kubectl get nodeplans)');
+  show(await kubectlOut(['get', 'lvsvp,lvsvs,lvsrs']));
   show(await kubectlOut(['get', 'nodeplans']));
 
   say('director: ipvsadm -Ln (programmed by the agent over generic netlink)');

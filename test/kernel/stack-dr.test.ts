@@ -17,6 +17,7 @@ const VIP = '192.168.56.40';
 const NS = 'lab';
 const FOREIGN = ['-A -t 10.99.0.1:8080 -s wlc', '-a -t 10.99.0.1:8080 -r 10.99.0.2:8080 -m -w 1'];
 const EXAMPLE = fs.readFileSync(path.join(REPO, 'deploy/examples/dr-lab.yaml'), 'utf8');
+const POOL_FILE = path.join(REPO, 'deploy/examples/vip-pool-lab.yaml');
 
 const rules = (weights: Record<string, number>): string[] => [
   ...FOREIGN,
@@ -74,6 +75,8 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
     for (const a of Object.values(agents)) a.start();
     await controller.waitReady();
     await kubectl(['create', 'namespace', NS]);
+    // VIPs are default-deny: the lab's pool (cluster-scoped) admits 192.168.56.40/29.
+    await kubectl(['apply', '-f', POOL_FILE]);
     await kubectl(['apply', '-n', NS, '-f', '-'], { input: EXAMPLE });
   });
 
@@ -90,6 +93,7 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
     for (const a of Object.values(agents ?? {})) await a.stop().catch(() => undefined);
     await controller?.stop().catch(() => undefined);
     for (const n of ['director', 'web1', 'web2']) await kubectl(['delete', 'node', n, '--ignore-not-found'], { allowFailure: true });
+    await kubectl(['delete', '-f', POOL_FILE, '--ignore-not-found'], { allowFailure: true });
     await lab.destroy();
   });
 
