@@ -284,9 +284,9 @@ describe('chart RBAC on a real apiserver (deploy/lvs-operator.yaml)', () => {
     });
 
     test('controller reads VIPPools and cannot create or change them', async () => {
-      const l = await as('controller', ['get', 'vippools.lvs.operator.dev', '-o', 'name']);
-      expect(l.stderr).toBe('');
-      expect(l.code).toBe(0);
+      // A raw list: kubectl's discovery may log client-side throttling to stderr on a loaded machine.
+      const l = await rawRequest(credentials(kc.controller), 'GET', '/apis/lvs.operator.dev/v1alpha1/vippools');
+      expect(l.status).toBe(200);
       const pool = { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: `rbac-probe-${userNs}` }, spec: { addresses: ['192.0.2.0/28'], namespaceSelector: {} } };
       forbidden(await as('controller', ['create', '--dry-run=server', '-f', '-'], JSON.stringify(pool)), 'controller', 'create resource "vippools" in API group "lvs.operator.dev" at the cluster scope');
     });
