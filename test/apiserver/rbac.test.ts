@@ -10,6 +10,7 @@ import { DEPLOY_FILE } from '../../scripts/render-deploy.ts';
 import { sharedApiServer } from './harness.ts';
 import { credentials, kubectl, kubectlOk, rawRequest, uniqueName } from './util.ts';
 import type { RunResult } from './util.ts';
+import { eventually } from '../support/eventually.ts';
 
 const NS = 'lvs-system';
 const TIMEOUT = 120_000;
@@ -284,8 +285,11 @@ describe('chart RBAC on a real apiserver (deploy/lvs-operator.yaml)', () => {
     });
 
     test('controller reads VIPPools and cannot create or change them', async () => {
-      // A raw list: kubectl's discovery may log client-side throttling to stderr on a loaded machine.
-      const l = await rawRequest(credentials(kc.controller), 'GET', '/apis/lvs.operator.dev/v1alpha1/vippools');
+      // Right after the CRD is established the server may answer 429 while its watch cache fills.
+      const l = await eventually('VIPPool list served', async () => {
+        const r = await rawRequest(credentials(kc.controller), 'GET', '/apis/lvs.operator.dev/v1alpha1/vippools');
+        return r.status === 429 ? undefined : r;
+      });
       expect(l.status).toBe(200);
       const pool = { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: `rbac-probe-${userNs}` }, spec: { addresses: ['192.0.2.0/28'], namespaceSelector: {} } };
       forbidden(await as('controller', ['create', '--dry-run=server', '-f', '-'], JSON.stringify(pool)), 'controller', 'create resource "vippools" in API group "lvs.operator.dev" at the cluster scope');
