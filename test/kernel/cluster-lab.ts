@@ -147,7 +147,7 @@ export class ControllerProc {
   }
 
   /** Waits until /readyz answers 200 (informers synced). */
-  async waitReady(timeoutMs = 180_000): Promise<void> {
+  async waitReady(timeoutMs = 360_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const ok = await fetch('http://127.0.0.1:18081/readyz', { signal: AbortSignal.timeout(5_000) }).then((r) => r.ok, () => false);
