@@ -1,19 +1,30 @@
 /**
- * The controller: watches VirtualServices, RealServers, Nodes and NodePlans, and on every change runs one
- * level-based pass: plan (pure) → NodePlan shards → node labels and agent DaemonSets → statuses and
- * Events. Only the elected leader writes; standbys keep their caches warm for a fast takeover.
+ * The controller: watches VirtualServices, RealServers, Nodes and NodePlans, and after changes runs one
+ * pass: plan → NodePlan shards → node labels and agent DaemonSets → statuses and Events. Only the elected
+ * leader writes; standbys keep their caches warm for a fast takeover.
+ *
+ * Passes are incremental: informer events mark what changed (objects the planner reads, statuses, agent
+ * reports, shards), the plan is updated for the affected VirtualServices only (incremental.ts), and only the
+ * shards, statuses and finalizers those touch are compared and written. The first pass after gaining
+ * leadership, and any pass after a node change the planner cares about, does everything. A pass that fails
+ * puts what it took back, so nothing is lost; our own writes coming back through the watch are recognised
+ * by their resourceVersion and cost nothing.
  */
 import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1DaemonSet, type V1Node } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GROUP, VERSION } from '../api/v1alpha1/meta.ts';
 import type { VirtualService } from '../api/v1alpha1/virtualservice.ts';
 import type { RealServer } from '../api/v1alpha1/realserver.ts';
-import type { NodePlan as NodePlanObject } from '../api/v1alpha1/nodeplan.ts';
-import { Informer } from '../kube/informer.ts';
-import { CustomObjects, isNotFound, isAlreadyExists } from '../kube/status.ts';
+import type { NodePlan as NodePlanObject, NodePlanSpec } from '../api/v1alpha1/nodeplan.ts';
+import { Informer, resourcePath, type KubeObject } from '../kube/informer.ts';
+import { CustomObjects, isNotFound, isAlreadyExists, isConflict, type CustomObject, type CustomResource, type ObjectKey } from '../kube/status.ts';
+import http from 'node:http';
+import https from 'node:https';
+import { apiError } from '../kube/errors.ts';
 import type { EventRecorder } from '../kube/events.ts';
-import { plan, idOf, type NodeInfo, type Plan } from '../model/planner.ts';
-import { shardPlan } from '../model/shards.ts';
+import { idOf, type NodeInfo, type Plan } from '../model/planner.ts';
+import { shardPlan, shardOf, shardName } from '../model/shards.ts';
+import type { PlannedRealServerVip, PlannedService } from '../model/plan.ts';
 import { transitions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
 import { canonicalJson, sameJson } from '../util/canonical.ts';
@@ -21,6 +32,7 @@ import { indexReports, realServerStatus, statusPatch, virtualServiceStatus } fro
 import { AdmissionSources, writePoolStatuses } from './vippools.ts';
 import { REALSERVER_NODE_LABEL, type ControllerConfig } from './config.ts';
 import { agentDaemonSet } from './daemonsets.ts';
+import { IncrementalPlanner } from './incremental.ts';
 
 export const FINALIZER = 'lvs.operator.dev/teardown';
 const R = {
@@ -56,7 +68,136 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
   }));
 }
 
-const specOf = (o: NodePlanObject): string => canonicalJson(o.spec);
+/** Canonical JSON of planned entries, kept per object: unchanged entries keep their identity across passes. */
+const canonCache = new WeakMap<object, string>();
+const canon = (o: PlannedService | PlannedRealServerVip): string => {
+  let c = canonCache.get(o);
+  if (c === undefined) {
+    c = canonicalJson(o);
+    canonCache.set(o, c);
+  }
+  return c;
+};
+
+/** canonicalJson(spec), composed from the entries' cached canonical forms (keys in sorted order). */
+export function canonicalSpec(spec: NodePlanSpec): string {
+  return `{"director":[${spec.director.map(canon).join(',')}],"node":${JSON.stringify(spec.node)},"realServer":[${spec.realServer.map(canon).join(',')}],"shard":${spec.shard}}`;
+}
+
+/** What changed since the last pass (ids are "namespace/name"; shards by name). */
+interface Dirty {
+  full: boolean;
+  planVs: Set<string>;
+  planRs: Set<string>;
+  statusVs: Set<string>;
+  statusRs: Set<string>;
+  /** Services whose agent reports changed (their VirtualService and RealServers need a status look). */
+  reports: Set<string>;
+  finalizers: Set<string>;
+  shards: Map<string, { node: string; shard: number }>;
+}
+const emptyDirty = (full = false): Dirty => ({
+  full, planVs: new Set(), planRs: new Set(), statusVs: new Set(), statusRs: new Set(), reports: new Set(), finalizers: new Set(), shards: new Map(),
+});
+function mergeDirty(into: Dirty, from: Dirty): void {
+  into.full ||= from.full;
+  for (const k of ['planVs', 'planRs', 'statusVs', 'statusRs', 'reports', 'finalizers'] as const) for (const x of from[k]) into[k].add(x);
+  for (const [k, v] of from.shards) into.shards.set(k, v);
+}
+
+const sameLabels = (a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean => {
+  const ea = Object.entries(a ?? {});
+  return ea.length === Object.keys(b ?? {}).length && ea.every(([k, v]) => b?.[k] === v);
+};
+const sameReport = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The passes' writes, over one pool of keep-alive connections. client-node 2.0 opens a new TLS connection
+ * for every request (a new undici Agent per call; its https.Agent for raw requests does not keep alive),
+ * which at 55,000 status writes was most of the controller's CPU and of the API server's, and hundreds of
+ * MiB of allocator churn. Credentials come from the kubeconfig per request (tokens may rotate); the TLS
+ * material of the first request makes the connection pool, rebuilt if it ever changes.
+ */
+class Writer {
+  readonly #kc: KubeConfig;
+  readonly #server: string;
+  readonly #query: string;
+  #agent: { agent: https.Agent; tls: string } | undefined;
+
+  constructor(kc: KubeConfig, fieldManager: string) {
+    const server = kc.getCurrentCluster()?.server;
+    if (!server) throw new Error('kubeconfig has no current cluster with a server');
+    this.#kc = kc;
+    this.#server = server.replace(/\/+$/, '');
+    this.#query = `?fieldManager=${encodeURIComponent(fieldManager)}`;
+  }
+
+  /** JSON merge patch of the object, or of its status subresource. */
+  patch<T extends CustomObject>(r: CustomResource, key: ObjectKey, body: object, subresource?: 'status'): Promise<T> {
+    return this.#request<T>('PATCH', resourcePath({ ...r, namespace: key.namespace }, key.name) + (subresource ? `/${subresource}` : '') + this.#query, body, 'application/merge-patch+json');
+  }
+
+  create<T extends CustomObject>(r: CustomResource, obj: T): Promise<T> {
+    return this.#request<T>('POST', resourcePath({ ...r, namespace: obj.metadata?.namespace }) + this.#query, obj, 'application/json');
+  }
+
+  async delete(r: CustomResource, key: ObjectKey): Promise<void> {
+    await this.#request('DELETE', resourcePath({ ...r, namespace: key.namespace }, key.name)).catch((e: unknown) => {
+      if (!isNotFound(e)) throw e;
+    });
+  }
+
+  close(): void {
+    this.#agent?.agent.destroy();
+    this.#agent = undefined;
+  }
+
+  async #request<T>(method: string, path: string, body?: object, contentType?: string): Promise<T> {
+    const opts: https.RequestOptions = {};
+    await this.#kc.applyToHTTPSOptions(opts);
+    const tls = JSON.stringify([String(opts.ca ?? ''), String(opts.cert ?? ''), String(opts.key ?? ''), opts.rejectUnauthorized, opts.servername]);
+    if (this.#agent?.tls !== tls) {
+      this.#agent?.agent.destroy();
+      this.#agent = { tls, agent: new https.Agent({ keepAlive: true, maxSockets: 32, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername }) };
+    }
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { Accept: 'application/json', ...(opts.headers as Record<string, string> | undefined) };
+    if (contentType) headers['Content-Type'] = contentType;
+    const url = new URL(this.#server + path);
+    const res = await new Promise<{ status: number; text: string; headers: Record<string, string> }>((resolve, reject) => {
+      const req = (url.protocol === 'http:' ? http : https).request(url, { method, headers, auth: opts.auth, agent: url.protocol === 'http:' ? undefined : this.#agent!.agent, timeout: 30_000 }, (r) => {
+        let text = '';
+        r.setEncoding('utf8');
+        r.on('data', (d: string) => (text += d));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, text, headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, String(v)])) }));
+        r.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 30 s`)));
+      req.on('error', reject);
+      req.end(data);
+    });
+    if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.text, res.headers);
+    return (res.text ? JSON.parse(res.text) : undefined) as T;
+  }
+}
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/**
+ * Drops what nobody here reads from a cached object (the informers hand their cached object to the
+ * handlers): managedFields are most of an object's size, at 55,000 objects hundreds of MiB; kubectl's
+ * last-applied copy of the whole object and a Node's image list are large too.
+ */
+function slim(o: KubeObject): void {
+  const m = o.metadata as { managedFields?: unknown; annotations?: Record<string, string> } | undefined;
+  if (!m) return;
+  delete m.managedFields;
+  if (m.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _dropped, ...rest } = m.annotations;
+    m.annotations = rest;
+  }
+  const status = (o as { status?: { images?: unknown } }).status;
+  if (status?.images !== undefined) delete status.images;
+}
 
 export class Controller {
   readonly #o: ControllerOptions;
@@ -64,17 +205,27 @@ export class Controller {
   readonly rs: Informer<RealServer>;
   readonly nodes: Informer<V1Node>;
   readonly plans: Informer<NodePlanObject>;
-  /** VIPPools, namespaces and the API server's addresses, for VIP admission. */
-  readonly admission: AdmissionSources;
   readonly #objects: CustomObjects;
+  readonly #write: Writer;
   readonly #core: CoreV1Api;
   readonly #apps: AppsV1Api;
+  readonly #planner: IncrementalPlanner;
+  /** VIPPools, namespaces and the API server's addresses, for VIP admission. */
+  readonly admission: AdmissionSources;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #leading = false;
-  #lastPlan: Plan | undefined;
-  readonly #metrics: { reconciles: Counter<'result'>; duration: Histogram; pending: Gauge; writes: Counter<'kind'> } | undefined;
+  /** What the next pass must look at; the first pass does everything. */
+  #dirty: Dirty = emptyDirty(true);
+  /** resourceVersions our own writes produced, per object: their watch events need no work. */
+  readonly #own = new Map<string, Set<string>>();
+  /** Per shard: the canonical spec the server holds at (uid, generation), as we last wrote or read it. */
+  readonly #shardSpecs = new Map<string, { uid: string; generation: number; canon: string }>();
+  /** VirtualServices being deleted that still carry our finalizer. */
+  readonly #deleting = new Set<string>();
+  #daemonSetsCheckedAt = -Infinity;
+  readonly #metrics: { reconciles: Counter<'result'>; passes: Counter<'kind'>; duration: Histogram; pending: Gauge; writes: Counter<'kind'> } | undefined;
 
   constructor(o: ControllerOptions) {
     this.#o = o;
@@ -83,16 +234,27 @@ export class Controller {
     this.rs = new Informer<RealServer>(o.kc, { resource: R.realservers, name: 'realservers', logger: log });
     this.nodes = new Informer<V1Node>(o.kc, { resource: { group: '', version: 'v1', plural: 'nodes' }, name: 'nodes', logger: log });
     this.plans = new Informer<NodePlanObject>(o.kc, { resource: R.nodeplans, name: 'nodeplans', logger: log });
-    this.admission = new AdmissionSources({ kc: o.kc, log, reserved: o.config.reserved });
     this.#objects = new CustomObjects(o.kc, { fieldManager: 'lvs-controller', logger: log });
+    this.#write = new Writer(o.kc, 'lvs-controller');
     this.#core = o.kc.makeApiClient(CoreV1Api);
     this.#apps = o.kc.makeApiClient(AppsV1Api);
+    this.admission = new AdmissionSources({ kc: o.kc, log, reserved: o.config.reserved });
+    this.#planner = new IncrementalPlanner({
+      admission: () => this.admission.input(),
+      getVirtualService: (id) => this.vs.getByKey(id),
+      getRealServer: (id) => this.rs.getByKey(id),
+      virtualServices: () => this.vs.list(),
+      realServers: () => this.rs.list(),
+      nodes: () => this.nodes.list().map(nodeInfo),
+      defaultDirectorSelector: o.config.defaultDirectorSelector,
+    });
     if (o.registry) {
       const registers = [o.registry];
       this.#metrics = {
         reconciles: new Counter({ name: 'lvs_controller_reconciles_total', help: 'Controller passes by result.', labelNames: ['result'], registers }),
+        passes: new Counter({ name: 'lvs_controller_passes_total', help: 'Controller passes by kind: full (everything planned and compared) or incremental (only what changed).', labelNames: ['kind'], registers }),
         duration: new Histogram({ name: 'lvs_controller_reconcile_duration_seconds', help: 'Duration of one controller pass.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers }),
-        pending: new Gauge({ name: 'lvs_controller_queue_depth', help: 'Changes waiting for the next pass (0 or 1: passes are level-based and coalesce).', registers }),
+        pending: new Gauge({ name: 'lvs_controller_queue_depth', help: 'Changes waiting for the next pass (0 or 1: passes coalesce).', registers }),
         writes: new Counter({ name: 'lvs_controller_writes_total', help: 'API writes by kind.', labelNames: ['kind'], registers }),
       };
     }
@@ -100,15 +262,38 @@ export class Controller {
 
   /** Starts the caches; resolves when all are synced. */
   async start(): Promise<void> {
-    for (const inf of [this.vs, this.rs, this.nodes, this.plans] as unknown as Array<Informer<VirtualService>>) inf.onChange(() => this.trigger());
+    for (const inf of [this.vs, this.rs, this.nodes, this.plans] as Array<Informer<KubeObject>>) {
+      inf.on('add', slim);
+      inf.on('update', slim);
+    }
+    this.vs.on('add', (o) => this.#vsEvent(o, undefined));
+    this.vs.on('update', (o, old) => this.#vsEvent(o, old));
+    this.vs.on('delete', (o) => this.#vsEvent(undefined, o));
+    this.rs.on('add', (o) => this.#rsEvent(o, undefined));
+    this.rs.on('update', (o, old) => this.#rsEvent(o, old));
+    this.rs.on('delete', (o) => this.#rsEvent(undefined, o));
+    this.nodes.on('add', () => this.trigger());
+    this.nodes.on('update', (o, old) => {
+      // Heartbeats (conditions, images) do not matter; labels, addresses and pod CIDRs (reserved for VIPs) do.
+      if (!sameLabels(o.metadata?.labels, old.metadata?.labels) || JSON.stringify(o.status?.addresses) !== JSON.stringify(old.status?.addresses)
+        || JSON.stringify(o.spec?.podCIDRs) !== JSON.stringify(old.spec?.podCIDRs)) this.trigger();
+    });
+    this.nodes.on('delete', () => this.trigger());
+    this.plans.on('add', (o) => this.#planEvent(o, undefined));
+    this.plans.on('update', (o, old) => this.#planEvent(o, old));
+    this.plans.on('delete', (o) => this.#planEvent(undefined, o));
+    // Pools, namespace labels and reserved addresses change admission decisions, which every pass recomputes.
     this.admission.onChange(() => this.trigger());
     await Promise.all([this.vs.start(), this.rs.start(), this.nodes.start(), this.plans.start(), this.admission.start()]);
   }
 
-  /** Leadership gates writes; becoming leader runs a pass at once. */
+  /** Leadership gates writes; becoming leader runs a full pass at once. */
   setLeading(leading: boolean): void {
     this.#leading = leading;
-    if (leading) this.trigger(0);
+    if (leading) {
+      this.#dirty.full = true;
+      this.trigger(0);
+    }
   }
 
   trigger(delayMs = 30): void {
@@ -148,96 +333,291 @@ export class Controller {
   }
 
   get lastPlan(): Plan | undefined {
-    return this.#lastPlan;
+    return this.#planner.plan;
   }
 
+  // --- what changed ----------------------------------------------------------------------------------------
+
+  /** True (once) when `rv` is the result of one of our own writes to `id`. */
+  #ours(id: string, rv: string | undefined): boolean {
+    const s = this.#own.get(id);
+    if (!rv || !s?.delete(rv)) return false;
+    if (s.size === 0) this.#own.delete(id);
+    return true;
+  }
+
+  #noteOwn(id: string, rv: string | undefined): void {
+    if (!rv) return;
+    const s = this.#own.get(id);
+    if (s) s.add(rv);
+    else this.#own.set(id, new Set([rv]));
+  }
+
+  #vsEvent(o: VirtualService | undefined, old: VirtualService | undefined): void {
+    const id = idOf((o ?? old)!);
+    if (o?.metadata.deletionTimestamp && (o.metadata.finalizers ?? []).includes(FINALIZER)) this.#deleting.add(id);
+    else this.#deleting.delete(id);
+    if (o && old && this.#ours(id, o.metadata.resourceVersion)) return;
+    const d = this.#dirty;
+    // Any change not of our making is planned again: besides spec and deletion, VIP admission reads the
+    // allocation back from status (one VirtualService's replan is cheap).
+    d.planVs.add(id);
+    if (o) {
+      d.statusVs.add(id);
+      d.finalizers.add(id);
+    }
+    this.trigger();
+  }
+
+  #rsEvent(o: RealServer | undefined, old: RealServer | undefined): void {
+    const id = idOf((o ?? old)!);
+    if (o && old && this.#ours(id, o.metadata.resourceVersion)) return;
+    const d = this.#dirty;
+    if (!o || !old || o.metadata.generation !== old.metadata.generation || o.metadata.deletionTimestamp !== old.metadata.deletionTimestamp
+      || !sameLabels(o.metadata.labels, old.metadata.labels)) d.planRs.add(id);
+    if (o) d.statusRs.add(id);
+    this.trigger();
+  }
+
+  #planEvent(o: NodePlanObject | undefined, old: NodePlanObject | undefined): void {
+    const cur = (o ?? old)!;
+    const name = cur.metadata.name ?? '';
+    const d = this.#dirty;
+    // Agent reports that changed: those services' statuses need a look.
+    const before = new Map((old?.status?.services ?? []).map((r) => [r.id, r]));
+    for (const r of o?.status?.services ?? []) {
+      const b = before.get(r.id);
+      before.delete(r.id);
+      if (!b || !sameReport(b, r)) d.reports.add(r.id);
+    }
+    for (const id of before.keys()) d.reports.add(id);
+    const rsBefore = new Map((old?.status?.realServer ?? []).map((r) => [`${r.service}|${r.vip}`, r]));
+    for (const r of o?.status?.realServer ?? []) {
+      const k = `${r.service}|${r.vip}`;
+      const b = rsBefore.get(k);
+      rsBefore.delete(k);
+      if (!b || !sameReport(b, r)) d.reports.add(r.service);
+    }
+    for (const b of rsBefore.values()) d.reports.add(b.service);
+    // A spec we did not write (or a deletion), and an emptied shard whose agent may have confirmed its teardown.
+    const known = this.#shardSpecs.get(name);
+    const ours = o && known && known.uid === o.metadata.uid && known.generation === o.metadata.generation;
+    if (!ours || cur.spec.director.length + cur.spec.realServer.length === 0) d.shards.set(name, { node: cur.spec.node, shard: cur.spec.shard });
+    this.trigger();
+  }
+
+  // --- the pass -------------------------------------------------------------------------------------------
+
   async #pass(): Promise<void> {
+    const d = this.#dirty;
+    this.#dirty = emptyDirty();
+    try {
+      await this.#passWith(d);
+    } catch (e) {
+      // Put back what this pass took, so the retry sees it.
+      mergeDirty(this.#dirty, d);
+      throw e;
+    }
+  }
+
+  async #passWith(d: Dirty): Promise<void> {
     const log = this.#o.log;
-    const cfg = this.#o.config;
-    const virtualServices = this.vs.list();
-    const realServers = this.rs.list();
-    const nodes = this.nodes.list().map(nodeInfo);
-    const p = plan({ virtualServices, realServers, nodes, defaultDirectorSelector: cfg.defaultDirectorSelector, admission: this.admission.input() });
-    this.#lastPlan = p;
+    const t0 = performance.now();
+    if (d.full) {
+      this.#planner.reset();
+      this.#own.clear();
+    }
+    const up = this.#planner.update(d.planVs, d.planRs);
+    const p = up.plan;
+    const full = up.full;
+    this.#metrics?.passes.inc({ kind: full ? 'full' : 'incremental' });
     const conc = this.#o.writeConcurrency ?? 16;
+    const tPlanned = performance.now();
 
     // Finalizers first, so no VirtualService can vanish before the directors dropped it.
-    await pool(virtualServices.filter((v) => !v.metadata.deletionTimestamp && !(v.metadata.finalizers ?? []).includes(FINALIZER)), conc, async (v) => {
-      await this.#objects.addFinalizer(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, FINALIZER);
-      this.#metrics?.writes.inc({ kind: 'finalizer' });
-    });
-
-    // NodePlan shards.
-    const desired = new Map<string, NodePlanObject>();
-    for (const np of p.nodes.values()) for (const o of shardPlan(np)) desired.set(o.metadata.name ?? '', o);
-    const existing = new Map(this.plans.list().map((o) => [o.metadata.name ?? '', o]));
-    const writes: Array<() => Promise<void>> = [];
-    log.debug({ services: p.services.size, nodes: p.nodes.size, shards: desired.size }, 'planned');
-    for (const [name, want] of desired) {
-      const have = existing.get(name);
-      if (!have) writes.push(async () => void (await this.#objects.create(R.nodeplans, want).catch((e: unknown) => { if (!isAlreadyExists(e)) throw e; })));
-      else if (specOf(have) !== specOf(want)) {
-        writes.push(async () => void (await this.#objects.replace(R.nodeplans, { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata.resourceVersion } })));
-      }
+    if (full) {
+      this.#deleting.clear();
+      for (const v of this.vs.list()) if (v.metadata.deletionTimestamp && (v.metadata.finalizers ?? []).includes(FINALIZER)) this.#deleting.add(idOf(v));
     }
-    const liveNodes = new Set(nodes.map((n) => n.name));
-    for (const [name, have] of existing) {
-      if (desired.has(name)) continue;
-      // A shard still reporting work keeps existing (emptied) until its agent confirms the teardown,
-      // so finalizers wait for the kernel; a shard of a node that is gone has no agent to wait for.
-      const reporting = (have.status?.services?.length ?? 0) + (have.status?.realServer?.length ?? 0) > 0;
-      if (reporting && liveNodes.has(have.spec.node)) {
-        if (have.spec.director.length + have.spec.realServer.length > 0) {
-          const emptied = { ...have, spec: { ...have.spec, director: [], realServer: [] } };
-          writes.push(async () => void (await this.#objects.replace(R.nodeplans, emptied)));
-        }
-        continue;
-      }
-      writes.push(async () => void (await this.#objects.delete(R.nodeplans, { name })));
-    }
-    await pool(writes, conc, async (w) => {
-      await w();
-      this.#metrics?.writes.inc({ kind: 'nodeplan' });
-    });
+    const needFinalizer = (full ? this.vs.list() : [...d.finalizers].map((k) => this.vs.getByKey(k)))
+      .filter((v): v is VirtualService => !!v && !v.metadata.deletionTimestamp && !(v.metadata.finalizers ?? []).includes(FINALIZER));
+    await pool(needFinalizer, conc, (v) => this.#addFinalizer(v));
 
+    await this.#writeShards(p, full ? undefined : this.#dirtyShards(up.nodes, d.shards), conc);
+    const tShards = performance.now();
     await this.#labelRealServerNodes(p);
-    if (this.#o.manageDaemonSets ?? true) await this.#ensureDaemonSets();
+    if ((this.#o.manageDaemonSets ?? true) && (full || Date.now() - this.#daemonSetsCheckedAt > 60_000)) {
+      await this.#ensureDaemonSets();
+      this.#daemonSetsCheckedAt = Date.now();
+    }
 
-    // Status and Events.
+    // Status and Events, for what may have changed.
     const reports = indexReports(this.plans.list());
     const now = new Date();
-    await pool(virtualServices.filter((v) => !v.metadata.deletionTimestamp), conc, async (v) => {
+    let vsIds: Iterable<string> = this.vs.keys();
+    let rsIds: Iterable<string> = this.rs.keys();
+    if (!full) {
+      const rs = new Set([...up.realServers, ...d.statusRs]);
+      for (const id of d.reports) {
+        const out = p.services.get(id);
+        for (const x of out?.destinations ?? []) rs.add(x.realServer);
+        for (const x of out?.skipped ?? []) rs.add(x.realServer);
+      }
+      vsIds = new Set([...up.services, ...d.statusVs, ...d.reports]);
+      rsIds = rs;
+    }
+    await pool([...vsIds], conc, async (id) => {
+      const v = this.vs.getByKey(id);
+      if (!v || v.metadata.deletionTimestamp) return;
       const status = virtualServiceStatus(v, p, reports, now);
       if (sameJson(status, v.status ?? {})) return;
       for (const c of transitions(v.status?.conditions, status.conditions ?? [])) {
         this.#o.events?.event(v as never, c.status === 'False' && c.type !== 'Ready' ? 'Warning' : 'Normal', `${c.type}${c.status === 'True' ? '' : c.status}`, c.message);
       }
-      await this.#objects.patchStatus(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, statusPatch(v.status, status)).catch((e: unknown) => {
+      const written = await this.#write.patch(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, { status: statusPatch(v.status, status) }, 'status').catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       });
+      this.#noteOwn(id, written?.metadata?.resourceVersion);
       this.#metrics?.writes.inc({ kind: 'status' });
     });
-    await pool(realServers.filter((r) => !r.metadata.deletionTimestamp), conc, async (r) => {
+    await pool([...rsIds], conc, async (id) => {
+      const r = this.rs.getByKey(id);
+      if (!r || r.metadata.deletionTimestamp) return;
       const status = realServerStatus(r, p, reports, now);
       if (sameJson(status, r.status ?? {})) return;
-      await this.#objects.patchStatus(R.realservers, { name: r.metadata.name ?? '', namespace: r.metadata.namespace }, status).catch((e: unknown) => {
+      const written = await this.#write.patch(R.realservers, { name: r.metadata.name ?? '', namespace: r.metadata.namespace }, { status }, 'status').catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       });
+      this.#noteOwn(id, written?.metadata?.resourceVersion);
       this.#metrics?.writes.inc({ kind: 'status' });
     });
 
+    const tStatus = performance.now();
     const poolWrites = await writePoolStatuses(this.#objects, this.admission.pools.list(), p);
     if (poolWrites > 0) this.#metrics?.writes.inc({ kind: 'status' }, poolWrites);
 
     // Deleted VirtualServices: release them once no director still holds them.
-    const held = new Set<string>();
-    for (const byService of reports.services.values()) for (const id of byService.keys()) held.add(id);
-    for (const o of this.plans.list()) for (const s of o.spec.director) held.add(s.id);
-    for (const v of virtualServices.filter((x) => x.metadata.deletionTimestamp && (x.metadata.finalizers ?? []).includes(FINALIZER))) {
-      if (held.has(idOf(v))) continue;
-      await this.#objects.removeFinalizer(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, FINALIZER);
-      log.info({ virtualService: idOf(v) }, 'torn down on every director; finalizer removed');
+    if (this.#deleting.size > 0) {
+      const held = new Set<string>();
+      for (const byService of reports.services.values()) for (const id of byService.keys()) held.add(id);
+      for (const o of this.plans.list()) for (const s of o.spec.director) held.add(s.id);
+      for (const id of [...this.#deleting]) {
+        const v = this.vs.getByKey(id);
+        if (!v) {
+          this.#deleting.delete(id);
+          continue;
+        }
+        if (held.has(id)) continue;
+        await this.#objects.removeFinalizer(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, FINALIZER);
+        log.info({ virtualService: id }, 'torn down on every director; finalizer removed');
+      }
     }
+    const ms = (a: number, b: number): number => Math.round(b - a);
+    log.debug({
+      full, services: up.services.size, realServers: up.realServers.size, reports: d.reports.size,
+      planMs: ms(t0, tPlanned), shardsMs: ms(tPlanned, tShards), statusMs: ms(tShards, tStatus), totalMs: ms(t0, performance.now()),
+    }, 'pass');
+  }
+
+  /** One merge patch carrying the resourceVersion we read (a conflict falls back to read-modify-write). */
+  async #addFinalizer(v: VirtualService): Promise<void> {
+    const key = { name: v.metadata.name ?? '', namespace: v.metadata.namespace };
+    try {
+      const written = await this.#write.patch(R.virtualservices, key, { metadata: { finalizers: [...(v.metadata.finalizers ?? []), FINALIZER], resourceVersion: v.metadata.resourceVersion } });
+      this.#noteOwn(idOf(v), written.metadata?.resourceVersion);
+    } catch (e) {
+      if (isNotFound(e)) return;
+      if (!isConflict(e)) throw e;
+      await this.#objects.addFinalizer(R.virtualservices, key, FINALIZER);
+    }
+    this.#metrics?.writes.inc({ kind: 'finalizer' });
+  }
+
+  /** Shards holding the touched services on their nodes, plus those the watch flagged. */
+  #dirtyShards(nodes: Map<string, Set<string>>, flagged: Map<string, { node: string; shard: number }>): Map<string, { node: string; shard: number }> {
+    const out = new Map(flagged);
+    for (const [node, ids] of nodes) {
+      for (const id of ids) {
+        const shard = shardOf(id);
+        out.set(shardName(node, shard), { node, shard });
+      }
+    }
+    return out;
+  }
+
+  /** The canonical spec of a shard as the server holds it (remembered per uid and generation). */
+  #serverSpec(have: NodePlanObject): string {
+    const name = have.metadata.name ?? '';
+    const known = this.#shardSpecs.get(name);
+    if (known && known.uid === have.metadata.uid && known.generation === have.metadata.generation) return known.canon;
+    const c = canonicalJson(have.spec);
+    this.#shardSpecs.set(name, { uid: have.metadata.uid ?? '', generation: have.metadata.generation ?? 0, canon: c });
+    return c;
+  }
+
+  #remember(written: NodePlanObject | undefined, canon: string): void {
+    if (written?.metadata.name) this.#shardSpecs.set(written.metadata.name, { uid: written.metadata.uid ?? '', generation: written.metadata.generation ?? 0, canon });
+  }
+
+  /** Brings NodePlan shards in line with the plan: all of them (`only` undefined) or the named ones. */
+  async #writeShards(p: Plan, only: Map<string, { node: string; shard: number }> | undefined, conc: number): Promise<void> {
+    const writes: Array<() => Promise<void>> = [];
+    const liveNodes = new Set(this.nodes.keys());
+    const consider = (name: string, want: NodePlanObject | undefined, have: NodePlanObject | undefined): void => {
+      if (want) {
+        const canon = canonicalSpec(want.spec);
+        if (!have) {
+          writes.push(async () => {
+            const written = await this.#write.create(R.nodeplans, want).catch((e: unknown) => {
+              if (!isAlreadyExists(e)) throw e;
+              return undefined;
+            });
+            this.#remember(written, canon);
+          });
+        } else if (this.#serverSpec(have) !== canon) {
+          // Merge patch of the whole spec (lists are replaced): no resourceVersion, so an agent's status
+          // write in between is no conflict. Only the leader writes specs.
+          writes.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), canon));
+        }
+        return;
+      }
+      if (!have) return;
+      // A shard still reporting work keeps existing (emptied) until its agent confirms the teardown,
+      // so finalizers wait for the kernel; a shard of a node that is gone has no agent to wait for.
+      const reporting = (have.status?.services?.length ?? 0) + (have.status?.realServer?.length ?? 0) > 0;
+      if (reporting && liveNodes.has(have.spec.node)) {
+        if (have.spec.director.length + have.spec.realServer.length > 0) {
+          const spec: NodePlanSpec = { ...have.spec, director: [], realServer: [] };
+          writes.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { spec: { director: [], realServer: [] } }), canonicalSpec(spec)));
+        }
+        return;
+      }
+      writes.push(async () => {
+        await this.#write.delete(R.nodeplans, { name });
+        this.#shardSpecs.delete(name);
+      });
+    };
+    if (!only) {
+      const desired = new Map<string, NodePlanObject>();
+      for (const np of p.nodes.values()) for (const o of shardPlan(np)) desired.set(o.metadata.name ?? '', o);
+      const existing = new Map(this.plans.list().map((o) => [o.metadata.name ?? '', o]));
+      for (const name of new Set([...desired.keys(), ...existing.keys()])) consider(name, desired.get(name), existing.get(name));
+    } else {
+      const byNode = new Map<string, NodePlanObject[]>();
+      for (const [name, { node, shard }] of only) {
+        let objs = byNode.get(node);
+        if (!objs) {
+          const np = p.nodes.get(node);
+          objs = np ? shardPlan(np) : [];
+          byNode.set(node, objs);
+        }
+        consider(name, objs.find((o) => o.spec.shard === shard && o.metadata.name === name), this.plans.get(name));
+      }
+    }
+    await pool(writes, conc, async (w) => {
+      await w();
+      this.#metrics?.writes.inc({ kind: 'nodeplan' });
+    });
   }
 
   /** Nodes hosting DR/Tunnel realservers get the label the realserver agent DaemonSet selects. */
@@ -281,6 +661,7 @@ export class Controller {
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
     await this.#running;
+    this.#write.close();
     await Promise.all([this.vs.stop(), this.rs.stop(), this.nodes.stop(), this.plans.stop(), this.admission.stop()]);
   }
 }

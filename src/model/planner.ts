@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { VirtualService, HealthCheck } from '../api/v1alpha1/virtualservice.ts';
+import type { LabelSelector } from '../api/v1alpha1/meta.ts';
 import type { RealServer } from '../api/v1alpha1/realserver.ts';
 import { familyOf, isIP, ipv6Bytes } from '../api/ip.ts';
 import { matchesLabels, matchesSelector } from './selector.ts';
@@ -119,6 +120,33 @@ function nodeAddress(node: NodeInfo, family: 4 | 6): string | undefined {
   return node.addresses.find((a) => a.type === 'InternalIP' && ok(a))?.address ?? node.addresses.find((a) => a.type === 'ExternalIP' && ok(a))?.address;
 }
 
+/**
+ * RealServers a selector can match, in id order: its namespace's, narrowed by the rarest of the selector's
+ * matchLabels pairs. Without it planning is O(VirtualServices × RealServers): minutes at 5,000 × 50,000.
+ */
+function candidateIndex(sorted: RealServer[]): (namespace: string, selector: LabelSelector | undefined) => RealServer[] {
+  const byNamespace = new Map<string, RealServer[]>();
+  const byLabel = new Map<string, RealServer[]>();
+  const push = (m: Map<string, RealServer[]>, k: string, rs: RealServer): void => {
+    const list = m.get(k);
+    if (list) list.push(rs);
+    else m.set(k, [rs]);
+  };
+  for (const rs of sorted) {
+    const ns = rs.metadata.namespace ?? 'default';
+    push(byNamespace, ns, rs);
+    for (const [k, v] of Object.entries(rs.metadata.labels ?? {})) push(byLabel, JSON.stringify([ns, k, v]), rs);
+  }
+  return (namespace, selector) => {
+    let best = byNamespace.get(namespace) ?? [];
+    for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) {
+      const list = byLabel.get(JSON.stringify([namespace, k, v])) ?? [];
+      if (list.length < best.length) best = list;
+    }
+    return best;
+  };
+}
+
 const byAge = (a: VirtualService, b: VirtualService): number => {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
@@ -136,6 +164,7 @@ export function plan(input: PlannerInput): Plan {
 
   const rsList = input.realServers.filter(live).sort((a, b) => idOf(a).localeCompare(idOf(b)));
   for (const rs of rsList) realServers.set(idOf(rs), { id: idOf(rs), selectedBy: [], problems: [] });
+  const candidates = candidateIndex(rsList);
 
   // Resolve each RealServer's address once; the family is checked per service.
   const resolve = (rs: RealServer, family: 4 | 6, tunnel: boolean): { address?: string; problem?: Problem } => {
@@ -181,8 +210,8 @@ export function plan(input: PlannerInput): Plan {
     const tunnel = s.forwarding === 'Tunnel';
     const seen = new Set<string>();
     const namespace = vs.metadata.namespace ?? 'default';
-    for (const rs of rsList) {
-      if ((rs.metadata.namespace ?? 'default') !== namespace || !matchesSelector(s.realServerSelector, rs.metadata.labels)) continue;
+    for (const rs of candidates(namespace, s.realServerSelector)) {
+      if (!matchesSelector(s.realServerSelector, rs.metadata.labels)) continue;
       const rsId = idOf(rs);
       const rsOut = realServers.get(rsId)!;
       const skip = (reason: string, message: string): void => {

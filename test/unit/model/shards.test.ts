@@ -12,15 +12,17 @@ describe('plan shards', () => {
     expect(shardOf('lab/web')).toBe(shardOf('lab/web'));
     const counts = new Array<number>(SHARDS).fill(0);
     for (let i = 0; i < 5000; i++) counts[shardOf(`ns/svc-${i}`)]!++;
-    expect(Math.min(...counts)).toBeGreaterThan(200);
+    expect(Math.min(...counts)).toBeGreaterThan(5000 / SHARDS / 3);
+    expect(Math.max(...counts)).toBeLessThan((5000 / SHARDS) * 2);
   });
 
   it('5,000 services x 10 realservers on one director: every shard far below etcd\'s 1.5 MiB, and the merge is lossless', () => {
     const plan: NodePlan = { node: 'director-1', director: Array.from({ length: 5000 }, (_, i) => svc(i)).sort((a, b) => a.id.localeCompare(b.id)), realServer: [] };
     const objects = shardPlan(plan);
     expect(objects.length).toBe(SHARDS);
+    // Small objects: one change rewrites one shard, which the API server and the agent handle whole.
     const biggest = Math.max(...objects.map((o) => Buffer.byteLength(JSON.stringify(o))));
-    expect(biggest).toBeLessThan(1024 * 1024);
+    expect(biggest).toBeLessThan(64 * 1024);
     expect(objects.every((o) => o.metadata.labels?.[NODE_LABEL] === 'director-1')).toBe(true);
     expect(mergeShards('director-1', objects)).toEqual(plan);
   });
@@ -32,11 +34,27 @@ describe('plan shards', () => {
     expect(mergeShards('web2', shardPlan(p))).toEqual({ node: 'web2', director: [], realServer: [] });
   });
 
+  it('a service\'s director and realserver entries share its shard', () => {
+    const both: NodePlan = { node: 'web1', director: [svc(1), svc(2)].sort((a, b) => a.id.localeCompare(b.id)), realServer: [{ service: svc(1).id, vip: svc(1).vip, forwarding: 'DirectRouting' }] };
+    const objects = shardPlan(both);
+    const holder = objects.find((o) => o.spec.director.some((s) => s.id === svc(1).id));
+    expect(holder?.spec.realServer).toEqual(both.realServer);
+    expect(mergeShards('web1', objects)).toEqual(both);
+  });
+
+  it('an entry found in two shards (moved between them) is merged once', () => {
+    const plan: NodePlan = { node: 'd', director: Array.from({ length: 40 }, (_, i) => svc(i)).sort((a, b) => a.id.localeCompare(b.id)), realServer: [{ service: 'ns1/svc-1', vip: '10.0.0.1', forwarding: 'DirectRouting' }] };
+    const objects = shardPlan(plan);
+    // The same entries once more in a shard of the old layout, as while the controller rewrites shards.
+    const old = { spec: { node: 'd', shard: 3, director: plan.director.slice(0, 10), realServer: plan.realServer } };
+    expect(mergeShards('d', [...objects, old])).toEqual(plan);
+  });
+
   it('names and labels stay valid for long node names', () => {
     const long = `${'a'.repeat(70)}.example.com`;
     expect(nodeLabelValue('web1')).toBe('web1');
     expect(nodeLabelValue(long)).toMatch(/^h-[0-9a-f]{40}$/);
     expect(shardName('web1', 3)).toBe('web1.3');
-    expect(shardName('x'.repeat(253), 15).length).toBeLessThanOrEqual(253);
+    expect(shardName('x'.repeat(253), SHARDS - 1).length).toBeLessThanOrEqual(253);
   });
 });
