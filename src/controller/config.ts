@@ -21,6 +21,23 @@ export interface AgentConfig {
   metricsPort: number;
   priorityClassName?: string;
   serviceAccountName: string;
+  /**
+   * The director agents' VIP election flags. loadConfig copies the top-level `failover` section here, so the
+   * DaemonSet is built from the agent config alone.
+   */
+  failover?: FailoverConfig;
+}
+
+/** The chart's `failover` values: VIP election between the directors (src/agent/failover). */
+export interface FailoverConfig {
+  /** Director agents run with --vip-election; off: the planner's holdVip decides alone (no failover). */
+  enabled: boolean;
+  /** A standby takes a VIP over when its Lease has not changed for this long (whole seconds). */
+  leaseDurationSeconds: number;
+  /** The holder renews every this many ms; less than half the lease duration. */
+  renewIntervalMilliseconds: number;
+  /** The IPVS connection-sync daemons' sync id (1..255): distinct from any other sync daemon on the LAN. */
+  syncId: number;
 }
 
 /**
@@ -40,7 +57,7 @@ export interface ControllerConfig {
   agent: AgentConfig;
   /** Director node selector for VirtualServices without spec.directors.nodeSelector. */
   defaultDirectorSelector: Record<string, string>;
-  failover: { leaseDurationSeconds: number; renewIntervalMilliseconds: number };
+  failover: FailoverConfig;
   reserved: ReservedConfig;
 }
 
@@ -49,6 +66,7 @@ export const REALSERVER_NODE_LABEL = 'lvs.operator.dev/realserver';
 
 export const defaultConfig = (): ControllerConfig => ({
   agent: {
+    failover: { ...DEFAULT_FAILOVER },
     image: 'ghcr.io/lvs-operator/lvs-operator:0.1.0',
     imagePullPolicy: 'IfNotPresent',
     directorNodeSelector: { ...DEFAULT_DIRECTOR_SELECTOR },
@@ -60,9 +78,11 @@ export const defaultConfig = (): ControllerConfig => ({
     serviceAccountName: 'lvs-operator-agent',
   },
   defaultDirectorSelector: { ...DEFAULT_DIRECTOR_SELECTOR },
-  failover: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 },
+  failover: { ...DEFAULT_FAILOVER },
   reserved: { serviceCIDRs: [], podCIDRs: [], addresses: [] },
 });
+
+export const DEFAULT_FAILOVER: Readonly<FailoverConfig> = { enabled: true, leaseDurationSeconds: 2, renewIntervalMilliseconds: 500, syncId: 1 };
 
 /** Reads config.json over the defaults; a broken file is a clear startup error, never a silent default. */
 export function loadConfig(file: string | undefined): ControllerConfig {
@@ -80,10 +100,26 @@ export function loadConfig(file: string | undefined): ControllerConfig {
       if (typeof r !== 'string' || (!isIP(r) && !parseCidr(r))) throw new Error(`controller config ${file}: reserved.${key}: ${JSON.stringify(r)} is not an address or CIDR`);
     }
   }
+  const failover: FailoverConfig = { ...base.failover, ...(raw.failover ?? {}) };
+  checkFailover(failover, file);
   return {
-    agent: { ...base.agent, ...(raw.agent ?? {}) },
+    agent: { ...base.agent, ...(raw.agent ?? {}), failover },
     defaultDirectorSelector: raw.defaultDirectorSelector ?? base.defaultDirectorSelector,
-    failover: { ...base.failover, ...(raw.failover ?? {}) },
+    failover,
     reserved,
   };
+}
+
+/** The agent's own checks (electionTiming, SyncDaemons), at controller start-up instead of in every agent pod. */
+function checkFailover(f: FailoverConfig, file: string): void {
+  const bad = (what: string): never => {
+    throw new Error(`controller config ${file}: failover.${what}`);
+  };
+  if (typeof f.enabled !== 'boolean') bad(`enabled: ${JSON.stringify(f.enabled)} is not a boolean`);
+  if (!Number.isInteger(f.leaseDurationSeconds) || f.leaseDurationSeconds < 1) bad(`leaseDurationSeconds: ${JSON.stringify(f.leaseDurationSeconds)} is not a whole number ≥ 1`);
+  const renew = f.renewIntervalMilliseconds;
+  if (!Number.isInteger(renew) || renew <= 0 || 2 * renew >= f.leaseDurationSeconds * 1000) {
+    bad(`renewIntervalMilliseconds: ${JSON.stringify(renew)} must be a positive whole number less than half of leaseDurationSeconds (${f.leaseDurationSeconds} s)`);
+  }
+  if (!Number.isInteger(f.syncId) || f.syncId < 1 || f.syncId > 255) bad(`syncId: ${JSON.stringify(f.syncId)} is not 1..255`);
 }

@@ -3,9 +3,23 @@
  * realservers (which the controller labels). Built as plain objects so tests compare them exactly.
  */
 import type { V1DaemonSet } from '@kubernetes/client-node';
-import type { AgentConfig } from './config.ts';
+import type { AgentConfig, FailoverConfig } from './config.ts';
 
 export type AgentRole = 'director' | 'realserver';
+
+/**
+ * The director agents' VIP election flags: the Lease holder binds the VIP, the planner's holdVip is only
+ * its preference (src/agent/failover). None when failover is off, or for realserver agents (they hold no VIP).
+ */
+export function failoverArgs(role: AgentRole, f: FailoverConfig | undefined): string[] {
+  if (role !== 'director' || !f?.enabled) return [];
+  return [
+    '--vip-election',
+    '--failover-lease-seconds', String(f.leaseDurationSeconds),
+    '--failover-renew-ms', String(f.renewIntervalMilliseconds),
+    '--sync-id', String(f.syncId),
+  ];
+}
 
 export function agentDaemonSet(role: AgentRole, namespace: string, cfg: AgentConfig): V1DaemonSet {
   const name = `lvs-agent-${role}`;
@@ -34,7 +48,7 @@ export function agentDaemonSet(role: AgentRole, namespace: string, cfg: AgentCon
               image: cfg.image,
               imagePullPolicy: cfg.imagePullPolicy,
               command: ['lvs-agent'],
-              args: ['--cluster', '--node', '$(NODE_NAME)', '--namespace', '$(POD_NAMESPACE)', '--metrics-address', `0.0.0.0:${cfg.metricsPort}`],
+              args: ['--cluster', '--node', '$(NODE_NAME)', '--namespace', '$(POD_NAMESPACE)', '--metrics-address', `0.0.0.0:${cfg.metricsPort}`, ...failoverArgs(role, cfg.failover)],
               env: [
                 { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },

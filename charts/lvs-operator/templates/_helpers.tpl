@@ -114,8 +114,10 @@ needs to run the agent DaemonSets, to plan failover and to refuse reserved VIPs.
   "agent" $agent
   "defaultDirectorSelector" .Values.defaultDirectorSelector
   "failover" (dict
+    "enabled" .Values.failover.enabled
     "leaseDurationSeconds" .Values.failover.leaseDurationSeconds
-    "renewIntervalMilliseconds" .Values.failover.renewIntervalMilliseconds)
+    "renewIntervalMilliseconds" .Values.failover.renewIntervalMilliseconds
+    "syncId" .Values.failover.syncId)
   "reserved" (dict
     "serviceCIDRs" (.Values.reserved.serviceCIDRs | default list)
     "podCIDRs" (.Values.reserved.podCIDRs | default list)
@@ -129,8 +131,8 @@ Checks the schema cannot express.
 */}}
 {{- define "lvs-operator.validate" -}}
 {{- $leaseMs := mul .Values.failover.leaseDurationSeconds 1000 }}
-{{- if ge (int .Values.failover.renewIntervalMilliseconds) (int $leaseMs) }}
-{{- fail (printf "failover.renewIntervalMilliseconds (%v) must be shorter than failover.leaseDurationSeconds (%v s), or the VIP lease expires between renewals" .Values.failover.renewIntervalMilliseconds .Values.failover.leaseDurationSeconds) }}
+{{- if ge (mul 2 (int .Values.failover.renewIntervalMilliseconds)) (int $leaseMs) }}
+{{- fail (printf "failover.renewIntervalMilliseconds (%v) must be less than half of failover.leaseDurationSeconds (%v s): the holder steps down one interval before a standby may take over" .Values.failover.renewIntervalMilliseconds .Values.failover.leaseDurationSeconds) }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "serviceMonitor.enabled needs metrics.service.enabled: the ServiceMonitor scrapes the controller through that Service" }}

@@ -40,6 +40,8 @@ describe('values.schema.json', () => {
     ['a toleration operator typo', 'agent:\n  tolerations:\n    - operator: Exist\n', "at '/agent/tolerations/0/operator': value must be one of 'Exists', 'Equal'"],
     ['a port out of range', 'agent:\n  metricsPort: 70000\n', "at '/agent/metricsPort': maximum: got 70,000, want 65,535"],
     ['a fractional lease', 'failover:\n  leaseDurationSeconds: 1.5\n', "at '/failover/leaseDurationSeconds': got number, want integer"],
+    ['a sync id out of range', 'failover:\n  syncId: 256\n', "at '/failover/syncId': maximum: got 256, want 255"],
+    ['a quoted failover switch', 'failover:\n  enabled: "false"\n', "at '/failover/enabled': got string, want boolean"],
     ['a bad pull policy', 'image:\n  pullPolicy: Sometimes\n', "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"],
     ['a bad digest', 'image:\n  digest: sha256:abc\n', "at '/image/digest'"],
     ['a bad memory quantity', 'controller:\n  resources:\n    limits:\n      memory: 1 GB\n', "at '/controller/resources/limits/memory'"],
@@ -51,10 +53,13 @@ describe('values.schema.json', () => {
     expect(r.stderr).toContain(message);
   });
 
-  it('a renewal interval as long as the lease fails the template with an explanation', () => {
-    const r = helm(['template', 'lvs-operator', CHART_DIR, '--set', 'failover.leaseDurationSeconds=1', '--set', 'failover.renewIntervalMilliseconds=1000']);
+  it('a renewal interval of half the lease or more fails the template with an explanation (the agent would refuse it)', () => {
+    const r = helm(['template', 'lvs-operator', CHART_DIR, '--set', 'failover.leaseDurationSeconds=1', '--set', 'failover.renewIntervalMilliseconds=500']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('failover.renewIntervalMilliseconds (1000) must be shorter than failover.leaseDurationSeconds (1 s)');
+    expect(r.stderr).toContain('failover.renewIntervalMilliseconds (500) must be less than half of failover.leaseDurationSeconds (1 s)');
+    const ok = helm(['template', 'lvs-operator', CHART_DIR, '--set', 'failover.leaseDurationSeconds=1', '--set', 'failover.renewIntervalMilliseconds=499']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
   });
 
   it('a ServiceMonitor without the metrics Service fails the template', () => {

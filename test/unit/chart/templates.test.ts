@@ -1,3 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../../src/controller/config.ts';
+import type { ControllerConfig } from '../../../src/controller/config.ts';
+import { agentDaemonSet } from '../../../src/controller/daemonsets.ts';
 import { CUSTOM_VALUES, find, grants, render, rulesOf } from './helm.ts';
 import type { K8sObject, PolicyRule } from './helm.ts';
 
@@ -27,6 +33,17 @@ interface PodSpec {
 interface Deployment extends K8sObject {
   spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpec } };
 }
+
+/** config.json as the controller loads it (defaults, checks), written to a file like the ConfigMap mount. */
+function loadedConfig(objs: K8sObject[], name = 'lvs-operator-config'): ControllerConfig {
+  const file = join(mkdtempSync(join(tmpdir(), 'lvs-config-')), 'config.json');
+  writeFileSync(file, JSON.stringify(configOf(objs, name)));
+  return loadConfig(file);
+}
+
+/** The director agent's arguments in the DaemonSet the controller builds from the chart's config. */
+const directorArgs = (objs: K8sObject[], name?: string): string[] =>
+  agentDaemonSet('director', 'lvs-system', loadedConfig(objs, name).agent).spec!.template.spec!.containers[0]!.args!;
 
 const configOf = (objs: K8sObject[], name = 'lvs-operator-config'): Record<string, unknown> =>
   JSON.parse((find(objs, 'ConfigMap', name)['data'] as Record<string, string>)['config.json']!) as Record<string, unknown>;
@@ -105,9 +122,17 @@ describe('chart with default values (release lvs-operator in lvs-system)', () =>
         serviceAccountName: 'lvs-operator-agent',
       },
       defaultDirectorSelector: { 'lvs.operator.dev/director': 'true' },
-      failover: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 },
+      failover: { enabled: true, leaseDurationSeconds: 2, renewIntervalMilliseconds: 500, syncId: 1 },
       reserved: { serviceCIDRs: [], podCIDRs: [], addresses: [] },
     });
+  });
+
+  it('runs the director agents with VIP election by default, and without it when failover.enabled is false', () => {
+    expect(directorArgs(objs)).toEqual(expect.arrayContaining(['--vip-election', '--failover-lease-seconds', '2', '--failover-renew-ms', '500', '--sync-id', '1']));
+    expect(agentDaemonSet('realserver', 'lvs-system', loadedConfig(objs).agent).spec!.template.spec!.containers[0]!.args).not.toContain('--vip-election');
+    const off = directorArgs(render(['--set', 'failover.enabled=false']));
+    expect(off).not.toContain('--vip-election');
+    expect(off.filter((a) => a.startsWith('--failover') || a === '--sync-id')).toEqual([]);
   });
 });
 
@@ -253,9 +278,14 @@ describe('chart with a non-default value set', () => {
         serviceAccountName: 'lvs-x-lvs-operator-agent',
       },
       defaultDirectorSelector: { 'lvs.operator.dev/director': 'true' },
-      failover: { leaseDurationSeconds: 5, renewIntervalMilliseconds: 1000 },
+      failover: { enabled: true, leaseDurationSeconds: 5, renewIntervalMilliseconds: 1000, syncId: 42 },
       reserved: { serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/112'], podCIDRs: ['10.244.0.0/16'], addresses: ['192.168.56.1'] },
     });
+  });
+
+  it('passes the failover overrides to the director agents', () => {
+    const args = directorArgs(objs, 'lvs-x-lvs-operator-config');
+    expect(args.slice(args.indexOf('--vip-election'))).toEqual(['--vip-election', '--failover-lease-seconds', '5', '--failover-renew-ms', '1000', '--sync-id', '42']);
   });
 
   it('creates the VIPPools of the values', () => {
