@@ -22,11 +22,12 @@ RUN npm run build \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE}
-# iproute2: ip(8) for debugging VIPs; iputils-arping: gratuitous ARP on VIP takeover; kmod: modprobe
-# ip_vs and the scheduler modules; ipvsadm: to inspect the table the agent programs (kubectl exec).
+# iproute2: ip(8) for debugging VIPs; iputils-arping: gratuitous ARP on VIP takeover; ipv6toolkit: na6,
+# unsolicited neighbour advertisements for IPv6 VIPs; kmod: modprobe ip_vs and the scheduler modules;
+# ipvsadm: to inspect the table the agent programs (kubectl exec).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      iproute2 iputils-arping kmod ipvsadm \
+      iproute2 iputils-arping ipv6toolkit kmod ipvsadm \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 65532 lvs \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin lvs

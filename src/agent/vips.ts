@@ -38,7 +38,9 @@ function indexOf(state: AgentState): Map<string, OwnedVip> {
 
 /**
  * Makes the VIPs owned by owners matching `scope` exactly `wants`. `state.vips` is updated in place.
- * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA).
+ * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA); an
+ * unbound one's announcement still under way is withdrawn. The agent's announcer runs in the background
+ * (BackgroundAnnouncer), so the awaits below cost nothing and a failure is logged there.
  */
 export async function syncVips(
   netif: NetInterfaceOps,
@@ -93,6 +95,7 @@ export async function syncVips(
     if (wanted.has(k)) continue;
     v.owners = v.owners.filter((o) => !scope(o));
     if (v.owners.length > 0) continue;
+    arp?.withdraw?.(v.ifname, v.vip);
     try {
       await netif.removeVip(v.ifname, v.vip);
     } catch (e) {
@@ -132,6 +135,7 @@ export async function syncVipChanges(
       cur.owners = owners;
       continue;
     }
+    arp?.withdraw?.(w.ifname, w.vip);
     try {
       await netif.removeVip(w.ifname, w.vip);
     } catch (e) {

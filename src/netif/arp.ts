@@ -34,12 +34,12 @@ export function announceCommands(ifname: string, vip: string, count: number): Co
   return Array.from({ length: count }, () => na);
 }
 
-export type CommandRunner = (cmd: Command, timeoutMs: number) => Promise<void>;
+export type CommandRunner = (cmd: Command, timeoutMs: number, signal?: AbortSignal) => Promise<void>;
 
 /** Runs a command; rejects with the exit code or spawn errno and its stderr. */
-export const execRunner: CommandRunner = (cmd, timeoutMs) =>
+export const execRunner: CommandRunner = (cmd, timeoutMs, signal) =>
   new Promise((resolve, reject) => {
-    execFile(cmd.file, cmd.args, { timeout: timeoutMs }, (err, _stdout, stderr) => {
+    execFile(cmd.file, cmd.args, { timeout: timeoutMs, ...(signal ? { signal } : {}) }, (err, _stdout, stderr) => {
       if (!err) return resolve();
       reject(Object.assign(err, { stderr: String(stderr).trim() }));
     });
@@ -64,16 +64,105 @@ export class CommandArpAnnouncer implements ArpAnnouncer {
     this.#count = options.defaultCount ?? 3;
   }
 
-  async announce(ifname: string, vip: string, count: number = this.#count): Promise<void> {
+  async announce(ifname: string, vip: string, count: number = this.#count, signal?: AbortSignal): Promise<void> {
     for (const cmd of announceCommands(ifname, vip, count)) {
+      if (signal?.aborted) return;
       try {
-        await this.#run(cmd, this.#timeoutMs);
+        await this.#run(cmd, this.#timeoutMs, signal);
       } catch (err) {
+        if (signal?.aborted) return;
         throw announceError(err, cmd, `${hostAddress(vip).address} dev ${ifname}`);
       }
     }
   }
 }
+
+export interface BackgroundAnnouncerOptions {
+  /** Announcements running at once (each `arping -c 3` lasts about 2 s). */
+  concurrency?: number;
+  /** A failed announcement: the VIP is bound, but neighbours may keep the old MAC until their entry ages out. */
+  onError?: (err: NetifError, ifname: string, vip: string) => void;
+}
+
+/**
+ * Announces in the background so that binding a VIP never waits for `arping` (about 2 s a VIP: a takeover
+ * of many VIPs, or the first sync of thousands, would otherwise bind them one per 2 s). The first
+ * gratuitous ARP of each still goes out at once; a VIP queued twice is announced once; a withdrawn VIP's
+ * announcement is dropped or killed, so a node that just released a VIP never claims it again.
+ */
+export class BackgroundAnnouncer implements ArpAnnouncer {
+  readonly #inner: ArpAnnouncer;
+  readonly #concurrency: number;
+  readonly #onError: ((err: NetifError, ifname: string, vip: string) => void) | undefined;
+  readonly #queued = new Map<string, { ifname: string; vip: string; count: number | undefined }>();
+  readonly #running = new Map<string, AbortController>();
+  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(inner: ArpAnnouncer, options: BackgroundAnnouncerOptions = {}) {
+    this.#inner = inner;
+    this.#concurrency = Math.max(1, options.concurrency ?? 32);
+    this.#onError = options.onError;
+  }
+
+  /** Queues the announcement and returns at once. */
+  announce(ifname: string, vip: string, count?: number): Promise<void> {
+    const key = announceKey(ifname, vip);
+    // Validate now, so a bad address fails the caller instead of the background.
+    announceCommands(ifname, vip, count ?? 1);
+    if (!this.#queued.has(key) && !this.#running.has(key)) {
+      this.#queued.set(key, { ifname, vip, count });
+      this.#pump();
+    }
+    return Promise.resolve();
+  }
+
+  withdraw(ifname: string, vip: string): void {
+    const key = announceKey(ifname, vip);
+    this.#queued.delete(key);
+    this.#running.get(key)?.abort();
+  }
+
+  /** Announcements queued or running. */
+  get pending(): number {
+    return this.#queued.size + this.#running.size;
+  }
+
+  /** Resolves when nothing is queued or running (shutdown, tests). */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    if (!this.#idle) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#idle = { promise, resolve };
+    }
+    return this.#idle.promise;
+  }
+
+  #pump(): void {
+    while (this.#running.size < this.#concurrency && this.#queued.size > 0) {
+      const [key, a] = this.#queued.entries().next().value as [string, { ifname: string; vip: string; count: number | undefined }];
+      this.#queued.delete(key);
+      const ac = new AbortController();
+      this.#running.set(key, ac);
+      this.#inner.announce(a.ifname, a.vip, a.count, ac.signal)
+        .catch((err: unknown) => {
+          if (ac.signal.aborted) return;
+          const e = err instanceof NetifError ? err : new NetifError('EIO', 'announce', `${a.vip} dev ${a.ifname}`, String(err), { cause: err });
+          this.#onError?.(e, a.ifname, a.vip);
+        })
+        .finally(() => {
+          if (this.#running.get(key) === ac) this.#running.delete(key);
+          this.#pump();
+          if (this.pending === 0 && this.#idle) {
+            this.#idle.resolve();
+            this.#idle = undefined;
+          }
+        });
+    }
+  }
+}
+
+const announceKey = (ifname: string, vip: string): string => `${ifname}|${hostAddress(vip).address}`;
 
 function announceError(err: unknown, cmd: Command, object: string): NetifError {
   const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };

@@ -56,5 +56,11 @@ export interface NetInterfaceOps {
 
 /** Tells the neighbours that `vip` now lives behind `ifname` (gratuitous ARP / unsolicited NA). */
 export interface ArpAnnouncer {
-  announce(ifname: string, vip: string, count?: number): Promise<void>;
+  /** `signal` aborts an announcement still running (the VIP was released meanwhile). */
+  announce(ifname: string, vip: string, count?: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * The VIP left `ifname`: an announcement of it that has not finished must stop, or it would point the
+   * neighbours back at a node that no longer holds it. Optional: announcers that finish synchronously need none.
+   */
+  withdraw?(ifname: string, vip: string): void;
 }

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, render } from './helm.ts';
+import { ANNOUNCE_PACKAGES } from '../../../src/netif/arp.ts';
 
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const dockerignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
@@ -33,7 +34,8 @@ describe('Dockerfile', () => {
   it('runtime stage: the tools, the app, a non-root default user and no ENTRYPOINT', () => {
     const rt = stages[1]!;
     const apt = rt.find((l) => l.includes('apt-get install'))!;
-    for (const p of ['iproute2', 'iputils-arping', 'kmod', 'ipvsadm']) expect(apt.split(/\s+/)).toContain(p);
+    // The announcers' tools (arping, na6) come from ANNOUNCE_PACKAGES, so a new one cannot be forgotten here.
+    for (const p of ['iproute2', 'kmod', 'ipvsadm', ...Object.values(ANNOUNCE_PACKAGES)]) expect(apt.split(/\s+/)).toContain(p);
     expect(apt).toContain('--no-install-recommends');
     expect(apt).toContain('rm -rf /var/lib/apt/lists/*');
     for (const what of ['package.json', 'node_modules', 'dist', 'crds']) expect(rt).toContain(`COPY --from=build /src/${what} ./${what}`);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { CommandArpAnnouncer, announceCommands, execRunner, type Command } from '../../../src/netif/arp.ts';
+import { BackgroundAnnouncer, CommandArpAnnouncer, announceCommands, execRunner, type Command } from '../../../src/netif/arp.ts';
+import { FakeNetif } from '../../../src/netif/fake.ts';
+import { syncVipChanges } from '../../../src/agent/vips.ts';
+import { emptyState } from '../../../src/agent/state.ts';
+import type { ArpAnnouncer } from '../../../src/netif/types.ts';
 import { NetifError } from '../../../src/netif/errors.ts';
 
 describe('announceCommands', () => {
@@ -66,5 +70,111 @@ describe('CommandArpAnnouncer', () => {
     await expect(as('true').announce('eth0', '192.168.56.40', 1)).resolves.toBeUndefined();
     await expect(as('false').announce('eth0', '192.168.56.40', 1)).rejects.toThrow('EIO: announce 192.168.56.40 dev eth0 (arping exited 1)');
     await expect(as('no-such-tool-lvs').announce('eth0', '192.168.56.40', 1)).rejects.toThrow(/^ENOENT: announce 192\.168\.56\.40 dev eth0/);
+  });
+});
+
+/** An announcer whose announcements finish only when the test says so (or are aborted). */
+class GatedAnnouncer implements ArpAnnouncer {
+  readonly started: string[] = [];
+  readonly aborted: string[] = [];
+  readonly #gates = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
+
+  announce(ifname: string, vip: string, _count?: number, signal?: AbortSignal): Promise<void> {
+    const key = `${ifname}|${vip}`;
+    this.started.push(key);
+    return new Promise((resolve, reject) => {
+      this.#gates.set(key, { resolve, reject });
+      signal?.addEventListener('abort', () => {
+        this.aborted.push(key);
+        reject(new Error('aborted'));
+      });
+    });
+  }
+
+  finish(key: string, err?: unknown): void {
+    const g = this.#gates.get(key)!;
+    this.#gates.delete(key);
+    if (err) g.reject(err);
+    else g.resolve();
+  }
+}
+
+describe('BackgroundAnnouncer', () => {
+  it('returns before the announcement ends, runs at most `concurrency` at once, and announces a VIP queued twice once', async () => {
+    const inner = new GatedAnnouncer();
+    const bg = new BackgroundAnnouncer(inner, { concurrency: 2 });
+    await bg.announce('eth0', '192.168.56.40');
+    await bg.announce('eth0', '192.168.56.41');
+    await bg.announce('eth0', '192.168.56.42');
+    await bg.announce('eth0', '192.168.56.41');
+    expect(inner.started).toEqual(['eth0|192.168.56.40', 'eth0|192.168.56.41']);
+    expect(bg.pending).toBe(3);
+    inner.finish('eth0|192.168.56.40');
+    await new Promise((r) => setImmediate(r));
+    expect(inner.started).toEqual(['eth0|192.168.56.40', 'eth0|192.168.56.41', 'eth0|192.168.56.42']);
+    inner.finish('eth0|192.168.56.41');
+    inner.finish('eth0|192.168.56.42');
+    await bg.idle();
+    expect(bg.pending).toBe(0);
+  });
+
+  it('withdraw drops a queued announcement and aborts a running one, without reporting an error', async () => {
+    const inner = new GatedAnnouncer();
+    const errors: string[] = [];
+    const bg = new BackgroundAnnouncer(inner, { concurrency: 1, onError: (e) => errors.push(e.message) });
+    await bg.announce('eth0', '192.168.56.40');
+    await bg.announce('eth0', '192.168.56.41');
+    bg.withdraw('eth0', '192.168.56.41');
+    bg.withdraw('eth0', '192.168.56.40');
+    await bg.idle();
+    expect(inner.started).toEqual(['eth0|192.168.56.40']);
+    expect(inner.aborted).toEqual(['eth0|192.168.56.40']);
+    expect(errors).toEqual([]);
+  });
+
+  it('reports a failure with the NetifError of the announcer (errno, VIP, interface)', async () => {
+    const runner = async () => {
+      throw Object.assign(new Error('spawn arping ENOENT'), { code: 'ENOENT' });
+    };
+    const seen: { errno: string; ifname: string; vip: string }[] = [];
+    const bg = new BackgroundAnnouncer(new CommandArpAnnouncer({ runner }), { onError: (e, ifname, vip) => seen.push({ errno: e.errno, ifname, vip }) });
+    await bg.announce('eth1', '192.168.56.40');
+    await bg.idle();
+    expect(seen).toEqual([{ errno: 'ENOENT', ifname: 'eth1', vip: '192.168.56.40' }]);
+  });
+
+  it('rejects a malformed VIP at once, in the caller', () => {
+    const bg = new BackgroundAnnouncer(new GatedAnnouncer());
+    expect(() => bg.announce('eth0', 'not-an-ip')).toThrow();
+    expect(bg.pending).toBe(0);
+  });
+
+  it('kills a real running process on withdraw (execRunner with the abort signal)', async () => {
+    const errors: string[] = [];
+    const started = Date.now();
+    const inner = new CommandArpAnnouncer({ runner: (cmd, t, signal) => execRunner({ file: 'sleep', args: ['30'] }, t, signal), timeoutMs: 60_000 });
+    const bg = new BackgroundAnnouncer(inner, { onError: (e) => errors.push(e.message) });
+    await bg.announce('eth0', '192.168.56.40');
+    await new Promise((r) => setTimeout(r, 100));
+    bg.withdraw('eth0', '192.168.56.40');
+    await bg.idle();
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(errors).toEqual([]);
+  });
+
+  it('syncVipChanges withdraws the announcement of a VIP it unbinds', async () => {
+    const inner = new GatedAnnouncer();
+    const bg = new BackgroundAnnouncer(inner);
+    const netif = new FakeNetif();
+    netif.addLink('eth0', { up: true });
+    const state = emptyState();
+    const want = { ifname: 'eth0', vip: '192.168.56.40', owner: 'director:default/web' };
+    const added = await syncVipChanges(netif, state, { add: [want], remove: [] }, bg);
+    expect(added.added).toEqual(['eth0|192.168.56.40']);
+    expect(inner.started).toEqual(['eth0|192.168.56.40']);
+    const removed = await syncVipChanges(netif, state, { add: [], remove: [want] }, bg);
+    expect(removed.removed).toEqual(['eth0|192.168.56.40']);
+    expect(inner.aborted).toEqual(['eth0|192.168.56.40']);
+    await bg.idle();
   });
 });
