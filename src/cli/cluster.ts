@@ -7,6 +7,7 @@ import { GROUP, VERSION } from '../api/v1alpha1/meta.ts';
 import type { VirtualService } from '../api/v1alpha1/virtualservice.ts';
 import type { RealServer } from '../api/v1alpha1/realserver.ts';
 import type { NodePlan } from '../api/v1alpha1/nodeplan.ts';
+import type { VIPPool } from '../api/v1alpha1/vippool.ts';
 import { describeError, isForbidden, isNotFound } from '../kube/errors.ts';
 import { requestOptions } from '../kube/request.ts';
 import type { NodeInfo } from '../model/planner.ts';
@@ -37,7 +38,7 @@ export class ClusterReader {
       const base = { group: GROUP, version: VERSION, plural, limit: PAGE, ...(cont ? { _continue: cont } : {}), ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}) };
       const page = (opts.namespace
         ? await this.#custom.listNamespacedCustomObject({ ...base, namespace: opts.namespace }, requestOptions({ timeoutMs: TIMEOUT_MS }))
-        : plural === 'nodeplans'
+        : plural === 'nodeplans' || plural === 'vippools'
           ? await this.#custom.listClusterCustomObject(base, requestOptions({ timeoutMs: TIMEOUT_MS }))
           : await this.#custom.listCustomObjectForAllNamespaces({ ...base, resourcePlural: plural }, requestOptions({ timeoutMs: TIMEOUT_MS }))) as ListPage<T>;
       out.push(...(page.items ?? []));
@@ -60,6 +61,16 @@ export class ClusterReader {
     try {
       const list = await this.#list<NodePlan>('nodeplans', node ? { labelSelector: `${NODE_LABEL}=${nodeLabelValue(node)}` } : {});
       return node ? list.filter((p) => p.spec.node === node) : list;
+    } catch (e) {
+      if (isForbidden(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Every VIPPool; undefined when the caller may not read them (cluster-scoped, an admin's). */
+  async vipPools(): Promise<VIPPool[] | undefined> {
+    try {
+      return await this.#list<VIPPool>('vippools', {});
     } catch (e) {
       if (isForbidden(e)) return undefined;
       throw e;

@@ -21,6 +21,9 @@ import { addressBytes } from '../ipvs/addr.ts';
 import { applyIpvsadmRules, formatDestinationRule, formatServiceRule, parseIpvsadmRules, type ParseRulesOptions, type RuleProblem, type TableService } from '../ipvs/ipvsadm.ts';
 import type { Destination, Service } from '../ipvs/types.ts';
 import { plan, type NodeInfo, type Plan } from '../model/planner.ts';
+import type { Admission, VipDecision } from '../model/pools.ts';
+import type { VIPPool } from '../api/v1alpha1/vippool.ts';
+import * as C from '../api/v1alpha1/conditions.ts';
 
 /** Orders addresses numerically (IPv4 before IPv6), like a sorted `ipvsadm -Ln`. */
 function compareAddress(a: { af: 'ipv4' | 'ipv6'; address: string }, b: { af: 'ipv4' | 'ipv6'; address: string }): number {
@@ -102,7 +105,50 @@ export interface PlanWarning {
  * service is planned onto one implicit director, whatever its spec.directors.nodeSelector says: there is no
  * node to match, and the rules are the same on every director anyway.
  */
-export function planObjects(input: OfflineInput, opts: { node?: string; defaultDirectorSelector?: Record<string, string> } = {}): { plan: Plan; node?: string; warnings: PlanWarning[] } {
+/** Reasons of Accepted=False that are VIP admission's verdicts (pools.ts), not the planner's. */
+const ADMISSION_REASONS: ReadonlySet<string> = new Set([C.ReasonVIPNotAllowed, C.ReasonVIPIsNodeAddress, C.ReasonVIPReserved, C.ReasonVIPInUse, C.ReasonNoVIPAvailable]);
+
+/**
+ * VIP admission as the controller decided it, read back from each VirtualService's status, for planning
+ * cluster objects: the controller alone knows every input (reserved ranges from its configuration, the API
+ * server's addresses), so the CLI repeats its verdicts instead of recomputing them. A verdict from an older
+ * generation still holds unless spec.vip has moved since (admission reads nothing else of the spec that
+ * changes often); a VirtualService with no verdict, or whose VIP moved, is Pending (not exported). `pools`
+ * (when readable) give each admitted VIP its pool's director narrowing.
+ */
+export function admissionFromStatus(virtualServices: readonly VirtualService[], pools: readonly VIPPool[] = []): Admission {
+  const decisions = new Map<string, VipDecision>();
+  const byName = new Map(pools.map((p) => [p.metadata.name ?? '', p]));
+  for (const vs of virtualServices) {
+    if (vs.metadata.deletionTimestamp) continue;
+    const id = `${vs.metadata.namespace ?? 'default'}/${vs.metadata.name ?? ''}`;
+    const generation = vs.metadata.generation ?? 0;
+    const accepted = (vs.status?.conditions ?? []).find((c) => c.type === C.ConditionAccepted);
+    if (!accepted) {
+      decisions.set(id, { ok: false, reason: C.ReasonPending, message: 'no Accepted condition: the controller has not admitted its VIP (is it running?)' });
+      continue;
+    }
+    if (accepted.observedGeneration !== generation && vs.spec.vip !== undefined && vs.status?.vip !== vs.spec.vip) {
+      decisions.set(id, { ok: false, reason: C.ReasonPending, message: `spec.vip ${vs.spec.vip} is newer than the controller's last decision (generation ${accepted.observedGeneration ?? '?'})` });
+      continue;
+    }
+    if (accepted.status !== 'True' && ADMISSION_REASONS.has(accepted.reason)) {
+      decisions.set(id, { ok: false, reason: accepted.reason, message: accepted.message });
+      continue;
+    }
+    const vip = vs.spec.vip ?? vs.status?.vip;
+    if (!vip) {
+      decisions.set(id, { ok: false, reason: C.ReasonPending, message: 'no VIP: neither spec.vip nor an allocation in status.vip' });
+      continue;
+    }
+    const pool = vs.status?.vipPool ?? '';
+    const directors = byName.get(pool)?.spec.directors;
+    decisions.set(id, { ok: true, vip, pool, allocated: vs.spec.vip === undefined, ...(directors ? { directors } : {}) });
+  }
+  return { decisions, pools: new Map() };
+}
+
+export function planObjects(input: OfflineInput, opts: { node?: string; defaultDirectorSelector?: Record<string, string>; admitted?: Admission } = {}): { plan: Plan; node?: string; warnings: PlanWarning[] } {
   let { virtualServices, nodes } = input;
   let node = opts.node;
   let defaultDirectorSelector = opts.defaultDirectorSelector;
@@ -117,7 +163,7 @@ export function planObjects(input: OfflineInput, opts: { node?: string; defaultD
       return { ...vs, spec: { ...vs.spec, directors } };
     });
   }
-  const p = plan({ virtualServices, realServers: input.realServers, nodes, ...(defaultDirectorSelector ? { defaultDirectorSelector } : {}) });
+  const p = plan({ virtualServices, realServers: input.realServers, nodes, ...(defaultDirectorSelector ? { defaultDirectorSelector } : {}), ...(opts.admitted ? { admitted: opts.admitted } : {}) });
   const warnings: PlanWarning[] = [];
   for (const s of p.services.values()) {
     if (s.rejected) warnings.push({ object: `VirtualService ${s.id}`, message: `${s.rejected.reason}: ${s.rejected.message}` });

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { loadKubeConfig } from '../kube/kubeconfig.ts';
 import { importRules, type ImportIssue } from './import.ts';
-import { planObjects, rulesOf, servicesOfNodePlans, servicesOfPlan } from './export.ts';
+import { admissionFromStatus, planObjects, rulesOf, servicesOfNodePlans, servicesOfPlan } from './export.ts';
 import { loadManifests } from './manifests.ts';
 import { buildStatus, formatStatus } from './status.ts';
 import { portResolver } from './services.ts';
@@ -197,8 +197,11 @@ async function runExport(argv: string[], io: Io): Promise<number> {
       if (node !== undefined && plans.length === 0) io.stderr(`warning: node ${node} has no NodePlans: it directs nothing\n`);
       services = servicesOfNodePlans(plans, node);
     } else {
-      const [virtualServices, realServers, nodes] = await Promise.all([r.virtualServices(), r.realServers(), r.nodes()]);
-      const planned = planObjects({ virtualServices, realServers, nodes }, node !== undefined ? { node } : {});
+      const [virtualServices, realServers, nodes, pools] = await Promise.all([r.virtualServices(), r.realServers(), r.nodes(), r.vipPools()]);
+      if (!pools) io.stderr('warning: VIPPools are not readable with these credentials: a pool\'s director restriction is not applied\n');
+      // VIPs are default-deny: export what the controller admitted (its verdicts are in each status).
+      const admitted = admissionFromStatus(virtualServices, pools ?? []);
+      const planned = planObjects({ virtualServices, realServers, nodes }, { ...(node !== undefined ? { node } : {}), admitted });
       for (const w of planned.warnings) io.stderr(`warning: ${w.object}: ${w.message}\n`);
       services = servicesOfPlan(planned.plan, planned.node);
     }

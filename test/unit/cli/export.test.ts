@@ -5,10 +5,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { canonicalRules, planObjects, rulesOf, servicesOfNodePlans, servicesOfPlan } from '../../../src/cli/export.ts';
+import { admissionFromStatus, canonicalRules, planObjects, rulesOf, servicesOfNodePlans, servicesOfPlan } from '../../../src/cli/export.ts';
 import { plan, type NodeInfo } from '../../../src/model/planner.ts';
 import { shardPlan } from '../../../src/model/shards.ts';
-import type { NodePlan, PlannedService, RealServer, VirtualService } from '../../../src/api/v1alpha1/index.ts';
+import type { NodePlan, PlannedService, RealServer, VIPPool, VirtualService } from '../../../src/api/v1alpha1/index.ts';
 import { cli, fixture, ROOT } from './fixtures.ts';
 
 const example = (name: string): string => join(ROOT, 'deploy', 'examples', name);
@@ -109,5 +109,59 @@ describe('export from NodePlans (what the controller wrote for each node)', () =
     expect(all).toMatchObject({ code: 0, stderr: '' });
     expect(all.stdout).toContain('-A -t 10.0.0.1:80 -s rr\n');
     expect((await cli(['export', '--node', 'd1', '-f', f])).stdout).toBe('-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1\n');
+  });
+});
+
+describe('export --source objects: VIP admission as the controller decided it (status), not recomputed', () => {
+  const accepted = (v: VirtualService, status: 'True' | 'False', reason: string, message = '', extra: Partial<NonNullable<VirtualService['status']>> = {}, observedGeneration = 1): VirtualService => ({
+    ...v,
+    status: { ...extra, conditions: [{ type: 'Accepted', status, reason, message, observedGeneration, lastTransitionTime: '2026-01-01T00:00:00Z' }] },
+  });
+  const dirs = [node('d1', '10.9.0.1', { 'lvs.operator.dev/director': 'true', edge: 'a' }), node('d2', '10.9.0.2', { 'lvs.operator.dev/director': 'true', edge: 'b' })];
+  const pool: VIPPool = { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: 'edge-a' }, spec: { addresses: ['10.0.0.0/24'], directors: { nodeSelector: { edge: 'a' } } } };
+  const servers = [rs('w1', 'ok', { address: '10.0.1.10' }), rs('w2', 'refused', { address: '10.0.1.11' }), rs('w3', 'pending', { address: '10.0.1.12' }), rs('w4', 'alloc', { address: '10.0.1.13' })];
+
+  it('exports admitted services (allocated VIPs from status.vip, the pool narrowing the directors) and leaves out refused and undecided ones', () => {
+    const objects = [
+      accepted(vs('ok', { vip: '10.0.0.1' }), 'True', 'Accepted', '', { vip: '10.0.0.1', vipPool: 'edge-a' }),
+      accepted(vs('refused', { vip: '10.0.0.2' }), 'False', 'VIPNotAllowed', 'VIP 10.0.0.2 is not allowed in namespace lab: no VIPPool selects the namespace'),
+      vs('pending', { vip: '10.0.0.3' }),
+      // Its VIP moved after the controller's last decision: that decision was about 10.0.0.9.
+      accepted({ ...vs('moved', { vip: '10.0.0.4' }), metadata: { name: 'moved', namespace: 'lab', generation: 2 } }, 'True', 'Accepted', '', { vip: '10.0.0.9', vipPool: 'edge-a' }),
+      // A newer generation that kept its VIP (a director selector, a weight): the verdict still holds.
+      accepted({ ...vs('ok2', { vip: '10.0.0.5' }), metadata: { name: 'ok2', namespace: 'lab', generation: 3 } }, 'True', 'Accepted', '', { vip: '10.0.0.5', vipPool: 'edge-a' }),
+      accepted(vs('alloc', { vip: undefined }), 'True', 'Accepted', '', { vip: '10.0.0.7', vipPool: 'edge-a' }),
+    ];
+    const admitted = admissionFromStatus(objects, [pool]);
+    expect(admitted.decisions.get('lab/refused')).toEqual({ ok: false, reason: 'VIPNotAllowed', message: 'VIP 10.0.0.2 is not allowed in namespace lab: no VIPPool selects the namespace' });
+    expect(admitted.decisions.get('lab/pending')).toMatchObject({ ok: false, reason: 'Pending', message: expect.stringContaining('no Accepted condition') });
+    expect(admitted.decisions.get('lab/moved')).toMatchObject({ ok: false, reason: 'Pending', message: 'spec.vip 10.0.0.4 is newer than the controller\'s last decision (generation 1)' });
+    expect(admitted.decisions.get('lab/ok2')).toMatchObject({ ok: true, vip: '10.0.0.5' });
+    expect(admitted.decisions.get('lab/alloc')).toMatchObject({ ok: true, vip: '10.0.0.7', pool: 'edge-a', allocated: true });
+
+    const p = planObjects({ virtualServices: objects, realServers: servers, nodes: dirs }, { admitted });
+    expect(rulesOf(servicesOfPlan(p.plan))).toEqual([
+      '-A -t 10.0.0.1:80 -s rr',
+      '-a -t 10.0.0.1:80 -r 10.0.1.10:80 -m -w 1',
+      '-A -t 10.0.0.5:80 -s rr',
+      '-A -t 10.0.0.7:80 -s rr',
+      '-a -t 10.0.0.7:80 -r 10.0.1.13:80 -m -w 1',
+    ]);
+    // The pool sends its VIPs to edge a only.
+    expect(servicesOfPlan(p.plan, 'd2')).toEqual([]);
+    expect(p.warnings.map((w) => `${w.object}: ${w.message}`)).toEqual(expect.arrayContaining([
+      'VirtualService lab/refused: VIPNotAllowed: VIP 10.0.0.2 is not allowed in namespace lab: no VIPPool selects the namespace',
+      'VirtualService lab/pending: Pending: no Accepted condition: the controller has not admitted its VIP (is it running?)',
+    ]));
+  });
+
+  it('a service refused for a reason that is not admission (VIPConflict) keeps its admitted VIP, and the planner decides the conflict itself', () => {
+    const older = accepted({ ...vs('ok', { vip: '10.0.0.1' }), metadata: { name: 'ok', namespace: 'lab', generation: 1, creationTimestamp: '2025-01-01T00:00:00Z' } }, 'True', 'Accepted', '', { vip: '10.0.0.1', vipPool: 'edge-a' });
+    const newer = accepted(vs('refused', { vip: '10.0.0.1' }), 'False', 'VIPConflict', 'VIP 10.0.0.1:80/TCP is claimed by the older VirtualService lab/ok', { vip: '10.0.0.1', vipPool: 'edge-a' });
+    const admitted = admissionFromStatus([older, newer], [pool]);
+    expect(admitted.decisions.get('lab/refused')).toMatchObject({ ok: true, vip: '10.0.0.1' });
+    const p = planObjects({ virtualServices: [older, newer], realServers: servers, nodes: dirs }, { admitted });
+    expect(p.plan.services.get('lab/refused')?.rejected?.reason).toBe('VIPConflict');
+    expect(rulesOf(servicesOfPlan(p.plan))).toEqual(['-A -t 10.0.0.1:80 -s rr', '-a -t 10.0.0.1:80 -r 10.0.1.10:80 -m -w 1']);
   });
 });
