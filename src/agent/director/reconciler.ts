@@ -369,8 +369,12 @@ export class DirectorReconciler {
     // VIPs of the services this node holds: a full run makes the set exact and re-adds missing addresses;
     // a change-driven one releases and binds only what its services changed.
     const wants = new Map<string, VipWant>();
+    // A service whose VIP:port is someone else's IPVS service is not ours to announce: binding its VIP
+    // would draw traffic to rules we do not control (and report the service as held).
+    const conflicted = new Set(diff.conflicts.map((c) => c.owner));
     for (const s of work) {
       const ifname = ifaceOf.get(s.id);
+      if (conflicted.has(s.id)) continue;
       if ((this.#d.holdsVip ? this.#d.holdsVip(s) : s.holdVip) && ifname) wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id });
     }
     let vipResult;

@@ -309,12 +309,28 @@ describe('Agent: VIPs and sysctls follow single changes', () => {
     await t.ipvs.addService({ af: 'ipv4', protocol: 'tcp', address: '10.9.9.9', port: 443, scheduler: 'wlc', flags: 0, timeout: 0, netmask: 0xffffffff });
     const a = svc(1);
     await t.apply([a]);
-    const clash = svc(2, { vip: '10.9.9.9', port: 443 });
+    const clash = svc(2, { vip: '10.9.9.9', port: 443, holdVip: true });
     const run = await t.apply([a, clash]);
     expect(run.director.services.get(clash.id)!.errors.join()).toMatch(/not owned by lvs-operator/);
+    // Its VIP is not bound or reported held: the rules behind it are not ours (change-driven and full runs).
+    const vipsBound = async (): Promise<string[]> => (await t.netif.listAddresses('eth0')).map((x) => x.address);
+    expect(run.director.services.get(clash.id)!.holdsVip).toBe(false);
+    expect(await vipsBound()).not.toContain('10.9.9.9');
+    const full = await t.agent.resync();
+    expect(full.director.services.get(clash.id)!.holdsVip).toBe(false);
+    expect(await vipsBound()).not.toContain('10.9.9.9');
+    const foreign = (await t.ipvs.listServices()).find((x) => serviceKey(x.service) === '10.9.9.9:443/TCP')!;
+    expect(foreign.service.scheduler).toBe('wlc');
+    expect(foreign.destinations).toEqual([]);
+    // Once the foreign service is gone, the next full run takes the address and binds the VIP.
+    await t.ipvs.deleteService({ af: 'ipv4', protocol: 'tcp', address: '10.9.9.9', port: 443 });
+    const freed = await t.agent.resync();
+    expect(freed.director.services.get(clash.id)).toMatchObject({ holdsVip: true, ok: true });
+    expect(await vipsBound()).toContain('10.9.9.9');
     await t.apply([]);
     await t.agent.resync();
-    expect((await t.ipvs.listServices()).map((s) => serviceKey(s.service))).toEqual(['10.9.9.9:443/TCP']);
+    expect((await t.ipvs.listServices()).map((s) => serviceKey(s.service))).toEqual([]);
+    expect(await vipsBound()).toEqual([]);
     t.agent.stop();
   });
 });
