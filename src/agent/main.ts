@@ -15,12 +15,12 @@ import { createLogger } from '../util/log.ts';
 import { runMain, untilTerminated } from '../util/process.ts';
 import { IpvsClient } from '../ipvs/client.ts';
 import { RtNetif } from '../netif/rtnetlink.ts';
-import { CommandArpAnnouncer } from '../netif/arp.ts';
+import { BackgroundAnnouncer, CommandArpAnnouncer } from '../netif/arp.ts';
 import { SysctlManager } from '../sysctl/manager.ts';
 import { FileLedgerStore } from '../sysctl/ledger.ts';
 import { HealthChecker } from './health/checker.ts';
 import { FileStateStore } from './state.ts';
-import { DIRECTOR_OWNER_PREFIX, DirectorReconciler } from './director/reconciler.ts';
+import { DirectorReconciler } from './director/reconciler.ts';
 import { RealServerReconciler } from './realserver/reconciler.ts';
 import { Agent, failedCount } from './agent.ts';
 import { createReportSink } from './report.ts';
@@ -56,7 +56,8 @@ async function main(argv: string[]): Promise<number> {
       'metrics-address': { type: 'string', default: '0.0.0.0:9120' },
       'status-file': { type: 'string' },
       once: { type: 'boolean', default: false },
-      // Director failover (cluster mode): VIP holder elected on a Lease per service, plan holdVip = preference.
+      // Director failover (cluster mode): VIP holder elected on a Lease per VIP, plan holdVip = preference.
+      // The controller's director DaemonSet passes these (chart values failover.*).
       'vip-election': { type: 'boolean', default: false },
       'failover-lease-seconds': { type: 'string', default: '2' },
       'failover-renew-ms': { type: 'string', default: '500' },
@@ -89,7 +90,10 @@ async function main(argv: string[]): Promise<number> {
     health,
     resyncSeconds: Number(values.resync),
     director: new DirectorReconciler({
-      ipvs, netif, sysctl, arp: new CommandArpAnnouncer(), state, log, defaultInterface,
+      ipvs, netif, sysctl, state, log, defaultInterface,
+      arp: new BackgroundAnnouncer(new CommandArpAnnouncer(), {
+        onError: (err, ifname, vip) => log.warn({ vip, interface: ifname, errno: err.errno, err: err.message }, 'VIP announcement failed: neighbours keep the old MAC until their entry ages out'),
+      }),
       holdsVip: (s) => (failover ? failover.holdsVip(s) : s.holdVip),
     }),
     realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface }),
@@ -133,20 +137,22 @@ async function main(argv: string[]): Promise<number> {
     const [{ ClusterSource: Source }, { loadKubeConfig }] = await Promise.all([import('./cluster.ts'), import('../kube/kubeconfig.ts')]);
     const kc = loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc;
     if (values['vip-election']) {
-      const [{ DirectorFailover: Failover }, { SyncDaemons }, { coordinationLeaseApi }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }] = await Promise.all([
+      const [{ DirectorFailover: Failover, directorVipsBound }, { SyncDaemons }, { coordinationLeaseApi }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }] = await Promise.all([
         import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'), import('../kube/events.ts'), import('./failover/events.ts'),
       ]);
       const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
       failoverEvents = events;
-      // VIPs this agent had bound before a restart: their elections start 'retained' (no drop, no hand-over).
-      const boundAtStart = new Set(state.load().vips.flatMap((v) => v.owners).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX)).map((o) => o.slice(DIRECTOR_OWNER_PREFIX.length)));
+      // VIPs this agent had bound as a director before a restart (or an upgrade from per-service Leases):
+      // their elections start 'retained' (no drop, no hand-over).
+      const boundAtStart = directorVipsBound(state.load().vips);
       failover = new Failover({
         api: coordinationLeaseApi(kc),
         namespace: values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system',
         node,
         settings: { leaseDurationSeconds: Number(values['failover-lease-seconds']), renewIntervalMilliseconds: Number(values['failover-renew-ms']) },
         log: log.child({ component: 'failover' }),
-        heldAtStart: (id) => boundAtStart.delete(id), // once: a later election for the id starts as a standby
+        heldAtStart: (vip) => boundAtStart.delete(vip), // once: a later election for the VIP starts as a standby
+        metrics,
         syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
         // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): a full run.
         onChange: (ev) => {

@@ -5,7 +5,12 @@
  *   someone else wrote first: re-read and judge again;
  * - a lease held by someone else is expired only when its (holderIdentity, renewTime) has not changed for
  *   leaseDurationSeconds of LOCALLY observed time: the renewTime written by another machine is never
- *   compared with our clock (clock skew);
+ *   compared with our clock (clock skew). A candidate whose own request failed starts that count again
+ *   at its next successful read: while it could not read, it could not see renewals (an apiserver outage
+ *   that hit everyone must not look like a dead holder to a standby once it reconnects);
+ * - a standby sleeps until exactly the moment the observed lease expires (not the next retry tick) and
+ *   then writes with the resourceVersion it read (one request; a 409 means the holder renewed after all),
+ *   so a dead holder is replaced in about leaseDuration + one request after the last renew it was seen to make;
  * - a leader that cannot renew within renewDeadline steps down (renewDeadline < leaseDuration, so it stops
  *   acting before anyone else may take over); it measures from the start of its last successful renew;
  * - release() writes an empty holderIdentity so a standby takes over at its next retry, not after expiry;
@@ -146,6 +151,13 @@ export interface LeaderElectorOptions extends LeaderCallbacks {
   retryJitter?: number;
   /** Try again after losing (default true); false ends the elector, as client-go's Run returns. */
   reacquire?: boolean;
+  /**
+   * Asked before taking the lease from another holder or creating it (never before renewing our own):
+   * false skips this attempt. For a second lock that must also be free (a migration's old lease).
+   */
+  mayAcquire?: (signal: AbortSignal) => Promise<boolean>;
+  /** After every successful acquire or renew (the lease is ours until at least renewDeadline from now). */
+  onRenewed?: () => void;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -171,6 +183,8 @@ export class LeaderElector {
   private observed: LeaseObject | undefined;
   private observedKey = '';
   private observedTime = 0;
+  /** The observation is from a successful read after our last failed request (see the module comment). */
+  private observedFresh = false;
   private reportedLeader: string | undefined;
 
   private leading = false;
@@ -220,6 +234,16 @@ export class LeaderElector {
   }
 
   /**
+   * Milliseconds until the lease, as observed, expires on our clock (≤ 0: expired): undefined when nobody
+   * else holds it, or when we have not read it since our last failed request.
+   */
+  expiresInMs(): number | undefined {
+    const rec = this.observed?.record;
+    if (!rec || !this.observedFresh || rec.holderIdentity === '' || rec.holderIdentity === this.identity) return undefined;
+    return this.observedTime + rec.leaseDurationSeconds * 1000 - this.clock.now();
+  }
+
+  /**
    * Stop campaigning. With `release` (default true) a leader hands the lease over at once by writing an
    * empty holder; without it the lease simply expires (what a crash looks like). Resolves when done.
    */
@@ -244,7 +268,10 @@ export class LeaderElector {
       for (;;) {
         // Acquire.
         while (!(await this.tryAcquireOrRenew(stop, this.o.retryPeriodMs * 2))) {
-          await sleep(this.clock, this.o.retryPeriodMs * (1 + this.o.retryJitter * this.random()), stop);
+          // The next retry tick, or the moment the observed holder's lease expires if that comes first.
+          const retry = this.o.retryPeriodMs * (1 + this.o.retryJitter * this.random());
+          const expiry = this.expiresInMs();
+          await sleep(this.clock, expiry !== undefined && expiry > 0 && expiry < retry ? expiry : retry, stop);
         }
         this.becomeLeader();
         // Renew until it fails for renewDeadline, someone else holds the lease, or we stop.
@@ -294,10 +321,11 @@ export class LeaderElector {
 
   private setObserved(l: LeaseObject, at: number): void {
     const key = `${l.record.holderIdentity}\u0000${l.record.renewTime ?? ''}`;
-    if (key !== this.observedKey) {
+    if (key !== this.observedKey || !this.observedFresh) {
       this.observedKey = key;
       this.observedTime = at;
     }
+    this.observedFresh = true;
     this.observed = l;
     const holder = l.record.holderIdentity;
     if (holder !== this.reportedLeader) {
@@ -334,12 +362,20 @@ export class LeaderElector {
     const { signal, done } = this.deadline(stop, timeoutMs);
     const duration = this.o.leaseDurationSeconds;
     try {
-      // Fast path: we lead and our view is fresh, so write with the cached resourceVersion (one request).
-      if (this.leading && this.observed && this.observed.record.holderIdentity === identity) {
+      // Fast paths, writing with the cached resourceVersion (one request): we lead and renew, or the
+      // lease we observed another holder keep has expired on our clock (or was released) and we take it.
+      const obs = this.observed;
+      const renewing = this.leading && obs?.record.holderIdentity === identity;
+      const expiry = this.expiresInMs();
+      const taking = !this.leading && obs !== undefined && this.observedFresh && (obs.record.holderIdentity === '' || (expiry !== undefined && expiry <= 0));
+      if (obs && (renewing || (taking && (await this.mayAcquire(signal))))) {
+        const rec = obs.record;
+        const next: LeaseRecord = renewing
+          ? { ...rec, renewTime: wall, leaseDurationSeconds: duration }
+          : { holderIdentity: identity, leaseDurationSeconds: duration, acquireTime: wall, renewTime: wall, leaseTransitions: rec.leaseTransitions + 1 };
         try {
-          const mine = await api.update(namespace, name, { ...this.observed.record, renewTime: wall, leaseDurationSeconds: duration }, this.observed, signal);
-          this.lastRenew = started;
-          this.setObserved(mine, this.clock.now());
+          const mine = await api.update(namespace, name, next, obs, signal);
+          this.succeeded(mine, started, renewing ? undefined : rec.holderIdentity);
           return true;
         } catch (e) {
           if (!isConflict(e)) throw e;
@@ -349,10 +385,10 @@ export class LeaderElector {
       }
       const cur = await api.get(namespace, name, signal);
       if (!cur) {
+        if (!(await this.mayAcquire(signal))) return false;
         try {
           const created = await api.create(namespace, name, { holderIdentity: identity, leaseDurationSeconds: duration, acquireTime: wall, renewTime: wall, leaseTransitions: 0 }, signal);
-          this.lastRenew = started;
-          this.setObserved(created, this.clock.now());
+          this.succeeded(created, started, undefined);
           return true;
         } catch (e) {
           if (isAlreadyExists(e)) return false;
@@ -365,6 +401,7 @@ export class LeaderElector {
       const held = rec.holderIdentity !== '' && rec.holderIdentity !== identity;
       if (held && this.observedTime + rec.leaseDurationSeconds * 1000 > now) return false;
       const mineAlready = rec.holderIdentity === identity;
+      if (!mineAlready && !(await this.mayAcquire(signal))) return false;
       const next: LeaseRecord = {
         holderIdentity: identity,
         leaseDurationSeconds: duration,
@@ -374,9 +411,7 @@ export class LeaderElector {
       };
       try {
         const updated = await api.update(namespace, name, next, cur, signal);
-        this.lastRenew = started;
-        this.setObserved(updated, this.clock.now());
-        if (!mineAlready) this.log.info({ previous: rec.holderIdentity || null, transitions: next.leaseTransitions }, 'acquired lease');
+        this.succeeded(updated, started, mineAlready ? undefined : rec.holderIdentity);
         return true;
       } catch (e) {
         if (isConflict(e)) {
@@ -387,12 +422,33 @@ export class LeaderElector {
       }
     } catch (e) {
       if (stop.aborted) throw e;
+      // We may have missed renewals while we could not read: count expiry again from the next good read.
+      this.observedFresh = false;
       if (this.leading) this.counters.renewFailures++;
       this.log.warn({ err: describeError(e), leading: this.leading }, 'lease acquire/renew failed');
       return false;
     } finally {
       done();
     }
+  }
+
+  /** The lease is ours after a write that started at `started`; `previous` is set when we took it over. */
+  private succeeded(l: LeaseObject, started: number, previous: string | undefined): void {
+    this.lastRenew = started;
+    this.setObserved(l, this.clock.now());
+    if (previous !== undefined) this.log.info({ previous: previous || null, transitions: l.record.leaseTransitions }, 'acquired lease');
+    try {
+      this.o.onRenewed?.();
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'onRenewed threw');
+    }
+  }
+
+  private async mayAcquire(signal: AbortSignal): Promise<boolean> {
+    if (!this.o.mayAcquire) return true;
+    const ok = await this.o.mayAcquire(signal);
+    if (!ok) this.log.debug('not acquiring: mayAcquire said no');
+    return ok;
   }
 
   private async releaseLease(): Promise<void> {

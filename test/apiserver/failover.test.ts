@@ -2,7 +2,9 @@
 // (so the chart's agent RBAC is exercised too): exactly one of two directors holds a VirtualService's VIP;
 // a killed holder is replaced within lease duration + retry, with never two holders; a holder cut off from
 // the apiserver (proxy paused) keeps the VIP until it reads the new holder (the documented split brain), and
-// a returning director does not take the VIP back (no flapping). Takeover times are printed.
+// a returning director does not take the VIP back (no flapping); an outage that hits both (proxy paused for
+// everyone) moves nothing: the holder renews on reconnect and the standby never takes over. One Lease per
+// VIP: each test has its own VIP. Takeover times are printed.
 // Own apiserver: the partition test pauses its proxy.
 import { describe, expect, test, beforeAll, afterAll, jest } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -54,8 +56,9 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
   let direct: LeaseApi;
   const running: LeaseVipElection[] = [];
 
-  const election = (service: string, node: string, preferred: boolean, leases: LeaseApi) => {
-    const el = new LeaseVipElection({ api: leases, namespace: NS, service, vip: '192.0.2.10', node, preferred, settings, logger });
+  // One Lease per VIP: each test has its own VIP.
+  const election = (service: string, node: string, preferred: boolean, leases: LeaseApi, vip: string) => {
+    const el = new LeaseVipElection({ api: leases, namespace: NS, services: [service], vip, node, preferred, settings, logger });
     const events: string[] = [];
     el.onHold((ev) => events.push(`hold prev=${ev.previousHolder ?? '-'}`));
     el.onRelease((ev) => events.push(`release:${ev.cause}`));
@@ -78,8 +81,9 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
 
   test('exactly one holds; a killed holder is replaced within lease duration + retry, never two holders; no flapping when it returns', async () => {
     const service = `web/${uniqueName('kill')}`;
-    const a = { ...election(service, 'director-a', true, direct), name: 'director-a' };
-    const b = { ...election(service, 'director-b', false, direct), name: 'director-b' };
+    const vip = '192.0.2.10';
+    const a = { ...election(service, 'director-a', true, direct, vip), name: 'director-a' };
+    const b = { ...election(service, 'director-b', false, direct, vip), name: 'director-b' };
     await waitFor('a holds', () => a.el.holdsVip());
     const t0 = Date.now();
     while (Date.now() - t0 < 4_000) {
@@ -88,7 +92,7 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
     }
     expect(b.el.holdsVip()).toBe(false);
     expect(b.el.holder()).toBe('director-a');
-    const lease = JSON.parse(await kubectlOk(['get', 'lease', vipLeaseName(service), '-n', NS, '-o', 'json'], { kubeconfig: api.kubeconfigs.agent })) as { spec: Record<string, unknown> };
+    const lease = JSON.parse(await kubectlOk(['get', 'lease', vipLeaseName(vip), '-n', NS, '-o', 'json'], { kubeconfig: api.kubeconfigs.agent })) as { spec: Record<string, unknown> };
     expect(lease.spec).toMatchObject({ holderIdentity: 'director-a', leaseDurationSeconds: 2 });
 
     // Five kills, alternating. Bound: the standby may read the holder's last renew up to one jittered retry
@@ -109,7 +113,7 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
       takeovers.push(Date.now() - tk);
       expect(two).toBe(false);
       // The dead director comes back (a new agent process): it must not take the VIP back.
-      const back = { ...election(service, holder.name, true, direct), name: holder.name };
+      const back = { ...election(service, holder.name, true, direct, vip), name: holder.name };
       holder = standby;
       standby = back;
     }
@@ -132,9 +136,9 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
 
   test('a holder cut off from the apiserver keeps the VIP until it reads the new holder; the Lease never has two leaders', async () => {
     const service = `web/${uniqueName('part')}`;
-    const a = election(service, 'director-a', true, viaProxy); // through the proxy: paused below
+    const a = election(service, 'director-a', true, viaProxy, '192.0.2.11'); // through the proxy: paused below
     await waitFor('a holds', () => a.el.state() === 'holding');
-    const b = election(service, 'director-b', false, direct);
+    const b = election(service, 'director-b', false, direct, '192.0.2.11');
     await sleep(LEASE_MS + 1_500); // b campaigns and observes a
     expect([a.el.state(), b.el.state()]).toEqual(['holding', 'standby']);
 
@@ -185,6 +189,47 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
     await b.el.stop();
   });
 
+  test('an apiserver outage for everyone (proxy paused for both): the holder keeps the VIP, renews on reconnect, and nobody takes over', async () => {
+    const service = `web/${uniqueName('outage')}`;
+    const vip = '192.0.2.12';
+    const a = election(service, 'director-a', true, viaProxy, vip);
+    await waitFor('a holds', () => a.el.state() === 'holding');
+    const b = election(service, 'director-b', false, viaProxy, vip);
+    await sleep(LEASE_MS + 1_500); // b campaigns and observes a
+    expect([a.el.state(), b.el.state()]).toEqual(['holding', 'standby']);
+    const before = JSON.parse(await kubectlOk(['get', 'lease', vipLeaseName(vip), '-n', NS, '-o', 'json'], { kubeconfig: api.kubeconfigs.agent })) as { spec: { leaseTransitions?: number } };
+    let bHeld = false;
+    await api.proxy.pause();
+    try {
+      const t0 = Date.now();
+      while (Date.now() - t0 < 3 * LEASE_MS) {
+        if (b.el.holdsVip()) bHeld = true;
+        expect(a.el.holdsVip()).toBe(true);
+        await sleep(20);
+      }
+      expect(a.el.state()).toBe('retained');
+    } finally {
+      await api.proxy.resume();
+    }
+    const healed = Date.now();
+    let renewedAfter = -1;
+    while (Date.now() - healed < 3 * LEASE_MS) {
+      if (b.el.holdsVip()) bHeld = true;
+      if (renewedAfter < 0 && a.el.state() === 'holding') renewedAfter = Date.now() - healed;
+      await sleep(10);
+    }
+    process.stderr.write(`apiserver outage for everyone (${3 * LEASE_MS} ms): holder renewed ${renewedAfter} ms after the proxy resumed; standby took over: ${bHeld}\n`);
+    expect(bHeld).toBe(false);
+    expect(renewedAfter).toBeGreaterThanOrEqual(0);
+    expect(a.events).toEqual(['hold prev=-']);
+    expect(b.events).toEqual([]);
+    const after = JSON.parse(await kubectlOk(['get', 'lease', vipLeaseName(vip), '-n', NS, '-o', 'json'], { kubeconfig: api.kubeconfigs.agent })) as { spec: { holderIdentity?: string; leaseTransitions?: number } };
+    expect(after.spec.holderIdentity).toBe('director-a');
+    expect(after.spec.leaseTransitions ?? 0).toBe(before.spec.leaseTransitions ?? 0);
+    await a.el.stop();
+    await b.el.stop();
+  });
+
   test('DirectorFailover records an Event per takeover on the VirtualService, as the agent', async () => {
     const ns = uniqueName('shop');
     await kubectlOk(['create', 'namespace', ns], { kubeconfig: api.kubeconfigs.admin });
@@ -218,7 +263,7 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
     expect(seen).toEqual([
       'director-a VIPReleased VirtualService/web: director director-a released VIP 192.0.2.20: stopped',
       'director-a VIPTakenOver VirtualService/web: director director-a holds VIP 192.0.2.20 (won its Lease with no previous holder)',
-      'director-b VIPTakenOver VirtualService/web: director director-b holds VIP 192.0.2.20 (won its Lease from director-a)',
+      'director-b VIPTakenOver VirtualService/web: director director-b holds VIP 192.0.2.20 (won its Lease from director-a, which stopped renewing it)',
     ]);
     await b.f.stop();
   });

@@ -1,6 +1,7 @@
 /**
- * VIP election for one VirtualService among its planned directors, on a coordination.k8s.io Lease (as
- * kube-vip does). Holder identity = the node name.
+ * VIP election for one VIP among its planned directors, on a coordination.k8s.io Lease (as kube-vip does).
+ * Holder identity = the node name. One Lease per VIP, not per VirtualService: the address is bound per VIP,
+ * so every VirtualService on it (other ports, other protocols) must follow the same director.
  *
  * - The controller's ranking is a preference only: the preferred director campaigns at once, the others
  *   start one lease duration later, so on a cold start the preferred one wins. There is no preemption: a
@@ -16,39 +17,66 @@
  *   apiserver again and reads the new holder. Set `keepVipWhenUnreachable: false` for the other choice
  *   (release at the renew deadline, so never two binders, but an apiserver outage drops every VIP).
  * - On losing (another holder observed) the VIP is released at once.
+ * - After an apiserver outage that hit everyone nobody fails over: the holder ('retained') renews its own
+ *   Lease at its first successful request, while a standby whose requests failed counts the Lease's age
+ *   again from its first successful read (kube/leader.ts), so it sees the holder's renewal first.
+ *
+ * Migration from per-VirtualService Leases (agents before 0.2): during a rolling upgrade old agents campaign
+ * on `lvs-vip-<namespace>-<name>-<hash>`, new ones on `lvs-vip-<address>-<hash>`. A new agent therefore
+ * takes (or creates) a VIP's Lease only when no old Lease of one of its services is held by another node
+ * and still renewed (judged on our clock like the VIP Lease itself), unless that node is the VIP Lease's
+ * holder; and a new holder keeps renewing the old Leases it held, so old standbys do not take the VIP from it. An upgraded holder keeps its VIP
+ * (heldAtStart: the VIP is in its state file) and takes the new Lease at once. Old Leases nobody renews
+ * any more are left to expire; they are only read.
  */
-import { LeaderElector } from '../../kube/leader.ts';
-import type { LeaseApi } from '../../kube/leader.ts';
+import { LeaderElector, formatMicroTime } from '../../kube/leader.ts';
+import type { LeaseApi, LeaseObject } from '../../kube/leader.ts';
+import { describeError, isConflict, isNotFound } from '../../kube/errors.ts';
 import { realClock } from '../../kube/clock.ts';
 import type { Clock, TimerHandle } from '../../kube/clock.ts';
 import { createLogger } from '../../util/log.ts';
 import type { Logger } from '../../util/log.ts';
-import { vipLeaseName } from './lease-name.ts';
+import { serviceLeaseName, vipLeaseName } from './lease-name.ts';
 
 /** standby: VIP not bound; holding: Lease held and VIP bound; retained: Lease not renewable, VIP kept. */
 export type VipState = 'standby' | 'holding' | 'retained';
 
 export interface VipHoldEvent {
-  service: string;
   vip: string;
+  /** The VirtualServices on the VIP (ids "namespace/name"), for their Events. */
+  services: readonly string[];
   /** The Lease holder before us ('' released or new Lease, undefined never observed). */
   previousHolder: string | undefined;
+  /**
+   * Why we could take it: 'initial' (no other holder seen: a new Lease or our first round), 'expired' (the
+   * holder stopped renewing: dead, or cut off), 'released' (the holder handed it over: shutdown, plan change).
+   */
+  cause: TakeoverCause;
 }
 
+export type TakeoverCause = 'initial' | 'expired' | 'released';
+/** 'lost': another node holds the Lease; 'renew-deadline': keepVipWhenUnreachable false; 'stopped': no longer planned, or shutdown. */
+export type ReleaseReason = 'lost' | 'renew-deadline' | 'stopped';
+
 export interface VipReleaseEvent {
-  service: string;
   vip: string;
+  services: readonly string[];
   /** Why: 'lease taken by <node>', 'renew deadline passed', 'stopped'. */
   cause: string;
+  /** The cause as a fixed word (a metric label). */
+  reason: ReleaseReason;
   /** The holder we observed when we released, if another node. */
   newHolder: string | undefined;
 }
 
 /** What the director reconciler asks instead of plan.holdVip. */
 export interface VipElection {
-  readonly service: string;
   readonly vip: string;
   readonly leaseName: string;
+  /** The VirtualServices on the VIP this node directs. */
+  services(): readonly string[];
+  /** The planned services on the VIP changed (same VIP): Events and the migration check follow. */
+  setServices(services: readonly string[]): void;
   /** Whether this node should have the VIP bound now (holding or retained). */
   holdsVip(): boolean;
   state(): VipState;
@@ -95,9 +123,9 @@ export interface LeaseVipElectionOptions {
   api: LeaseApi;
   /** The operator namespace. */
   namespace: string;
-  /** VirtualService id, "namespace/name". */
-  service: string;
   vip: string;
+  /** The VirtualServices on the VIP, ids "namespace/name" (at least one). */
+  services: readonly string[];
   /** This node's name: the Lease holder identity. */
   node: string;
   /** The controller ranked us first (planned holdVip). */
@@ -120,12 +148,25 @@ export interface LeaseVipElectionOptions {
 
 let moduleLogger: Logger | undefined;
 
+/** An old per-service Lease as last read: holder and renewTime, and when (our clock) they last changed. */
+interface LegacyObservation {
+  key: string;
+  at: number;
+}
+
 export class LeaseVipElection implements VipElection {
-  readonly service: string;
   readonly vip: string;
   readonly leaseName: string;
   private readonly node: string;
+  private readonly api: LeaseApi;
+  private readonly namespace: string;
+  private readonly leaseDurationMs: number;
+  private svcs: readonly string[];
   private readonly elector: LeaderElector;
+  private readonly legacySeen = new Map<string, LegacyObservation>();
+  /** Old per-service Leases that name us as holder: renewed with ours while we hold (see Migration). */
+  private readonly legacyMine = new Map<string, LeaseObject>();
+  private legacyRenewing = false;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly standbyDelayMs: number;
@@ -136,23 +177,29 @@ export class LeaseVipElection implements VipElection {
   private readonly releaseCbs = new Set<(ev: VipReleaseEvent) => void>();
   private st: VipState = 'standby';
   private lastOther: string | undefined;
+  /** The holder last observed before ours ('' released), to tell an expired Lease from a handed-over one. */
+  private lastObserved: string | undefined;
   private startTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
 
   constructor(o: LeaseVipElectionOptions) {
     const timing = electionTiming(o.settings);
-    this.service = o.service;
+    if (o.services.length === 0) throw new Error(`VIP election for ${o.vip}: no VirtualService`);
     this.vip = o.vip;
+    this.svcs = [...o.services].sort();
     this.node = o.node;
-    this.leaseName = vipLeaseName(o.service);
+    this.api = o.api;
+    this.namespace = o.namespace;
+    this.leaseDurationMs = timing.leaseDurationSeconds * 1000;
+    this.leaseName = vipLeaseName(o.vip);
     this.clock = o.clock ?? realClock;
     this.preferred = o.preferred;
     this.heldAtStart = o.heldAtStart ?? false;
     if (this.heldAtStart) this.st = 'retained';
     this.keepVip = o.keepVipWhenUnreachable ?? true;
     this.standbyDelayMs = o.standbyDelayMs ?? timing.leaseDurationSeconds * 1000;
-    this.log = (o.logger ?? (moduleLogger ??= createLogger('agent.failover'))).child({ service: o.service, lease: this.leaseName });
+    this.log = (o.logger ?? (moduleLogger ??= createLogger('agent.failover'))).child({ vip: o.vip, lease: this.leaseName });
     this.elector = new LeaderElector({
       api: o.api,
       namespace: o.namespace,
@@ -165,7 +212,18 @@ export class LeaseVipElection implements VipElection {
       onStartedLeading: () => this.onStartedLeading(),
       onStoppedLeading: () => this.onStoppedLeading(),
       onNewLeader: (id) => this.onNewLeader(id),
+      mayAcquire: (signal) => this.noLiveLegacyHolder(signal),
+      onRenewed: () => this.renewLegacy(),
     });
+  }
+
+  services(): readonly string[] {
+    return this.svcs;
+  }
+
+  setServices(services: readonly string[]): void {
+    if (services.length === 0) return;
+    this.svcs = [...services].sort();
   }
 
   holdsVip(): boolean {
@@ -193,6 +251,8 @@ export class LeaseVipElection implements VipElection {
   start(): void {
     if (this.started || this.stopping) return;
     this.started = true;
+    // Start the clock on old per-service Leases now, so that one nobody renews is expired by our first try.
+    void this.noLiveLegacyHolder(AbortSignal.timeout(this.leaseDurationMs)).catch(() => undefined);
     if (this.preferred || this.heldAtStart) {
       this.elector.start();
       return;
@@ -210,7 +270,7 @@ export class LeaseVipElection implements VipElection {
     this.startTimer = undefined;
     await this.elector.stop(opts);
     // A retained VIP (or a holding one whose stepDown did not run) goes too: we stop acting for this service.
-    if (this.st !== 'standby') this.release('stopped', undefined);
+    if (this.st !== 'standby') this.release('stopped', 'stopped', undefined);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -224,7 +284,8 @@ export class LeaseVipElection implements VipElection {
       this.log.info('renewed the lease again; VIP kept throughout');
       return;
     }
-    const ev: VipHoldEvent = { service: this.service, vip: this.vip, previousHolder: this.lastOther };
+    const cause: TakeoverCause = this.lastOther === undefined ? 'initial' : this.lastObserved === '' ? 'released' : 'expired';
+    const ev: VipHoldEvent = { vip: this.vip, services: this.svcs, previousHolder: this.lastOther, cause };
     this.log.info({ previous: this.lastOther ?? null }, 'holding the VIP');
     for (const cb of this.holdCbs) {
       try {
@@ -239,28 +300,30 @@ export class LeaseVipElection implements VipElection {
     if (this.st === 'standby') return;
     const observed = this.elector.leader();
     if (this.stopping) {
-      this.release('stopped', undefined);
+      this.release('stopped', 'stopped', undefined);
     } else if (observed !== undefined && observed !== '' && observed !== this.node) {
-      this.release(`lease taken by ${observed}`, observed);
+      this.release(`lease taken by ${observed}`, 'lost', observed);
     } else if (this.keepVip) {
       // Could not renew, and nobody else is known to hold the Lease: keep the VIP (module comment).
       this.st = 'retained';
       this.log.warn('cannot renew the lease; keeping the VIP until another holder is observed');
     } else {
-      this.release('renew deadline passed', undefined);
+      this.release('renew deadline passed', 'renew-deadline', undefined);
     }
   }
 
   private onNewLeader(id: string): void {
+    if (id !== this.node) this.lastObserved = id;
     if (id && id !== this.node) this.lastOther = id;
     // A retained VIP goes as soon as we read that someone else won.
-    if (this.st === 'retained' && id && id !== this.node) this.release(`lease taken by ${id}`, id);
+    if (this.st === 'retained' && id && id !== this.node) this.release(`lease taken by ${id}`, 'lost', id);
   }
 
-  private release(cause: string, newHolder: string | undefined): void {
+  private release(cause: string, reason: ReleaseReason, newHolder: string | undefined): void {
     if (this.st === 'standby') return;
     this.st = 'standby';
-    const ev: VipReleaseEvent = { service: this.service, vip: this.vip, cause, newHolder };
+    this.legacyMine.clear();
+    const ev: VipReleaseEvent = { vip: this.vip, services: this.svcs, cause, reason, newHolder };
     this.log.info({ cause }, 'releasing the VIP');
     for (const cb of this.releaseCbs) {
       try {
@@ -269,5 +332,62 @@ export class LeaseVipElection implements VipElection {
         this.log.error({ err: String(e) }, 'onRelease callback threw');
       }
     }
+  }
+
+  /**
+   * Migration guard (module comment): false while an old per-service Lease of one of our services is held
+   * by another node that renewed it within a lease duration of our observation. Also records the old
+   * Leases held by us, to keep renewing them.
+   */
+  private async noLiveLegacyHolder(signal: AbortSignal): Promise<boolean> {
+    const now = (): number => this.clock.now();
+    for (const service of this.svcs) {
+      const name = serviceLeaseName(service);
+      const l = await this.api.get(this.namespace, name, signal);
+      if (!l) {
+        this.legacySeen.delete(name);
+        continue;
+      }
+      const rec = l.record;
+      const key = `${rec.holderIdentity}\u0000${rec.renewTime ?? ''}`;
+      const seen = this.legacySeen.get(name);
+      if (!seen || seen.key !== key) this.legacySeen.set(name, { key, at: now() });
+      if (rec.holderIdentity === this.node) {
+        this.legacyMine.set(name, l);
+        continue;
+      }
+      this.legacyMine.delete(name);
+      // Renewed by the VIP Lease's holder, whose expiry the elector has just judged: an upgraded agent
+      // keeping its old Lease for old standbys (below), not an old agent.
+      if (rec.holderIdentity === this.elector.leader()) continue;
+      const since = this.legacySeen.get(name)!.at;
+      if (rec.holderIdentity !== '' && since + Math.max(rec.leaseDurationSeconds * 1000, this.leaseDurationMs) > now()) {
+        this.log.info({ oldLease: name, holder: rec.holderIdentity }, 'not taking the VIP: an agent of the previous version holds it on its per-service Lease');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** While holding, renew the old per-service Leases we hold, one round at a time, best effort. */
+  private renewLegacy(): void {
+    if (this.legacyMine.size === 0 || this.legacyRenewing || this.stopping) return;
+    this.legacyRenewing = true;
+    const signal = AbortSignal.timeout(this.leaseDurationMs);
+    const renewTime = formatMicroTime(this.clock.wallNow());
+    void (async () => {
+      for (const [name, prev] of [...this.legacyMine]) {
+        try {
+          const next = await this.api.update(this.namespace, name, { ...prev.record, renewTime }, prev, signal);
+          if (this.legacyMine.has(name)) this.legacyMine.set(name, next);
+        } catch (e) {
+          // Taken, deleted or changed by someone else: stop renewing it (the guard reads it again).
+          if (isConflict(e) || isNotFound(e)) this.legacyMine.delete(name);
+          else this.log.debug({ oldLease: name, err: describeError(e) }, 'old per-service Lease not renewed');
+        }
+      }
+    })().finally(() => {
+      this.legacyRenewing = false;
+    });
   }
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { HEALTH_LABELS, type HealthLabel } from './labels.ts';
+import type { FailoverMetrics } from '../failover/director-failover.ts';
 
 /** A realserver as the health gauge names it. */
 export interface BackendRef {
@@ -9,13 +10,16 @@ export interface BackendRef {
   port: number;
 }
 
-export interface AgentMetrics {
+export interface AgentMetrics extends FailoverMetrics {
   readonly reconcileDuration: Histogram;
   readonly reconciles: Counter;
   readonly reconcileErrors: Counter<'reason'>;
   readonly driftRepairs: Counter<'kind'>;
   readonly managedServices: Gauge;
   readonly backendHealthy: Gauge<HealthLabel>;
+  readonly vipHolder: Gauge<'vip' | 'virtual_service'>;
+  readonly vipFailovers: Counter<'vip' | 'cause'>;
+  readonly vipReleases: Counter<'vip' | 'reason'>;
   /**
    * Records one reconcile pass: its duration, and its failure reason if it failed. Keep reasons to a small
    * fixed set (e.g. an errno name), each one is a series.
@@ -58,7 +62,44 @@ export function registerAgentMetrics(registry: Registry): AgentMetrics {
     registers,
   });
 
+  // Director failover (src/agent/failover), with --vip-election. A VIP has few services and failovers are
+  // rare: the series stay few.
+  const vipHolder = new Gauge({
+    name: 'lvs_vip_holder',
+    help: 'Whether this director has the VIP bound for the VirtualService (1: it holds the VIP Lease, or keeps the VIP while the API server is unreachable) or stands by (0).',
+    labelNames: ['vip', 'virtual_service'] as const,
+    registers,
+  });
+  const vipFailovers = new Counter({
+    name: 'lvs_vip_failovers_total',
+    help: 'VIPs this director took over from another director, by cause: expired (the holder stopped renewing its Lease: dead or cut off), released (the holder handed it over).',
+    labelNames: ['vip', 'cause'] as const,
+    registers,
+  });
+  const vipReleases = new Counter({
+    name: 'lvs_vip_releases_total',
+    help: 'VIPs this director gave up, by reason: lost (another director holds the Lease), stopped (no longer planned here, or shutdown), renew-deadline.',
+    labelNames: ['vip', 'reason'] as const,
+    registers,
+  });
+
   return {
+    vipHolder,
+    vipFailovers,
+    vipReleases,
+    setVipHolder(vip, service, holds) {
+      vipHolder.set({ vip, virtual_service: service }, holds ? 1 : 0);
+    },
+    deleteVipHolder(vip, service) {
+      vipHolder.remove({ vip, virtual_service: service });
+    },
+    countTakeover(vip, cause) {
+      // A first acquisition (no previous holder) moves no VIP: not a failover.
+      if (cause !== 'initial') vipFailovers.inc({ vip, cause });
+    },
+    countRelease(vip, reason) {
+      vipReleases.inc({ vip, reason });
+    },
     reconcileDuration,
     reconciles,
     reconcileErrors,

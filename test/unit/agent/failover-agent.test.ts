@@ -3,7 +3,7 @@
 // Both program the same IPVS table; only the Lease holder binds and announces the VIP and runs the sync
 // master; a dead holder is replaced (VIP bound + gratuitous ARP on the new one); a graceful stop hands over.
 import { FakeClock } from '../../../src/kube/clock.ts';
-import { DirectorFailover, SyncDaemons, vipLeaseName } from '../../../src/agent/failover/index.ts';
+import { DirectorFailover, SyncDaemons, directorVipsBound, vipLeaseName } from '../../../src/agent/failover/index.ts';
 import type { SyncDaemonOps } from '../../../src/agent/failover/index.ts';
 import { FakeIpvs } from '../../../src/ipvs/fake.ts';
 import { FakeNetif, FakeArpAnnouncer } from '../../../src/netif/fake.ts';
@@ -65,7 +65,7 @@ function kernel(): Kernel {
 function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock, k: Kernel = kernel()) {
   const { ipvs, netif, sysctl, state, arp, daemons } = k;
   // As main.ts does: VIPs bound before a (re)start.
-  const boundAtStart = new Set(state.load().vips.flatMap((v) => v.owners).filter((o) => o.startsWith('director:')).map((o) => o.slice('director:'.length)));
+  const boundAtStart = directorVipsBound(state.load().vips);
   const api = store.view(name);
   const pending: Promise<unknown>[] = [];
   const ref: { failover?: DirectorFailover } = {};
@@ -81,7 +81,7 @@ function agentNode(name: string, store: FakeLeaseStore, clock: FakeClock, k: Ker
   const failover = (ref.failover = new DirectorFailover({
     api, namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
     syncDaemons: new SyncDaemons({ ops: daemons, interface: async () => 'eth0', log }),
-    heldAtStart: (id) => boundAtStart.delete(id),
+    heldAtStart: (vip) => boundAtStart.delete(vip),
     onChange: () => pending.push(agent.resync()),
   }));
   const settle = async (): Promise<void> => {
@@ -142,13 +142,13 @@ describe('agents with VIP election', () => {
       expect(await a2.vips()).toEqual([VIP]);
     }
     expect(removed).toEqual([]);
-    expect(a2.failover.elections.get('lab/web')?.state()).toBe('holding');
+    expect(a2.failover.elections.ofService('lab/web')?.state()).toBe('holding');
     expect(a.arp.announcements.length).toBe(1);
     expect(await b.vips()).toEqual([]);
 
     // Now a's agent dies for good: its Lease is neither renewed nor released (its kernel state stays, as after a crash).
     a2.api.partitioned = true;
-    await a2.failover.elections.get('lab/web')!.stop({ release: false }).catch(() => undefined);
+    await a2.failover.elections.ofService('lab/web')!.stop({ release: false }).catch(() => undefined);
     const fault = clock.now();
     let took = -1;
     for (let t = 0; t < 4_000 && took < 0; t += 50) {
@@ -167,6 +167,6 @@ describe('agents with VIP election', () => {
     await b.settle();
     expect(await b.vips()).toEqual([]);
     expect(b.daemons.roles()).toEqual([]);
-    expect(store.read('lvs-system', vipLeaseName('lab/web'))?.record.holderIdentity).toBe('');
+    expect(store.read('lvs-system', vipLeaseName(VIP))?.record.holderIdentity).toBe('');
   });
 });

@@ -87,7 +87,7 @@ describe('director reconciler with the VIP election', () => {
     await clock.advance(3_000);
     await a.settle();
     await b.settle();
-    expect(a.elections.get('lab/web')?.state()).toBe('retained');
+    expect(a.elections.ofService('lab/web')?.state()).toBe('retained');
     expect(await a.vips()).toEqual(['192.168.56.40']);
     expect(await b.vips()).toEqual(['192.168.56.40']);
     expect(b.arp.announcements.map((x) => x.vip)).toEqual(['192.168.56.40']);

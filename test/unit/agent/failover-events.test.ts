@@ -1,11 +1,14 @@
 // Failover Events (src/agent/failover/events.ts) through the real EventRecorder: one Event on the
-// VirtualService per takeover and per release, each with its cause.
+// VirtualService per takeover and per release, each with its cause; with two VirtualServices on one VIP, an
+// Event on each. And the failover metrics in the agent's real registry (lvs_vip_holder, lvs_vip_failovers_total,
+// lvs_vip_releases_total).
 import { FakeClock } from '../../../src/kube/clock.ts';
 import { EventRecorder } from '../../../src/kube/events.ts';
 import type { EventBody, EventSink } from '../../../src/kube/events.ts';
 import { DirectorFailover, recordFailoverEvent } from '../../../src/agent/failover/index.ts';
 import type { PlannedService } from '../../../src/model/plan.ts';
 import { createLogger } from '../../../src/util/log.ts';
+import { createLvsMetrics } from '../../../src/agent/metrics/registry.ts';
 import { FakeLeaseStore } from '../kube/fake-lease-api.ts';
 
 const log = createLogger('test', 'silent');
@@ -45,11 +48,53 @@ describe('failover Events', () => {
     const seen = written.map((e) => `${e.reportingInstance} ${e.type} ${e.reason} ${e.regarding.kind} ${e.regarding.namespace}/${e.regarding.name}: ${e.note}`);
     expect(seen).toEqual([
       'director-a Normal VIPTakenOver VirtualService shop/web: director director-a holds VIP 192.0.2.7 (won its Lease with no previous holder)',
-      'director-b Normal VIPTakenOver VirtualService shop/web: director director-b holds VIP 192.0.2.7 (won its Lease from director-a)',
+      'director-b Normal VIPTakenOver VirtualService shop/web: director director-b holds VIP 192.0.2.7 (won its Lease from director-a, which stopped renewing it)',
       'director-a Normal VIPReleased VirtualService shop/web: director director-a released VIP 192.0.2.7: lease taken by director-b',
     ]);
     expect(written.every((e) => e.namespace === 'shop' && e.action === 'Failover' && e.regarding.apiVersion === 'lvs.operator.dev/v1alpha1')).toBe(true);
     await a.f.stop({ release: false });
     await b.f.stop({ release: false });
+  });
+
+  it('two VirtualServices on one VIP: an Event on each; the holder gauge per service and the failover counters per VIP', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const written: EventBody[] = [];
+    const sink: EventSink = { create: async (e) => void written.push(e), updateSeries: async () => undefined };
+    const node = (name: string) => {
+      const events = new EventRecorder({ sink, reportingController: 'lvs.operator.dev/agent', reportingInstance: name, clock, logger: log });
+      const metrics = createLvsMetrics({ readSnapshot: async () => [], defaultMetrics: false, log });
+      const f = new DirectorFailover({
+        api: store.view(name), namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
+        metrics, onChange: (ev) => recordFailoverEvent(events, name, ev),
+      });
+      return { f, events, metrics };
+    };
+    const both = (holdVip: boolean): PlannedService[] => [svc(holdVip), { ...svc(holdVip), id: 'shop/web-tls', port: 8443 }];
+    const a = node('director-a');
+    const b = node('director-b');
+    await a.f.setPlan(both(true));
+    await b.f.setPlan(both(false));
+    await clock.advance(4_000);
+    await a.f.stop({ release: false }); // a's agent dies
+    await clock.advance(3_000);
+    await a.events.flush();
+    await b.events.flush();
+    expect(written.filter((e) => e.reportingInstance === 'director-b').map((e) => `${e.reason} ${e.regarding.name}`).sort()).toEqual(['VIPTakenOver web', 'VIPTakenOver web-tls']);
+    const text = async (m: ReturnType<typeof createLvsMetrics>): Promise<string[]> => (await m.registry.metrics()).split('\n').filter((l) => l.startsWith('lvs_vip_'));
+    expect(await text(b.metrics)).toEqual([
+      'lvs_vip_holder{vip="192.0.2.7",virtual_service="shop/web"} 1',
+      'lvs_vip_holder{vip="192.0.2.7",virtual_service="shop/web-tls"} 1',
+      'lvs_vip_failovers_total{vip="192.0.2.7",cause="expired"} 1',
+    ]);
+    // a: took the VIP first (no failover: not counted), released it when its agent stopped; no services left.
+    expect(await text(a.metrics)).toEqual(['lvs_vip_releases_total{vip="192.0.2.7",reason="stopped"} 1']);
+    // The services leave b: the gauge series go, the release is counted.
+    await b.f.setPlan([]);
+    expect(await text(b.metrics)).toEqual([
+      'lvs_vip_failovers_total{vip="192.0.2.7",cause="expired"} 1',
+      'lvs_vip_releases_total{vip="192.0.2.7",reason="stopped"} 1',
+    ]);
+    await b.f.stop();
   });
 });

@@ -76,7 +76,7 @@ describe('DirectorFailover', () => {
       const f = new DirectorFailover({
         api, namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
         syncDaemons: new SyncDaemons({ ops, interface: async () => 'eth0', log }),
-        onChange: (ev: FailoverEvent) => events.push(`${ev.type} ${ev.service}`),
+        onChange: (ev: FailoverEvent) => events.push(`${ev.type} ${ev.services.join(',')}`),
       });
       return { f, ops, events, api };
     };
@@ -110,6 +110,6 @@ describe('DirectorFailover', () => {
     await b.f.settled();
     expect(b.events).toEqual(['hold lab/web', 'release lab/web']);
     expect(b.ops.roles()).toEqual([]);
-    expect(store.read('lvs-system', vipLeaseName('lab/web'))?.record.holderIdentity).toBe('');
+    expect(store.read('lvs-system', vipLeaseName('192.0.2.1'))?.record.holderIdentity).toBe('');
   });
 });

@@ -2,7 +2,8 @@
 // API server's optimistic concurrency: preference, takeover timing, the holder-keeps-the-VIP split-brain
 // choice, no flapping, and the per-node set of elections.
 import { FakeClock } from '../../../src/kube/clock.ts';
-import { LeaseVipElection, VipElections, electionTiming, vipLeaseName } from '../../../src/agent/failover/index.ts';
+import { LeaderElector } from '../../../src/kube/leader.ts';
+import { LeaseVipElection, VipElections, electionTiming, serviceLeaseName, vipLeaseName } from '../../../src/agent/failover/index.ts';
 import type { LeaseVipElectionOptions, VipState } from '../../../src/agent/failover/index.ts';
 import { createLogger } from '../../../src/util/log.ts';
 import { FakeLeaseStore } from '../kube/fake-lease-api.ts';
@@ -29,7 +30,7 @@ function setup() {
   const nodes: Node[] = [];
   const node = (name: string, preferred: boolean, o: Partial<LeaseVipElectionOptions> = {}): Node => {
     const api = store.view(name);
-    const el = new LeaseVipElection({ api, namespace: NS, service: SVC, vip: VIP, node: name, preferred, settings, clock, random: () => 0, logger, ...o });
+    const el = new LeaseVipElection({ api, namespace: NS, services: [SVC], vip: VIP, node: name, preferred, settings, clock, random: () => 0, logger, ...o });
     const n: Node = { name, el, api, events: [], heldAt: [] };
     el.onHold((ev) => {
       n.events.push(`${clock.now() - t0} hold prev=${ev.previousHolder ?? '-'}`);
@@ -48,25 +49,36 @@ function setup() {
       onStep?.();
     }
   };
-  const lease = () => store.read(NS, vipLeaseName(SVC));
+  const lease = () => store.read(NS, vipLeaseName(VIP));
   return { clock, store, node, run, lease, t0, nodes };
 }
 
 const states = (...ns: Node[]): VipState[] => ns.map((n) => n.el.state());
 
 describe('vipLeaseName', () => {
-  it('is DNS-1123, at most 63 characters, readable and unique per service id', () => {
-    const a = vipLeaseName('web/frontend');
-    expect(a).toMatch(/^lvs-vip-web-frontend-[0-9a-f]{10}$/);
-    expect(vipLeaseName('web/frontend')).toBe(a);
+  it('is DNS-1123, at most 63 characters, readable and unique per VIP, whatever its spelling', () => {
+    expect(vipLeaseName('192.0.2.10')).toMatch(/^lvs-vip-192-0-2-10-[0-9a-f]{10}$/);
+    expect(vipLeaseName('2001:db8::1')).toMatch(/^lvs-vip-2001-db8-1-[0-9a-f]{10}$/);
+    // One VIP, one Lease: the canonical address is what counts.
+    expect(vipLeaseName('2001:DB8:0::1')).toBe(vipLeaseName('2001:db8::1'));
     // Squeezing maps these to the same text; the hash keeps them apart.
-    expect(vipLeaseName('web-a/b')).not.toBe(vipLeaseName('web/a-b'));
-    const long = vipLeaseName(`${'n'.repeat(63)}/${'x.y'.repeat(80)}`);
-    expect(long.length).toBeLessThanOrEqual(63);
-    for (const id of ['a/b', 'Ns/Name.With.Dots', `${'n'.repeat(63)}/${'x'.repeat(253)}`, '-/-']) {
-      expect(vipLeaseName(id)).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-      expect(vipLeaseName(id).length).toBeLessThanOrEqual(63);
+    expect(vipLeaseName('2001:db8::1:0')).not.toBe(vipLeaseName('2001:db8:1::'));
+    for (const vip of ['10.0.0.1', '255.255.255.255', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '::1', '2001:db8::ffff:192.0.2.1']) {
+      expect(vipLeaseName(vip)).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      expect(vipLeaseName(vip).length).toBeLessThanOrEqual(63);
     }
+    expect(() => vipLeaseName('web/frontend')).toThrow(/not an IP address/);
+  });
+
+  it('the per-service Lease name of earlier agents is kept, and never collides with a VIP Lease', () => {
+    const a = serviceLeaseName('web/frontend');
+    expect(a).toMatch(/^lvs-vip-web-frontend-[0-9a-f]{10}$/);
+    expect(serviceLeaseName('web-a/b')).not.toBe(serviceLeaseName('web/a-b'));
+    const long = serviceLeaseName(`${'n'.repeat(63)}/${'x.y'.repeat(80)}`);
+    expect(long.length).toBeLessThanOrEqual(63);
+    for (const id of ['a/b', 'Ns/Name.With.Dots', '-/-']) expect(serviceLeaseName(id)).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    // A service named like an address still gets another Lease than the address.
+    expect(serviceLeaseName('192/0.2.10')).not.toBe(vipLeaseName('192.0.2.10'));
   });
 });
 
@@ -81,7 +93,7 @@ describe('electionTiming', () => {
 
 describe('LeaseVipElection', () => {
   it('the preferred director acquires at once; a standby starts a lease duration later and never binds while it renews', async () => {
-    const { node, run, lease } = setup();
+    const { node, run, lease, store } = setup();
     // The standby starts first: the preference still wins on a cold start.
     const b = node('director-b', false);
     const a = node('director-a', true);
@@ -90,7 +102,9 @@ describe('LeaseVipElection', () => {
     await run(50);
     expect(states(a, b)).toEqual(['holding', 'standby']);
     expect(a.events).toEqual(['0 hold prev=-']);
-    expect(b.api.calls).toBe(0); // still waiting out the preference delay
+    // Still waiting out the preference delay: b only read (the old per-service Lease, see Migration).
+    expect(store.writes.filter((w) => w.by === 'director-b')).toEqual([]);
+    expect(b.api.calls).toBe(1);
     await run(10_000);
     expect(states(a, b)).toEqual(['holding', 'standby']);
     expect(b.events).toEqual([]);
@@ -202,31 +216,214 @@ describe('LeaseVipElection', () => {
     expect(b.el.state()).toBe('holding');
   });
 
-  it('an apiserver outage for everyone: the holder keeps the VIP throughout; no standby binds without winning', async () => {
-    const { node, run, clock, t0 } = setup();
+  it.each([
+    ['together', 0],
+    ['the standby first, the holder 300 ms later', 300],
+    ['the standby first, the holder 1.2 s later', 1_200],
+  ])('an apiserver outage for everyone, reconnecting %s: the holder keeps the VIP throughout and renews at once; the standby never takes over', async (_what, holderLagMs) => {
+    for (const phase of [0, 50, 150, 250, 350, 450]) {
+      const { node, run, clock, t0, lease, store } = setup();
+      const a = node('director-a', true);
+      const b = node('director-b', false);
+      a.el.start();
+      b.el.start();
+      await run(5_000 + phase);
+      a.api.partitioned = true;
+      b.api.partitioned = true;
+      await run(10_000, () => {
+        expect(a.el.holdsVip()).toBe(true);
+        expect(b.el.holdsVip()).toBe(false);
+      });
+      expect(a.el.state()).toBe('retained');
+      b.api.partitioned = false;
+      await run(holderLagMs);
+      const heal = clock.now() - t0;
+      a.api.partitioned = false;
+      let renewedAfter = -1;
+      await run(10_000, () => {
+        expect(b.el.holdsVip()).toBe(false);
+        if (renewedAfter < 0 && a.el.state() === 'holding') renewedAfter = clock.now() - t0 - heal;
+      });
+      // The retained holder renews at its first try after the outage (one jittered retry at most).
+      expect(renewedAfter).toBeGreaterThanOrEqual(0);
+      expect(renewedAfter).toBeLessThanOrEqual(600 + 50);
+      expect(a.events).toEqual(['0 hold prev=-']);
+      expect(b.events).toEqual([]);
+      expect(lease()?.record).toMatchObject({ holderIdentity: 'director-a', leaseTransitions: 0 });
+      expect(store.writes.filter((w) => w.by === 'director-b')).toEqual([]);
+      await a.el.stop();
+      await b.el.stop();
+    }
+  });
+
+  it('a standby still cut off when the holder is back does not take over; once reconnected, it follows the holder', async () => {
+    const { node, run, lease } = setup();
     const a = node('director-a', true);
     const b = node('director-b', false);
     a.el.start();
     b.el.start();
     await run(5_000);
-    a.api.partitioned = true;
     b.api.partitioned = true;
-    await run(10_000, () => {
+    await run(5_000);
+    b.api.partitioned = false;
+    await run(5_000, () => expect(b.el.holdsVip()).toBe(false));
+    expect(b.el.holder()).toBe('director-a');
+    expect(lease()?.record.leaseTransitions).toBe(0);
+  });
+});
+
+describe('one Lease per VIP', () => {
+  const WEB = 'web/http';
+  const TLS = 'web/https';
+  const DNS = 'web/dns-udp';
+
+  it('VirtualServices on the same VIP share one election and one holder; each gets the Events', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const holds: string[] = [];
+    const mk = (node: string) =>
+      new VipElections({
+        api: store.view(node), namespace: NS, node, settings, clock, random: () => 0, logger,
+        onHold: (ev) => holds.push(`${node} ${ev.vip} ${ev.services.join(',')}`),
+      });
+    const a = mk('director-a');
+    const b = mk('director-b');
+    // The planner ranks directors by VIP, so the services of a VIP have the same preferred director; a
+    // preference on one of them is enough.
+    const plan = (preferred: boolean) => [
+      { id: WEB, vip: VIP, holdVip: preferred },
+      { id: TLS, vip: VIP, holdVip: false },
+      { id: 'web/other', vip: '192.0.2.99', holdVip: !preferred },
+    ];
+    await a.sync(plan(true));
+    await b.sync(plan(false));
+    await clock.advance(5_000);
+    expect(a.elections().map((e) => e.vip).sort()).toEqual(['192.0.2.10', '192.0.2.99']);
+    expect([a.holdsVip(WEB), a.holdsVip(TLS), b.holdsVip(WEB), b.holdsVip(TLS)]).toEqual([true, true, false, false]);
+    expect([b.activeDirector(WEB), b.activeDirector(TLS)]).toEqual(['director-a', 'director-a']);
+    expect(store.read(NS, vipLeaseName(VIP))?.record.holderIdentity).toBe('director-a');
+    expect(store.read(NS, serviceLeaseName(WEB))).toBeUndefined();
+    expect(holds.sort()).toEqual([`director-a ${VIP} ${WEB},${TLS}`, 'director-b 192.0.2.99 web/other']);
+
+    // A third service joins the VIP: same election, same holder; it is named in later Events.
+    await a.sync([...plan(true), { id: DNS, vip: VIP, holdVip: true }]);
+    await b.sync([...plan(false), { id: DNS, vip: VIP, holdVip: false }]);
+    expect(a.holdsVip(DNS)).toBe(true);
+    expect(a.get(VIP)?.services()).toEqual([DNS, WEB, TLS]);
+    // a's agent dies: b takes the VIP for all three at once.
+    await a.stop({ release: false });
+    await clock.advance(3_000);
+    expect([b.holdsVip(WEB), b.holdsVip(TLS), b.holdsVip(DNS)]).toEqual([true, true, true]);
+    expect(holds.at(-1)).toBe(`director-b ${VIP} ${DNS},${WEB},${TLS}`);
+    // One service leaves the VIP: the election stays (no release); the last one leaving releases it.
+    const released: string[] = [];
+    b.get(VIP)!.onRelease((ev) => released.push(ev.services.join(',')));
+    await b.sync([{ id: WEB, vip: VIP, holdVip: false }]);
+    expect(b.holdsVip(WEB)).toBe(true);
+    expect(b.holdsVip(TLS)).toBe(false);
+    expect(released).toEqual([]);
+    await b.sync([]);
+    expect(released).toEqual([WEB]);
+    expect(store.read(NS, vipLeaseName(VIP))?.record.holderIdentity).toBe('');
+  });
+
+  it('an IPv6 VIP spelled two ways is one VIP', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const a = new VipElections({ api: store.view('director-a'), namespace: NS, node: 'director-a', settings, clock, random: () => 0, logger });
+    await a.sync([{ id: WEB, vip: '2001:db8::a', holdVip: true }, { id: TLS, vip: '2001:DB8:0::A', holdVip: true }]);
+    await clock.advance(100);
+    expect(a.elections()).toHaveLength(1);
+    expect([a.holdsVip(WEB), a.holdsVip(TLS)]).toEqual([true, true]);
+    await a.stop();
+  });
+});
+
+describe('migration from per-VirtualService Leases (rolling upgrade)', () => {
+  /** An agent of the previous version: a LeaderElector on the service's Lease; it binds the VIP while it leads. */
+  function oldAgent(store: FakeLeaseStore, clock: FakeClock, node: string, service: string) {
+    const api = store.view(node);
+    let leading = false;
+    const el = new LeaderElector({
+      api, namespace: NS, name: serviceLeaseName(service), identity: node, ...electionTiming(settings), clock, random: () => 0, logger,
+      onStartedLeading: () => {
+        leading = true;
+      },
+      onStoppedLeading: () => {
+        leading = false;
+      },
+    });
+    return { el, api, holdsVip: () => leading };
+  }
+
+  it('standby upgraded first: it does not take the VIP from an old holder; the upgraded holder keeps its VIP and takes the new Lease', async () => {
+    const { node, run, lease, store, clock } = setup();
+    const oldA = oldAgent(store, clock, 'director-a', SVC);
+    oldA.el.start();
+    await run(3_000);
+    expect(oldA.holdsVip()).toBe(true);
+    // b runs the new version and is even the preferred director: it must not bind while a renews its old Lease.
+    const b = node('director-b', true);
+    b.el.start();
+    await run(10_000, () => expect(b.el.holdsVip()).toBe(false));
+    expect(lease()).toBeUndefined();
+    // a is upgraded (crash-free restart): its state file says the VIP is bound.
+    await oldA.el.stop({ release: false });
+    const a = node('director-a', false, { heldAtStart: true });
+    a.el.start();
+    await run(5_000, () => {
       expect(a.el.holdsVip()).toBe(true);
       expect(b.el.holdsVip()).toBe(false);
     });
-    expect(a.el.state()).toBe('retained');
-    const heal = clock.now() - t0;
-    a.api.partitioned = false;
-    b.api.partitioned = false;
-    // After the outage exactly one binds the VIP within a retry, and it stays there.
-    let bothAt = -1;
+    expect(states(a, b)).toEqual(['holding', 'standby']);
+    expect(lease()?.record.holderIdentity).toBe('director-a');
+    expect(a.events).toEqual([]); // the VIP never moved: no hold
+  });
+
+  it('holder upgraded first: it keeps renewing its old Lease, so an old standby never takes the VIP', async () => {
+    const { node, run, store, clock, t0 } = setup();
+    const oldA = oldAgent(store, clock, 'director-a', SVC);
+    const oldB = oldAgent(store, clock, 'director-b', SVC);
+    oldA.el.start();
+    await run(1_000);
+    oldB.el.start();
+    await run(3_000);
+    await oldA.el.stop({ release: false });
+    const a = node('director-a', true, { heldAtStart: true });
+    a.el.start();
     await run(10_000, () => {
-      if (a.el.holdsVip() && b.el.holdsVip() && bothAt < 0) bothAt = clock.now() - t0 - heal;
+      expect(a.el.holdsVip()).toBe(true);
+      expect(oldB.holdsVip()).toBe(false);
     });
-    const holders = [a, b].filter((n) => n.el.holdsVip());
-    expect(holders.length).toBe(1);
-    process.stderr.write(`after an apiserver outage: VIP with ${holders[0]!.name}; a: ${a.events.join(', ')}; b: ${b.events.join(', ') || '-'}; both bound from +${bothAt} ms\n`);
+    expect(store.read(NS, serviceLeaseName(SVC))?.record.holderIdentity).toBe('director-a');
+    // b is upgraded too: it stands by on the VIP Lease.
+    await oldB.el.stop({ release: false });
+    const b = node('director-b', false);
+    b.el.start();
+    await run(5_000);
+    expect(states(a, b)).toEqual(['holding', 'standby']);
+    // The old Lease is renewed only while a holds the VIP: after a's death, b takes over (the stale old
+    // Lease, b's own observation of it started at b's start, does not delay it beyond the lease duration).
+    await a.el.stop({ release: false });
+    const fault = clock.now() - t0;
+    await run(3_000);
+    expect(b.el.state()).toBe('holding');
+    expect(b.heldAt[0]! - fault).toBeLessThanOrEqual(2_000 + 600 + 100);
+  });
+
+  it('an old per-service Lease nobody renews does not block a takeover', async () => {
+    const { node, run, store, clock } = setup();
+    const oldA = oldAgent(store, clock, 'director-a', SVC);
+    oldA.el.start();
+    await run(1_000);
+    await oldA.el.stop({ release: false }); // left behind, held by a, never renewed again
+    await run(5_000);
+    const b = node('director-b', true);
+    b.el.start();
+    await run(2_100);
+    // b's first look at the old Lease starts its clock: it is expired a lease duration later.
+    expect(b.el.state()).toBe('holding');
+    expect(b.heldAt[0]).toBeLessThanOrEqual(6_000 + 2_000 + 100);
   });
 });
 
@@ -284,8 +481,8 @@ describe('VipElections', () => {
     const mk = (node: string) =>
       new VipElections({
         api: store.view(node), namespace: NS, node, settings, clock, random: () => 0, logger,
-        onHold: (ev) => holds.push(`${node} ${ev.service}`),
-        onRelease: (ev) => releases.push(`${node} ${ev.service} ${ev.cause}`),
+        onHold: (ev) => holds.push(`${node} ${ev.services.join(',')}`),
+        onRelease: (ev) => releases.push(`${node} ${ev.services.join(',')} ${ev.cause}`),
       });
     const a = mk('director-a');
     const b = mk('director-b');

@@ -264,6 +264,74 @@ describe('LeaderElector', () => {
     for (const c of b) await c.el.stop({ release: false });
   });
 
+  describe('standby timing (agents: lease 2 s, renew deadline 1.5 s, retry 500 ms, jitter 1.2 × 0.5 = 800 ms between tries)', () => {
+    const timing = { leaseDurationSeconds: 2, renewDeadlineMs: 1_500, retryPeriodMs: 500 };
+    /** a leads from t=0 and renews every 500 ms; b starts at t=250 and tries every 800 ms: 250, 1050, 1850, 2650, … */
+    async function pair() {
+      const clock = new FakeClock(0);
+      const store = new FakeLeaseStore();
+      const a = candidate(store, clock, 'a', { ...timing });
+      const b = candidate(store, clock, 'b', { ...timing, random: () => 0.5 });
+      let bLeadsAt = -1;
+      const bStarted: number[] = [];
+      b.el = new LeaderElector({
+        api: b.api, namespace: NS, name: NAME, identity: 'b', clock, logger, random: () => 0.5, ...timing,
+        onStartedLeading: () => {
+          bLeadsAt = clock.now();
+          bStarted.push(b.api.calls);
+        },
+      });
+      a.el.start();
+      await clock.advance(250);
+      b.el.start();
+      return { clock, store, a, b, leadsAt: () => bLeadsAt, callsWhenLed: () => bStarted[0] };
+    }
+
+    it('takes over at the moment the observed lease expires on its own clock, with one request', async () => {
+      const { clock, a, b, leadsAt, callsWhenLed } = await pair();
+      await clock.advance(1_900 - 250);
+      await a.el.stop({ release: false }); // killed at 1900: its last renew was at 1500
+      // b read that renew at 1850, so the lease expires for b at 1850 + 2000 = 3850 (its retry ticks are
+      // 2650 and 3450, then 4250: the old loop took over only at 4250).
+      await clock.advance(3_849 - 1_900);
+      expect(b.el.isLeader()).toBe(false);
+      const calls = b.api.calls;
+      await clock.advance(1);
+      expect(leadsAt()).toBe(3_850);
+      // The takeover wrote with the resourceVersion read at 1850: one request, no read first.
+      expect(callsWhenLed()).toBe(calls + 1);
+      expect(b.el.expiresInMs()).toBeUndefined();
+      await b.el.stop({ release: false });
+    });
+
+    it('a holder that renews is never taken over, even when a try lands exactly at the expected expiry', async () => {
+      const { clock, a, b, leadsAt } = await pair();
+      await clock.advance(20_000);
+      expect(a.el.isLeader()).toBe(true);
+      expect(leadsAt()).toBe(-1);
+      expect(b.el.stats().conflicts).toBe(0);
+      await a.el.stop({ release: false });
+      await b.el.stop({ release: false });
+    });
+
+    it('after its own requests failed, a standby counts a full lease duration from its first good read again', async () => {
+      const { clock, a, b, leadsAt } = await pair();
+      await clock.advance(1_900 - 250);
+      await a.el.stop({ release: false }); // the holder is gone: last renew 1500, seen by b at 1850
+      b.api.partitioned = true; // b's tries at 2650 … 4250 fail: it cannot tell whether a renewed meanwhile
+      await clock.advance(4_300 - 1_900);
+      expect(b.el.expiresInMs()).toBeUndefined();
+      b.api.partitioned = false;
+      // First good read at 5050 (the unchanged lease from 1500): the lease expires for b at 7050, not at once.
+      await clock.advance(7_049 - 4_300);
+      expect(leadsAt()).toBe(-1);
+      expect(b.el.expiresInMs()).toBe(1);
+      await clock.advance(1);
+      expect(leadsAt()).toBe(7_050);
+      await b.el.stop({ release: false });
+    });
+  });
+
   it('rejects inconsistent timing', () => {
     const api = new FakeLeaseStore().view('x');
     const base = { api, namespace: NS, name: NAME, identity: 'x' };
