@@ -60,7 +60,8 @@ const allowed: Record<Who, Access[]> = {
     ['watch', 'nodeplans.lvs.operator.dev', ''],
     ['patch', 'nodeplans.lvs.operator.dev/status', ''],
     ['update', 'nodeplans.lvs.operator.dev/status', ''],
-    // VIP election (src/agent/failover): read, create and renew one Lease per VirtualService.
+    // VIP election (src/agent/failover): read, create and renew one Lease per VIP (and read the per-service
+    // Leases of agents before 0.2 during an upgrade).
     ['get', 'leases.coordination.k8s.io', NS],
     ['create', 'leases.coordination.k8s.io', NS],
     ['update', 'leases.coordination.k8s.io', NS],
