@@ -5,20 +5,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { validateObject, type KubeObject } from '../api/validate.ts';
+import { addManifests, emptyManifests, type ManifestProblem } from '../api/manifests.ts';
 import type { VirtualService } from '../api/v1alpha1/virtualservice.ts';
 import type { RealServer } from '../api/v1alpha1/realserver.ts';
 import { plan, type NodeInfo, type Plan, DEFAULT_DIRECTOR_SELECTOR } from '../model/planner.ts';
 import type { NodePlan } from '../model/plan.ts';
 import { emptyPlan } from '../model/plan.ts';
 
-export interface ConfigProblem {
-  file: string;
-  /** 1-based index of the YAML document in the file. */
-  document: number;
-  message: string;
-}
+export type ConfigProblem = ManifestProblem;
 
 export interface LoadedConfig {
   virtualServices: VirtualService[];
@@ -27,45 +21,24 @@ export interface LoadedConfig {
   problems: ConfigProblem[];
 }
 
-interface NodeManifest {
-  metadata?: { name?: string; labels?: Record<string, string> };
-  status?: { addresses?: Array<{ type: string; address: string }> };
+/** What the standalone agent says of a document it does not serve (undefined: skipped silently). */
+function otherKind(obj: { kind?: unknown; apiVersion?: unknown }): string | undefined {
+  if (obj.kind === 'Namespace' || obj.kind === 'NodePlan') return undefined;
+  if (obj.kind === 'VIPPool') return 'VIPPool ignored: the standalone agent has no VIP pools, it serves every spec.vip of its configuration';
+  return `${typeof obj.kind === 'string' ? `kind ${obj.kind}` : 'an object without kind'}${typeof obj.apiVersion === 'string' ? ` (${obj.apiVersion})` : ''} ignored: lvs-agent --config reads VirtualService, RealServer and Node`;
 }
 
+/** Reads every *.yaml / *.yml of `dir` (sorted); bad documents are in `problems`, the rest is served. */
 export function loadConfigDir(dir: string): LoadedConfig {
-  const out: LoadedConfig = { virtualServices: [], realServers: [], nodes: [], problems: [] };
+  const out = emptyManifests();
   let files: string[];
   try {
     files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
   } catch (e) {
     throw new Error(`cannot read config directory ${dir}: ${(e as Error).message}`);
   }
-  for (const file of files) {
-    const text = fs.readFileSync(path.join(dir, file), 'utf8');
-    parseAllDocuments(text).forEach((doc, i) => {
-      const problem = (message: string): void => void out.problems.push({ file, document: i + 1, message });
-      if (doc.errors.length > 0) return problem(`YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
-      const obj = doc.toJS() as KubeObject | null;
-      if (obj === null) return;
-      if (typeof obj !== 'object' || Array.isArray(obj)) return problem('not a Kubernetes object');
-      if (obj.kind === 'Node' && obj.apiVersion === 'v1') {
-        const n = obj as NodeManifest;
-        if (!n.metadata?.name) return problem('Node without metadata.name');
-        out.nodes.push({ name: n.metadata.name, labels: n.metadata.labels ?? {}, addresses: n.status?.addresses ?? [] });
-        return;
-      }
-      if (obj.kind === 'Namespace') return;
-      try {
-        const valid = validateObject<VirtualService | RealServer>(obj);
-        valid.metadata.namespace ??= 'default';
-        if (valid.kind === 'VirtualService') out.virtualServices.push(valid as VirtualService);
-        else out.realServers.push(valid as RealServer);
-      } catch (e) {
-        problem((e as Error).message);
-      }
-    });
-  }
-  return out;
+  for (const file of files) addManifests(out, file, fs.readFileSync(path.join(dir, file), 'utf8'), { other: otherKind });
+  return { virtualServices: out.virtualServices, realServers: out.realServers, nodes: out.nodes, problems: out.problems };
 }
 
 export interface StandaloneOptions {

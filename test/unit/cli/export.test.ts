@@ -118,7 +118,7 @@ describe('export --source objects: VIP admission as the controller decided it (s
     status: { ...extra, conditions: [{ type: 'Accepted', status, reason, message, observedGeneration, lastTransitionTime: '2026-01-01T00:00:00Z' }] },
   });
   const dirs = [node('d1', '10.9.0.1', { 'lvs.operator.dev/director': 'true', edge: 'a' }), node('d2', '10.9.0.2', { 'lvs.operator.dev/director': 'true', edge: 'b' })];
-  const pool: VIPPool = { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: 'edge-a' }, spec: { addresses: ['10.0.0.0/24'], directors: { nodeSelector: { edge: 'a' } } } };
+  const pool: VIPPool = { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name: 'edge-a' }, spec: { addresses: ['10.0.0.0/24'], namespaceSelector: {}, autoAssign: false, directors: { nodeSelector: { edge: 'a' } } } };
   const servers = [rs('w1', 'ok', { address: '10.0.1.10' }), rs('w2', 'refused', { address: '10.0.1.11' }), rs('w3', 'pending', { address: '10.0.1.12' }), rs('w4', 'alloc', { address: '10.0.1.13' })];
 
   it('exports admitted services (allocated VIPs from status.vip, the pool narrowing the directors) and leaves out refused and undecided ones', () => {
