@@ -18,21 +18,28 @@ const svc = (holdVip: boolean): PlannedService => ({
   healthCheck: { type: 'TCP', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 60, destinations: [],
 });
 
+/** Directors sharing a fake Lease store, each with its Event recorder and its agent metrics registry. */
+function cluster() {
+  const clock = new FakeClock();
+  const store = new FakeLeaseStore();
+  const written: EventBody[] = [];
+  const sink: EventSink = { create: async (e) => void written.push(e), updateSeries: async () => undefined };
+  const node = (name: string) => {
+    const events = new EventRecorder({ sink, reportingController: 'lvs.operator.dev/agent', reportingInstance: name, clock, logger: log });
+    const metrics = createLvsMetrics({ readSnapshot: async () => [], defaultMetrics: false, log });
+    const api = store.view(name);
+    const f = new DirectorFailover({
+      api, namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
+      metrics, onChange: (ev) => recordFailoverEvent(events, name, ev),
+    });
+    return { f, api, events, metrics };
+  };
+  return { clock, written, node };
+}
+
 describe('failover Events', () => {
   it('records the takeover (with the previous holder) and the release (with its cause) on the VirtualService', async () => {
-    const clock = new FakeClock();
-    const store = new FakeLeaseStore();
-    const written: EventBody[] = [];
-    const sink: EventSink = { create: async (e) => void written.push(e), updateSeries: async () => undefined };
-    const node = (name: string) => {
-      const events = new EventRecorder({ sink, reportingController: 'lvs.operator.dev/agent', reportingInstance: name, clock, logger: log });
-      const api = store.view(name);
-      const f = new DirectorFailover({
-        api, namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
-        onChange: (ev) => recordFailoverEvent(events, name, ev),
-      });
-      return { f, api, events };
-    };
+    const { clock, written, node } = cluster();
     const a = node('director-a');
     const b = node('director-b');
     await a.f.setPlan([svc(true)]);
@@ -57,19 +64,7 @@ describe('failover Events', () => {
   });
 
   it('two VirtualServices on one VIP: an Event on each; the holder gauge per service and the failover counters per VIP', async () => {
-    const clock = new FakeClock();
-    const store = new FakeLeaseStore();
-    const written: EventBody[] = [];
-    const sink: EventSink = { create: async (e) => void written.push(e), updateSeries: async () => undefined };
-    const node = (name: string) => {
-      const events = new EventRecorder({ sink, reportingController: 'lvs.operator.dev/agent', reportingInstance: name, clock, logger: log });
-      const metrics = createLvsMetrics({ readSnapshot: async () => [], defaultMetrics: false, log });
-      const f = new DirectorFailover({
-        api: store.view(name), namespace: 'lvs-system', node: name, settings: { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 }, clock, random: () => 0, log,
-        metrics, onChange: (ev) => recordFailoverEvent(events, name, ev),
-      });
-      return { f, events, metrics };
-    };
+    const { clock, written, node } = cluster();
     const both = (holdVip: boolean): PlannedService[] => [svc(holdVip), { ...svc(holdVip), id: 'shop/web-tls', port: 8443 }];
     const a = node('director-a');
     const b = node('director-b');
