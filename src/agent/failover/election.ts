@@ -167,6 +167,11 @@ export class LeaseVipElection implements VipElection {
   /** Old per-service Leases that name us as holder: renewed with ours while we hold (see Migration). */
   private readonly legacyMine = new Map<string, LeaseObject>();
   private legacyRenewing = false;
+  /**
+   * No old per-service Lease of our services existed at the last check: the upgrade is over for this VIP
+   * (old agents create theirs as soon as they run), so takeovers need no extra reads. Reset by new services.
+   */
+  private legacyNone = false;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly standbyDelayMs: number;
@@ -223,6 +228,7 @@ export class LeaseVipElection implements VipElection {
 
   setServices(services: readonly string[]): void {
     if (services.length === 0) return;
+    if (services.some((s) => !this.svcs.includes(s))) this.legacyNone = false;
     this.svcs = [...services].sort();
   }
 
@@ -340,7 +346,9 @@ export class LeaseVipElection implements VipElection {
    * Leases held by us, to keep renewing them.
    */
   private async noLiveLegacyHolder(signal: AbortSignal): Promise<boolean> {
+    if (this.legacyNone) return true;
     const now = (): number => this.clock.now();
+    let found = false;
     for (const service of this.svcs) {
       const name = serviceLeaseName(service);
       const l = await this.api.get(this.namespace, name, signal);
@@ -348,6 +356,7 @@ export class LeaseVipElection implements VipElection {
         this.legacySeen.delete(name);
         continue;
       }
+      found = true;
       const rec = l.record;
       const key = `${rec.holderIdentity}\u0000${rec.renewTime ?? ''}`;
       const seen = this.legacySeen.get(name);
@@ -366,6 +375,7 @@ export class LeaseVipElection implements VipElection {
         return false;
       }
     }
+    if (!found) this.legacyNone = true;
     return true;
   }
 

@@ -411,6 +411,19 @@ describe('migration from per-VirtualService Leases (rolling upgrade)', () => {
     expect(b.heldAt[0]! - fault).toBeLessThanOrEqual(2_000 + 600 + 100);
   });
 
+  it('without old Leases (a fresh install) they are read once per election, never at a takeover', async () => {
+    const { node, run } = setup();
+    const a = node('director-a', true);
+    const b = node('director-b', false);
+    a.el.start();
+    b.el.start();
+    await run(5_000);
+    await a.el.stop({ release: false });
+    await run(3_000);
+    expect(b.el.state()).toBe('holding');
+    for (const n of [a, b]) expect(n.api.reads.filter((r) => r === serviceLeaseName(SVC))).toEqual([serviceLeaseName(SVC)]);
+  });
+
   it('an old per-service Lease nobody renews does not block a takeover', async () => {
     const { node, run, store, clock } = setup();
     const oldA = oldAgent(store, clock, 'director-a', SVC);

@@ -27,13 +27,16 @@ export class FakeLeaseStore {
   }
 
   /** A per-candidate view; `partitioned` makes every call fail like a dead network. */
-  view(by: string): LeaseApi & { partitioned: boolean; calls: number } {
+  view(by: string): LeaseApi & { partitioned: boolean; calls: number; reads: string[] } {
     const store = (): FakeLeaseStore => this;
     const api = {
       partitioned: false,
       calls: 0,
+      /** Names read, in order. */
+      reads: [] as string[],
       async get(ns: string, name: string, signal: AbortSignal) {
         check(api, signal);
+        api.reads.push(name);
         return store().read(ns, name);
       },
       async create(ns: string, name: string, record: LeaseRecord, signal: AbortSignal) {
