@@ -33,6 +33,7 @@ import { AdmissionSources, writePoolStatuses } from './vippools.ts';
 import { REALSERVER_NODE_LABEL, type ControllerConfig } from './config.ts';
 import { agentDaemonSet } from './daemonsets.ts';
 import { IncrementalPlanner } from './incremental.ts';
+import { OwnWrites } from './own-writes.ts';
 
 export const FINALIZER = 'lvs.operator.dev/teardown';
 const R = {
@@ -60,12 +61,23 @@ export function nodeInfo(n: V1Node): NodeInfo {
   return info;
 }
 
-/** Runs `fn` over `items` with at most `n` in flight. */
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` over `items` with at most `n` in flight. After a failure no new item starts, and the first error
+ * is thrown only once the ones in flight ended: a failed pass leaves no write running into the next pass.
+ */
+export async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
+  let failed: { e: unknown } | undefined;
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++]!);
+    while (!failed && i < items.length) {
+      try {
+        await fn(items[i++]!);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
   }));
+  if (failed) throw failed.e;
 }
 
 /** Canonical JSON of planned entries, kept per object: unchanged entries keep their identity across passes. */
@@ -218,8 +230,8 @@ export class Controller {
   #leading = false;
   /** What the next pass must look at; the first pass does everything. */
   #dirty: Dirty = emptyDirty(true);
-  /** resourceVersions our own writes produced, per object: their watch events need no work. */
-  readonly #own = new Map<string, Set<string>>();
+  /** Our own writes coming back through the watch need no work (own-writes.ts). */
+  readonly #echoes = new OwnWrites(() => this.trigger());
   /** Per shard: the canonical spec the server holds at (uid, generation), as we last wrote or read it. */
   readonly #shardSpecs = new Map<string, { uid: string; generation: number; canon: string }>();
   /** VirtualServices being deleted that still carry our finalizer. */
@@ -338,45 +350,33 @@ export class Controller {
 
   // --- what changed ----------------------------------------------------------------------------------------
 
-  /** True (once) when `rv` is the result of one of our own writes to `id`. */
-  #ours(id: string, rv: string | undefined): boolean {
-    const s = this.#own.get(id);
-    if (!rv || !s?.delete(rv)) return false;
-    if (s.size === 0) this.#own.delete(id);
-    return true;
-  }
-
-  #noteOwn(id: string, rv: string | undefined): void {
-    if (!rv) return;
-    const s = this.#own.get(id);
-    if (s) s.add(rv);
-    else this.#own.set(id, new Set([rv]));
-  }
-
   #vsEvent(o: VirtualService | undefined, old: VirtualService | undefined): void {
     const id = idOf((o ?? old)!);
     if (o?.metadata.deletionTimestamp && (o.metadata.finalizers ?? []).includes(FINALIZER)) this.#deleting.add(id);
     else this.#deleting.delete(id);
-    if (o && old && this.#ours(id, o.metadata.resourceVersion)) return;
-    const d = this.#dirty;
-    // Any change not of our making is planned again: besides spec and deletion, VIP admission reads the
-    // allocation back from status (one VirtualService's replan is cheap).
-    d.planVs.add(id);
-    if (o) {
-      d.statusVs.add(id);
-      d.finalizers.add(id);
-    }
-    this.trigger();
+    this.#echoes.event(id, o && old ? o.metadata.resourceVersion : undefined, () => {
+      const d = this.#dirty;
+      // Any change not of our making is planned again: besides spec and deletion, VIP admission reads the
+      // allocation back from status (one VirtualService's replan is cheap).
+      d.planVs.add(id);
+      if (o) {
+        d.statusVs.add(id);
+        d.finalizers.add(id);
+      }
+    });
+    if (!o) this.#echoes.forget(id);
   }
 
   #rsEvent(o: RealServer | undefined, old: RealServer | undefined): void {
     const id = idOf((o ?? old)!);
-    if (o && old && this.#ours(id, o.metadata.resourceVersion)) return;
-    const d = this.#dirty;
-    if (!o || !old || o.metadata.generation !== old.metadata.generation || o.metadata.deletionTimestamp !== old.metadata.deletionTimestamp
-      || !sameLabels(o.metadata.labels, old.metadata.labels)) d.planRs.add(id);
-    if (o) d.statusRs.add(id);
-    this.trigger();
+    const planned = !o || !old || o.metadata.generation !== old.metadata.generation || o.metadata.deletionTimestamp !== old.metadata.deletionTimestamp
+      || !sameLabels(o.metadata.labels, old.metadata.labels);
+    this.#echoes.event(id, o && old ? o.metadata.resourceVersion : undefined, () => {
+      const d = this.#dirty;
+      if (planned) d.planRs.add(id);
+      if (o) d.statusRs.add(id);
+    });
+    if (!o) this.#echoes.forget(id);
   }
 
   #planEvent(o: NodePlanObject | undefined, old: NodePlanObject | undefined): void {
@@ -425,7 +425,7 @@ export class Controller {
     const t0 = performance.now();
     if (d.full) {
       this.#planner.reset();
-      this.#own.clear();
+      this.#echoes.clear();
     }
     const up = this.#planner.update(d.planVs, d.planRs);
     const p = up.plan;
@@ -474,10 +474,9 @@ export class Controller {
       for (const c of transitions(v.status?.conditions, status.conditions ?? [])) {
         this.#o.events?.event(v as never, c.status === 'False' && c.type !== 'Ready' ? 'Warning' : 'Normal', `${c.type}${c.status === 'True' ? '' : c.status}`, c.message);
       }
-      const written = await this.#write.patch(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, { status: statusPatch(v.status, status) }, 'status').catch((e: unknown) => {
+      await this.#echoes.write(id, () => this.#write.patch(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, { status: statusPatch(v.status, status) }, 'status').catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
-      });
-      this.#noteOwn(id, written?.metadata?.resourceVersion);
+      }));
       this.#metrics?.writes.inc({ kind: 'status' });
     });
     await pool([...rsIds], conc, async (id) => {
@@ -485,10 +484,9 @@ export class Controller {
       if (!r || r.metadata.deletionTimestamp) return;
       const status = realServerStatus(r, p, reports, now);
       if (sameJson(status, r.status ?? {})) return;
-      const written = await this.#write.patch(R.realservers, { name: r.metadata.name ?? '', namespace: r.metadata.namespace }, { status }, 'status').catch((e: unknown) => {
+      await this.#echoes.write(id, () => this.#write.patch(R.realservers, { name: r.metadata.name ?? '', namespace: r.metadata.namespace }, { status }, 'status').catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
-      });
-      this.#noteOwn(id, written?.metadata?.resourceVersion);
+      }));
       this.#metrics?.writes.inc({ kind: 'status' });
     });
 
@@ -523,8 +521,7 @@ export class Controller {
   async #addFinalizer(v: VirtualService): Promise<void> {
     const key = { name: v.metadata.name ?? '', namespace: v.metadata.namespace };
     try {
-      const written = await this.#write.patch(R.virtualservices, key, { metadata: { finalizers: [...(v.metadata.finalizers ?? []), FINALIZER], resourceVersion: v.metadata.resourceVersion } });
-      this.#noteOwn(idOf(v), written.metadata?.resourceVersion);
+      await this.#echoes.write(idOf(v), () => this.#write.patch(R.virtualservices, key, { metadata: { finalizers: [...(v.metadata.finalizers ?? []), FINALIZER], resourceVersion: v.metadata.resourceVersion } }));
     } catch (e) {
       if (isNotFound(e)) return;
       if (!isConflict(e)) throw e;

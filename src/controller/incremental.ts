@@ -277,7 +277,8 @@ export class IncrementalPlanner {
     }
     if (!live(rs)) return;
     const ns = rs!.metadata.namespace ?? 'default';
-    const labels = { ...(rs!.metadata.labels ?? {}) };
+    // The cached object's own labels (informers replace objects, they never change them in place).
+    const labels = rs!.metadata.labels ?? {};
     this.#rsLabels.set(id, { ns, labels });
     add(this.#rsByNamespace, ns, id);
     for (const [k, v] of Object.entries(labels)) add(this.#rsByPair, pairKey(ns, k, v), id);
