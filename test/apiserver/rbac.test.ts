@@ -3,7 +3,7 @@
 // system:serviceaccount:lvs-system:lvs-operator-{controller,agent} — the chart's ServiceAccounts —
 // ask `kubectl auth can-i` with their own tokens and make real requests. What each needs is allowed;
 // secrets, other namespaces, pods and the agent writing VirtualServices are denied.
-import { describe, expect, test, beforeAll } from '@jest/globals';
+import { describe, expect, test, beforeAll, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { DEPLOY_FILE } from '../../scripts/render-deploy.ts';
@@ -14,6 +14,8 @@ import { eventually } from '../support/eventually.ts';
 
 const NS = 'lvs-system';
 const TIMEOUT = 120_000;
+// Each test runs several kubectl processes: on a loaded 2-core box one can take seconds (jest's default is 5 s).
+jest.setTimeout(TIMEOUT);
 
 type Who = 'controller' | 'agent';
 /** [verb, resource (with group and /subresource), namespace or '' for cluster scope] */
