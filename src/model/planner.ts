@@ -41,6 +41,14 @@ export interface PlannerInput {
    * allocation and VIP ownership depend on every VirtualService. Wins over `admission`.
    */
   admitted?: Admission;
+  /**
+   * Whether `node`'s agent reports the VIP of `service` prepared (DirectRouting: on lo with ARP suppressed;
+   * Tunnel: on tunl0). With it, a node-backed DirectRouting/Tunnel realserver is planned at weight 0 until its
+   * node says so: a director would otherwise send it packets for an address it drops (a new node whose agent
+   * pod is still starting, an agent that failed to bind). Without it (standalone mode: no reports) every
+   * realserver gets its weight.
+   */
+  prepared?: (node: string, service: string, vip: string) => boolean;
 }
 
 export interface Problem {
@@ -59,6 +67,8 @@ export interface ServiceOutcome {
   destinations: PlannedDestination[];
   /** RealServers the selector picked but that cannot serve this service. */
   skipped: Array<{ realServer: string } & Problem>;
+  /** RealServers planned at weight 0 until their node reports the VIP prepared (PlannerInput.prepared). */
+  unprepared?: string[];
   /** The VIP in use (spec.vip or allocated); undefined when refused. */
   vip?: string;
   /** The VIPPool that admitted the VIP (with admission only). */
@@ -240,17 +250,20 @@ export function plan(input: PlannerInput): Plan {
       }
       seen.add(destKey);
       const upper = rs.spec.upperThreshold ?? 0;
+      const prepares = rs.spec.nodeName !== undefined && s.forwarding !== 'NAT' && nodes.has(rs.spec.nodeName);
+      const waiting = prepares && input.prepared !== undefined && !input.prepared(rs.spec.nodeName!, id, vip);
+      if (waiting) (outcome.unprepared ??= []).push(rsId);
       outcome.destinations.push({
         realServer: rsId,
         address,
         port,
-        weight: rs.spec.weight ?? 1,
+        weight: waiting ? 0 : (rs.spec.weight ?? 1),
         upperThreshold: upper,
         lowerThreshold: rs.spec.lowerThreshold ?? 0,
       });
       rsOut.selectedBy.push(id);
-      if (rs.spec.nodeName && s.forwarding !== 'NAT' && nodes.has(rs.spec.nodeName)) {
-        nodes.get(rs.spec.nodeName)!.realServer.push({ service: id, vip, forwarding: s.forwarding, ...(decision ? { pool: decision.pool } : {}) });
+      if (prepares) {
+        nodes.get(rs.spec.nodeName!)!.realServer.push({ service: id, vip, forwarding: tunnel ? 'Tunnel' : 'DirectRouting', ...(decision ? { pool: decision.pool } : {}) });
       }
     }
 

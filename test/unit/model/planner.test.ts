@@ -56,6 +56,31 @@ describe('planner: the DR lab', () => {
   });
 });
 
+describe('planner: realserver preparation gates the weight (reports from the realserver agents)', () => {
+  const objects = { virtualServices: [vs('web', {}), vs('nat', { vip: '192.168.56.41', forwarding: 'NAT' })], realServers: [rs('web1', { nodeName: 'web1', weight: 3 }), rs('web2', { nodeName: 'web2' }), rs('ext', { address: '192.168.56.50' })], nodes };
+  const weights = (p: ReturnType<typeof plan>, id: string): Record<string, number> =>
+    Object.fromEntries(p.nodes.get('director')!.director.find((s) => s.id === id)!.destinations.map((d) => [d.realServer, d.weight]));
+
+  it('a DR realserver whose node has not reported the VIP prepared is planned at weight 0, and at its weight once it has', () => {
+    const asked: string[] = [];
+    const p = plan({ ...objects, prepared: (n, service, vip) => (asked.push(`${n} ${service} ${vip}`), n === 'web2') });
+    expect(weights(p, 'lab/web')).toEqual({ 'lab/web1': 0, 'lab/web2': 1, 'lab/ext': 1 });
+    expect(p.services.get('lab/web')!.unprepared).toEqual(['lab/web1']);
+    // Preparation is still planned for web1 (its agent must bind the VIP), and only node-backed DR/Tunnel realservers are asked about.
+    expect(p.nodes.get('web1')!.realServer).toEqual([{ service: 'lab/web', vip: '192.168.56.40', forwarding: 'DirectRouting' }]);
+    expect(asked.sort()).toEqual(['web1 lab/web 192.168.56.40', 'web2 lab/web 192.168.56.40']);
+    const ready = plan({ ...objects, prepared: () => true });
+    expect(weights(ready, 'lab/web')).toEqual({ 'lab/web1': 3, 'lab/web2': 1, 'lab/ext': 1 });
+    expect(ready.services.get('lab/web')!.unprepared).toBeUndefined();
+  });
+
+  it('NAT realservers need no preparation, and without reports (standalone) every realserver gets its weight', () => {
+    const p = plan({ ...objects, prepared: () => false });
+    expect(weights(p, 'lab/nat')).toEqual({ 'lab/web1': 3, 'lab/web2': 1, 'lab/ext': 1 });
+    expect(weights(plan(objects), 'lab/web')).toEqual({ 'lab/web1': 3, 'lab/web2': 1, 'lab/ext': 1 });
+  });
+});
+
 describe('planner: rules', () => {
   it('NAT needs no realserver preparation and may map ports', () => {
     const p = plan({ virtualServices: [vs('nat', { forwarding: 'NAT' })], realServers: [rs('a', { nodeName: 'web1', port: 8080 })], nodes });
