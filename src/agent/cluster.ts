@@ -7,7 +7,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/v1alpha1/meta.ts';
 import type { NodePlan as NodePlanObject, NodePlanStatus, ServiceReport as ApiServiceReport } from '../api/v1alpha1/nodeplan.ts';
 import { Informer } from '../kube/informer.ts';
-import { CustomObjects } from '../kube/status.ts';
+import { Writer } from '../kube/writer.ts';
 import { mergeShards, nodeLabelValue, NODE_LABEL } from '../model/shards.ts';
 import { mergeConditions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
@@ -67,7 +67,8 @@ export interface ClusterOptions {
 export class ClusterSource {
   readonly #o: ClusterOptions;
   readonly #informer: Informer<NodePlanObject>;
-  readonly #objects: CustomObjects;
+  /** Reports over keep-alive connections: a TLS handshake per report costs seconds in an emulated VM. */
+  readonly #writer: Writer;
   #debounce: NodeJS.Timeout | undefined;
   #writing = Promise.resolve();
   /** Planned service id → name of the shard that carries it (as of the last plan applied). */
@@ -83,7 +84,7 @@ export class ClusterSource {
       name: 'nodeplans',
       logger: o.log,
     });
-    this.#objects = new CustomObjects(o.kc, { fieldManager: `lvs-agent/${o.node}`, logger: o.log });
+    this.#writer = new Writer(o.kc, `lvs-agent/${o.node}`);
   }
 
   get informer(): Informer<NodePlanObject> {
@@ -129,7 +130,7 @@ export class ClusterSource {
         const status = shardStatus(obj, report, new Date());
         if (sameStatus(obj.status, status)) continue;
         try {
-          await this.#objects.patchStatus(NODEPLANS, { name: obj.metadata.name ?? '' }, status);
+          await this.#writer.patch(NODEPLANS, { name: obj.metadata.name ?? '' }, { status }, 'status');
         } catch (e) {
           this.#o.log.warn({ nodeplan: obj.metadata.name, err: (e as Error).message }, 'writing NodePlan status failed');
         }
@@ -141,5 +142,6 @@ export class ClusterSource {
     clearTimeout(this.#debounce);
     await this.#informer.stop();
     await this.#writing;
+    this.#writer.close();
   }
 }
