@@ -24,6 +24,7 @@ export function shardStatus(obj: NodePlanObject, report: AgentRun, now: Date): N
     const r = byId.get(planned.id);
     // The generation the agent actually applied: the shard may already carry a newer one.
     const out: ApiServiceReport = { id: planned.id, generation: r?.generation ?? 0, programmed: r?.ok ?? false, holdsVip: r?.holdsVip ?? false };
+    if (r?.holdsVip && r.vipHeldSince !== undefined) out.vipHeldSince = new Date(r.vipHeldSince).toISOString();
     if (r && r.errors.length) out.errors = r.errors.slice(0, 16).map((e) => e.slice(0, 1024));
     const refused = refusalOf(planned);
     if (refused) out.errors = [refused];

@@ -68,11 +68,17 @@ export function virtualServiceStatus(vs: VirtualService, plan: Plan, reports: Re
   const pending: string[] = [];
   const failures: string[] = [];
   let holder: string | undefined;
+  let holderSince = '';
   for (const d of outcome.directors) {
     const r = reports.services.get(d)?.get(id);
     if (!r || r.generation !== generation) pending.push(d);
     else if (!r.programmed) failures.push(`${d}: ${(r.errors ?? []).join('; ') || 'not programmed'}`);
-    if (r?.holdsVip) holder ??= d;
+    // The most recent holder: a director that died (or lost its link) keeps reporting the VIP it held until
+    // its agent writes again, while the one that took it over reports a later vipHeldSince.
+    if (r?.holdsVip && (holder === undefined || (r.vipHeldSince ?? '') > holderSince)) {
+      holder = d;
+      holderSince = r.vipHeldSince ?? '';
+    }
   }
   if (outcome.directors.length === 0) updates.push(cond(C.ConditionProgrammed, false, C.ReasonNoDirectors, 'no node matches the director node selector'));
   else if (failures.length) updates.push(cond(C.ConditionProgrammed, false, C.ReasonProgrammingFailed, failures.join(' | ')));

@@ -54,6 +54,8 @@ export interface ServiceReport {
   /** Why the service is not (fully) programmed. */
   errors: string[];
   holdsVip: boolean;
+  /** Since when (epoch ms) this node holds the VIP without interruption; set while holdsVip. */
+  vipHeldSince?: number;
 }
 
 export interface DirectorReport {
@@ -98,6 +100,8 @@ interface Entry {
   key?: string;
   /** The VIP it holds, once bound (or found bound). */
   vip?: VipWant;
+  /** Since when it holds it (epoch ms). */
+  vipHeldSince?: number;
 }
 
 /** What the kernel holds after `op` succeeded, so the next reconcile needs no dump. */
@@ -401,9 +405,12 @@ export class DirectorReconciler {
       const w = wants.get(s.id);
       const bound = w !== undefined && !vipResult?.failed.has(w.owner);
       const sk = serviceOf.get(s.id)!;
-      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, vip: bound ? w : undefined });
+      const before = prev.get(s.id);
+      const heldSince = bound ? (before?.vip && before.vipHeldSince !== undefined ? before.vipHeldSince : now) : undefined;
+      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, vip: bound ? w : undefined, ...(heldSince !== undefined ? { vipHeldSince: heldSince } : {}) });
       const r = reports.get(s.id)!;
       r.holdsVip = bound;
+      if (heldSince !== undefined) r.vipHeldSince = heldSince;
       this.#reports.set(s.id, r);
       if (r.ok) this.#failing.delete(s.id);
       else this.#failing.add(s.id);

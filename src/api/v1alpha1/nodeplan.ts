@@ -246,6 +246,12 @@ export interface ServiceReport {
   /** Whether this node holds the VIP. */
   holdsVip: boolean;
   /**
+   * Since when this node holds the VIP without interruption (RFC 3339), while holdsVip. The controller
+   * shows the most recent holder as the active director: a director that died keeps its last report.
+   * @format date-time
+   */
+  vipHeldSince?: string;
+  /**
    * Why the service is not fully programmed (errno and object).
    * @maxItems 16
    * @itemMaxLength 1024

@@ -39,7 +39,7 @@ describe('director reconciler', () => {
   it('programs IPVS, binds and announces the VIP, sets DR sysctls', async () => {
     const d = director();
     const r = await d.rec.reconcile([planned()], allHealthy);
-    expect([...r.services.values()]).toEqual([{ id: 'lab/web', generation: 1, ok: true, errors: [], holdsVip: true }]);
+    expect([...r.services.values()]).toEqual([{ id: 'lab/web', generation: 1, ok: true, errors: [], holdsVip: true, vipHeldSince: 0 }]);
     const table = await d.ipvs.listServices();
     expect(table).toHaveLength(1);
     expect(table[0]!.destinations.map((x) => `${x.destination.address}:${x.destination.port}/${x.destination.forwarding}/${x.destination.weight}`)).toEqual(
@@ -50,6 +50,20 @@ describe('director reconciler', () => {
     expect(await d.sysctl.read(confKey('ipv4', 'all', 'send_redirects'))).toBe('0');
     expect(await d.sysctl.read(confKey('ipv4', 'eth0', 'send_redirects'))).toBe('0');
     expect(d.state.state.services).toEqual({ '192.168.56.40:80/TCP': 'lab/web' });
+  });
+
+  it('vipHeldSince: kept while the VIP stays bound, renewed when it is bound again', async () => {
+    const d = director();
+    d.tick(1000);
+    expect((await d.rec.reconcile([planned()], allHealthy)).services.get('lab/web')!.vipHeldSince).toBe(1000);
+    d.tick(5000);
+    expect((await d.rec.reconcile([planned()], allHealthy)).services.get('lab/web')!.vipHeldSince).toBe(1000);
+    d.tick(1000);
+    const released = (await d.rec.reconcile([planned({ holdVip: false })], allHealthy)).services.get('lab/web')!;
+    expect(released).toMatchObject({ holdsVip: false });
+    expect(released.vipHeldSince).toBeUndefined();
+    d.tick(1000);
+    expect((await d.rec.reconcile([planned()], allHealthy)).services.get('lab/web')!.vipHeldSince).toBe(8000);
   });
 
   it('is idempotent: a second reconcile changes nothing', async () => {

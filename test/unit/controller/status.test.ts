@@ -65,6 +65,27 @@ describe('VirtualService status', () => {
     expect(s.conditions!.find((c) => c.type === 'Programmed')!.message).toContain('director: vip: ENODEV: dev eth9');
   });
 
+  it('after a failover the active director is the most recent holder: a dead holder keeps its last report', () => {
+    const two = [...nodes, { name: 'director2', labels: { 'lvs.operator.dev/director': 'true' }, addresses: [{ type: 'InternalIP', address: '192.168.56.35' }] }];
+    const p2 = plan({ virtualServices: [vs], realServers: [rs('web1', 'web1')], nodes: two });
+    expect(p2.services.get('lab/web')!.directors).toHaveLength(2);
+    const objs = [...p2.nodes.values()].flatMap((n) => shardPlan(n));
+    const report = (node: string, holdsVip: boolean, vipHeldSince?: string): void => {
+      objs.find((o) => o.spec.node === node)!.status = { services: [{ id: 'lab/web', generation: 2, programmed: true, holdsVip, ...(vipHeldSince ? { vipHeldSince } : {}), destinations: [{ address: '192.168.56.37', port: 80, healthy: true }] }] };
+    };
+    const [first, second] = p2.services.get('lab/web')!.directors as [string, string];
+    // Before: the first director holds the VIP.
+    report(first, true, '2026-11-25T09:00:00.000Z');
+    report(second, false);
+    expect(virtualServiceStatus(vs, p2, indexReports(objs), now).activeDirector).toBe(first);
+    // The first director's agent died (its report stays), the second took the VIP over later.
+    report(second, true, '2026-11-25T09:59:58.500Z');
+    expect(virtualServiceStatus(vs, p2, indexReports(objs), now).activeDirector).toBe(second);
+    // An agent without vipHeldSince (older version) loses against one that has it.
+    report(first, true);
+    expect(virtualServiceStatus(vs, p2, indexReports(objs), now).activeDirector).toBe(second);
+  });
+
   it('a VIP conflict: Accepted=False VIPConflict, nothing programmed', () => {
     const twin: VirtualService = { ...vs, metadata: { ...vs.metadata, name: 'twin', creationTimestamp: '2026-06-01T00:00:00Z' } };
     const p2 = plan({ virtualServices: [vs, twin], realServers: [], nodes });
