@@ -5,9 +5,11 @@
 import { IPVS_FAMILY_NAME } from './constants.ts';
 import {
   decodeDaemonReply,
-  decodeDestReply,
+  decodeDestDump,
+  decodeDestDumpPart,
   decodeFamilyReply,
   decodeInfoReply,
+  decodeServiceDumpPart,
   decodeServiceReply,
   decodeTimeoutsReply,
   encodeGetFamily,
@@ -49,8 +51,9 @@ export interface IpvsClientOptions {
   /** Requests packed into one sendmsg in apply(), only the last asks for an ACK (default 128). */
   readonly pipelineBatch?: number;
   /**
-   * Sockets used in parallel for the per-service destination dumps of listServices() (default 16).
-   * A socket runs one dump at a time, so this is what overlaps the round trips.
+   * Sockets used in parallel for the per-service destination dumps of listServices() when they
+   * cannot be read synchronously (default 16). A socket runs one dump at a time, so this is what
+   * overlaps the round trips.
    */
   readonly dumpConcurrency?: number;
   readonly logger?: Logger;
@@ -76,9 +79,24 @@ export function opToRequest(op: IpvsOp): IpvsRequest {
   }
 }
 
+/**
+ * Read sizes of the synchronous dumps (NetlinkTransport.dumpSync), per socket: the kernel sizes a
+ * socket's dump datagrams by its largest read. The service dump reads 32 KiB, the cap, on the main
+ * socket: IPVS walks its service table from the start again for every datagram of that dump. The
+ * destination dumps (a few hundred bytes per destination) run on their own socket with reads of
+ * one page, which NLMSG_GOODSIZE (a page less skb overhead, at most 8 KiB less) always fits: the
+ * kernel allocates smaller buffers for smaller reads, and most services fit one datagram anyway.
+ */
+const SERVICE_DUMP_READ = 32768;
+const DEST_DUMP_READ = process.arch === 'x64' || process.arch === 'ia32' ? 4096 : 8192;
+/** How long listServices() reads synchronously before it lets the event loop run. */
+const SYNC_SLICE_MS = 10;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class IpvsClient implements IpvsInterface {
   private readonly transport: NetlinkTransport;
-  /** Extra sockets for concurrent destination dumps, opened on first use. */
+  /** Sockets of the destination dumps (one when they are read synchronously), opened on first use. */
   private readonly dumpers: NetlinkTransport[] = [];
   private readonly dumpConcurrency: number;
   private readonly transportOptions: TransportOptions;
@@ -106,7 +124,7 @@ export class IpvsClient implements IpvsInterface {
         if (reason.command !== 'CLOSE') this.log?.warn({ errno: reason.code, err: reason.message }, 'ipvs netlink socket reset');
       },
     };
-    this.transport = new NetlinkTransport(this.transportOptions);
+    this.transport = new NetlinkTransport({ ...this.transportOptions, syncReadLength: SERVICE_DUMP_READ });
   }
 
   /** Total netlink requests sent so far. */
@@ -141,10 +159,45 @@ export class IpvsClient implements IpvsInterface {
   }
 
   private send(req: IpvsRequest, transport = this.transport): Promise<NetlinkMessage[]> {
-    const sendWith = (familyId: number): Promise<NetlinkMessage[]> => {
+    return this.withFamily(req, (msg) => transport.request(msg, isDump(req)));
+  }
+
+  /** A dump request; resolves with the raw datagrams for decodeServiceDump/decodeDestDump. */
+  private sendDump(req: IpvsRequest, transport = this.transport): Promise<Buffer[]> {
+    return this.withFamily(req, (msg) => transport.dump(msg));
+  }
+
+  /**
+   * A dump read synchronously (NetlinkTransport.dumpSync): true when done, a promise when the
+   * kernel had not queued all of it yet (the rest comes through the event loop), or false when
+   * `transport` cannot read synchronously now (nothing sent).
+   */
+  private syncDump(transport: NetlinkTransport, req: IpvsRequest, familyId: number, decodePart: (part: Buffer) => void): boolean | Promise<void> {
+    if (!transport.canSync()) return false;
+    const buf = encodeRequest(req, { familyId });
+    this.count(req.cmd);
+    return transport.dumpSync({ buf, command: req.cmd, target: () => requestTarget(req) }, decodePart);
+  }
+
+  /** A dump decoded part by part: synchronously when the socket allows it, else one async round trip. */
+  private async dumpWith(transport: NetlinkTransport, req: IpvsRequest, decodePart: (part: Buffer) => void): Promise<void> {
+    const familyId = await this.family();
+    const sync = this.syncDump(transport, req, familyId, decodePart);
+    if (sync !== false) return sync === true ? undefined : sync;
+    for (const part of await this.sendDump(req, transport)) decodePart(part);
+  }
+
+  /** The socket of the destination dumps (its sync reads are smaller than the main socket's). */
+  private dumper(i: number): NetlinkTransport {
+    while (this.dumpers.length <= i) this.dumpers.push(new NetlinkTransport({ ...this.transportOptions, syncReadLength: DEST_DUMP_READ }));
+    return this.dumpers[i] as NetlinkTransport;
+  }
+
+  private withFamily<T>(req: IpvsRequest, go: (msg: OutgoingMessage) => Promise<T>): Promise<T> {
+    const sendWith = (familyId: number): Promise<T> => {
       const buf = encodeRequest(req, { familyId });
       this.count(req.cmd);
-      return transport.request({ buf, command: req.cmd, target: () => requestTarget(req) }, isDump(req));
+      return go({ buf, command: req.cmd, target: () => requestTarget(req) });
     };
     // Skip an async hop when the family is known (this path runs once per service in listServices).
     if (this.familyId !== undefined) {
@@ -206,9 +259,12 @@ export class IpvsClient implements IpvsInterface {
   }
 
   /** GET_SERVICE dump: every service of this netns (without destinations). */
-  async dumpServices(): Promise<ServiceEntry[]> {
-    const parts = await this.call({ cmd: 'GET_SERVICE' });
-    return parts.map((m) => decodeServiceReply(m.payload));
+  dumpServices(): Promise<ServiceEntry[]> {
+    return this.enqueue(async () => {
+      const out: ServiceEntry[] = [];
+      await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, out));
+      return out;
+    });
   }
 
   // ---------------------------------------------------------------- destinations
@@ -225,42 +281,75 @@ export class IpvsClient implements IpvsInterface {
     await this.call({ cmd: 'DEL_DEST', service: key, destination: dest });
   }
 
-  async listDestinations(key: ServiceKey): Promise<DestinationEntry[]> {
-    const parts = await this.call({ cmd: 'GET_DEST', service: key });
-    return parts.map((m) => decodeDestReply(m.payload, key.af));
+  listDestinations(key: ServiceKey): Promise<DestinationEntry[]> {
+    return this.enqueue(async () => {
+      const out: DestinationEntry[] = [];
+      await this.dumpWith(this.transport, { cmd: 'GET_DEST', service: key }, (part) => decodeDestDumpPart(part, key.af, out));
+      return out;
+    });
   }
 
   /**
-   * All services with their destinations: one service dump, then one destination dump per service,
-   * `dumpConcurrency` at a time on separate sockets. Holds the queue, so no change of ours lands
-   * in the middle (other programs' changes still can: IPVS dumps are not snapshots).
+   * All services with their destinations: one service dump, then one destination dump per service.
+   * Holds the queue, so no change of ours lands in the middle (other programs' changes still can:
+   * IPVS dumps are not snapshots).
+   *
+   * The dumps are read synchronously (NetlinkTransport.dumpSync) when the sockets allow it: a
+   * round trip through the event loop per datagram costs more than the kernel's work for it. The
+   * event loop still runs every SYNC_SLICE_MS. Otherwise (no SyncIo) the destination dumps run
+   * `dumpConcurrency` at a time on separate sockets.
    */
   listServices(): Promise<ServiceState[]> {
     return this.enqueue(async () => {
-      const services = (await this.send({ cmd: 'GET_SERVICE' })).map((m) => decodeServiceReply(m.payload));
+      const services: ServiceEntry[] = [];
+      await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services));
       const out = new Array<ServiceState>(services.length);
-      while (this.dumpers.length < Math.min(this.dumpConcurrency, services.length) - 1) {
-        this.dumpers.push(new NetlinkTransport(this.transportOptions));
-      }
-      const sockets = [this.transport, ...this.dumpers].slice(0, Math.max(1, Math.min(this.dumpConcurrency, services.length)));
-      let nextIndex = 0;
-      let failed = false;
-      const worker = async (t: NetlinkTransport): Promise<void> => {
-        while (!failed && nextIndex < services.length) {
-          const i = nextIndex++;
-          const entry = services[i] as ServiceEntry;
-          try {
-            const parts = await this.send({ cmd: 'GET_DEST', service: entry.service }, t);
-            out[i] = { ...entry, destinations: parts.map((m) => decodeDestReply(m.payload, entry.service.af)) };
-          } catch (e) {
-            failed = true;
-            throw e;
+      let done = 0;
+      if (services.length > 0) {
+        const familyId = await this.family();
+        const t = this.dumper(0);
+        let slice = performance.now() + SYNC_SLICE_MS;
+        while (done < services.length) {
+          const { service, stats } = services[done] as ServiceEntry;
+          const destinations: DestinationEntry[] = [];
+          const sync = this.syncDump(t, { cmd: 'GET_DEST', service }, familyId, (part) => decodeDestDumpPart(part, service.af, destinations));
+          if (sync === false) break;
+          if (sync !== true) await sync;
+          out[done++] = { service, stats, destinations };
+          if ((done & 7) === 0 && performance.now() >= slice) {
+            await yieldToEventLoop();
+            slice = performance.now() + SYNC_SLICE_MS;
           }
         }
-      };
-      await Promise.all(sockets.map(worker));
+      }
+      if (done < services.length) await this.destDumpsAsync(services, out, done);
       return out;
     });
+  }
+
+  /** The destination dumps of services[from...] without SyncIo: `dumpConcurrency` sockets in parallel. */
+  private async destDumpsAsync(services: readonly ServiceEntry[], out: ServiceState[], from: number): Promise<void> {
+    const sockets = Array.from({ length: Math.min(this.dumpConcurrency, services.length - from) }, (_, i) => this.dumper(i));
+    let nextIndex = from;
+    let failed = false;
+    const worker = async (t: NetlinkTransport): Promise<void> => {
+      while (!failed && nextIndex < services.length) {
+        const i = nextIndex++;
+        const { service, stats } = services[i] as ServiceEntry;
+        try {
+          const raw = await this.sendDump({ cmd: 'GET_DEST', service }, t);
+          out[i] = { service, stats, destinations: decodeDestDump(raw, service.af) };
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }
+    };
+    for (const t of sockets) t.hold();
+    // Wait for every worker, not just the first failure: the next queued call may use these sockets.
+    const ends = await Promise.allSettled(sockets.map(worker));
+    for (const t of sockets) t.release();
+    for (const e of ends) if (e.status === 'rejected') throw e.reason;
   }
 
   // ---------------------------------------------------------------- bulk

@@ -19,6 +19,10 @@ import {
   Fwd,
   FWD_MASK,
   GENL_HDRLEN,
+  NLA_HDRLEN,
+  NLA_TYPE_MASK,
+  NLMSG_HDRLEN,
+  NLMSG_MIN_TYPE,
   GENL_ID_CTRL,
   InfoAttr,
   IPPROTO_SCTP,
@@ -53,8 +57,8 @@ import type {
   Timeouts,
   TunnelType,
 } from './types.ts';
-import { ZERO_STATS } from './types.ts';
-import { AttrCursor, MessageWriter, readU32 } from './wire.ts';
+import { ZERO_COUNTERS, ZERO_STATS } from './types.ts';
+import { AttrCursor, LE, MessageWriter } from './wire.ts';
 
 // ------------------------------------------------------------------------------------------------
 // Requests
@@ -331,39 +335,174 @@ function decodeAf(v: number, what: string): AddressFamily {
   return af;
 }
 
-function addrAt(buf: Buffer, off: number, af: AddressFamily): string {
-  return af === 'ipv4' ? formatIPv4(buf, off) : formatIPv6(buf, off);
+// The hot decoders (services, destinations, stats) walk attributes by offset: no cursor objects,
+// no subarrays, nothing allocated but the result. A full table dump decodes 100,000s of these.
+// They are total like the rest: every length is checked before it is read, and the only thing
+// they throw is IpvsDecodeError, with the path of the offending attribute.
+
+/** Host-order u16/u32 by index; callers have checked the bounds. */
+const u16At: (b: Buffer, o: number) => number = LE ? (b, o) => (b[o] as number) | ((b[o + 1] as number) << 8) : (b, o) => ((b[o] as number) << 8) | (b[o + 1] as number);
+const u32At: (b: Buffer, o: number) => number = LE
+  ? (b, o) => ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16) | ((b[o + 3] as number) << 24)) >>> 0
+  : (b, o) => (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
+const be16At = (b: Buffer, o: number): number => ((b[o] as number) << 8) | (b[o + 1] as number);
+const be32At = (b: Buffer, o: number): number => (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
+
+/** Error paths are joined only when an error is thrown (`sub` names a nest below `what`). */
+const path = (what: string, sub: string): string => (sub ? `${what}.${sub}` : what);
+
+function attrError(what: string, len: number, rem: number, sub = ''): IpvsDecodeError {
+  return new IpvsDecodeError(`${path(what, sub)}: attribute of length ${len} with ${rem} bytes left`);
 }
 
+function shortError(what: string, name: string, len: number, need: number, sub = ''): IpvsDecodeError {
+  return new IpvsDecodeError(`${path(what, sub)}: ${name} has ${len} bytes, expected at least ${need}`);
+}
+
+/** Counters below this come from a table instead of a fresh BigInt (idle services, rates). */
+const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+
+function big(lo: number, hi: number): bigint {
+  if (hi === 0) return lo < 1024 ? (SMALL_BIGINTS[lo] as bigint) : BigInt(lo);
+  // Exact in a double below 2^53: one BigInt instead of three.
+  return hi < 0x200000 ? BigInt(hi * 4294967296 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** lo/hi halves of the 10 counters of the stats nest being decoded (reused: decoding is synchronous). */
+const counters = new Uint32Array(20);
 const S_CONNS = StatsAttr.CONNS;
 const S_OUTBPS = StatsAttr.OUTBPS;
 
-/** STATS64 (all u64) or legacy STATS (mixed u32/u64): the width is taken from each attribute's length. */
-function statsFrom(c: AttrCursor): Stats {
-  const v: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
-  while (c.next()) {
-    if (c.type < S_CONNS || c.type > S_OUTBPS) continue; // PAD and future attributes
-    v[c.type - 1] = c.len >= 8 ? c.u64('counter') : BigInt(c.u32('counter'));
+/**
+ * STATS64 (all u64) or legacy STATS (mixed u32/u64) nest at [start, end): the width is taken from
+ * each attribute's length. All-zero stats (idle or new entries) share the frozen ZERO_STATS.
+ */
+function statsAt(b: Buffer, start: number, end: number, what: string, sub: string): Stats {
+  counters.fill(0);
+  let any = 0;
+  let off = start;
+  while (end - off >= NLA_HDRLEN) {
+    const len = u16At(b, off);
+    if (len < NLA_HDRLEN || len > end - off) throw attrError(what, len, end - off, sub);
+    const type = u16At(b, off + 2) & NLA_TYPE_MASK;
+    if (type >= S_CONNS && type <= S_OUTBPS) {
+      // PAD and future attributes are skipped
+      const p = off + NLA_HDRLEN;
+      const n = len - NLA_HDRLEN;
+      const i = (type - S_CONNS) * 2;
+      if (n >= 8) {
+        const lo = LE ? u32At(b, p) : u32At(b, p + 4);
+        const hi = LE ? u32At(b, p + 4) : u32At(b, p);
+        counters[i] = lo;
+        counters[i + 1] = hi;
+        any |= lo | hi;
+      } else if (n >= 4) {
+        const lo = u32At(b, p);
+        counters[i] = lo;
+        counters[i + 1] = 0;
+        any |= lo;
+      } else {
+        throw shortError(what, 'counter', n, 4, sub);
+      }
+    }
+    off += (len + 3) & ~3;
   }
-  return { conns: v[0] as bigint, inpkts: v[1] as bigint, outpkts: v[2] as bigint, inbytes: v[3] as bigint, outbytes: v[4] as bigint, cps: v[5] as bigint, inpps: v[6] as bigint, outpps: v[7] as bigint, inbps: v[8] as bigint, outbps: v[9] as bigint };
+  if (any === 0) return ZERO_STATS;
+  const c = counters;
+  return {
+    conns: big(c[0] as number, c[1] as number),
+    inpkts: big(c[2] as number, c[3] as number),
+    outpkts: big(c[4] as number, c[5] as number),
+    inbytes: big(c[6] as number, c[7] as number),
+    outbytes: big(c[8] as number, c[9] as number),
+    cps: big(c[10] as number, c[11] as number),
+    inpps: big(c[12] as number, c[13] as number),
+    outpps: big(c[14] as number, c[15] as number),
+    inbps: big(c[16] as number, c[17] as number),
+    outbps: big(c[18] as number, c[19] as number),
+  };
 }
 
 /** A stats nest's attributes (STATS or STATS64 payload). */
 export function decodeStats(buf: Buffer): Stats {
-  return statsFrom(new AttrCursor(buf, 0, buf.length, 'stats'));
+  return statsAt(buf, 0, buf.length, 'stats', '');
 }
 
-/** STATS64 when the kernel sends it (>= 4.1), else the legacy nest with its 32-bit counters. */
-function pickStats(stats64: AttrCursor | undefined, legacy: AttrCursor | undefined): Stats {
-  if (stats64) return statsFrom(stats64);
-  return legacy ? statsFrom(legacy) : ZERO_STATS;
+/**
+ * IPv4 address text by its 32-bit value: a table's destinations repeat the same few backends
+ * across services, so most lookups hit. Bounded: cleared when full.
+ */
+const ipv4Text = new Map<number, string>();
+
+function ipv4At(b: Buffer, off: number): string {
+  const key = be32At(b, off) | 0; // signed: a small integer key, not a heap number
+  let s = ipv4Text.get(key);
+  if (s === undefined) {
+    if (ipv4Text.size >= 65536) ipv4Text.clear();
+    s = formatIPv4(b, off);
+    ipv4Text.set(key, s);
+  }
+  return s;
 }
 
-function missing(c: AttrCursor, name: string): never {
-  return c.fail(`missing ${name}`);
+function addrAt(buf: Buffer, off: number, af: AddressFamily): string {
+  return af === 'ipv4' ? ipv4At(buf, off) : formatIPv6(buf, off);
 }
 
-function serviceFrom(c: AttrCursor): ServiceEntry {
+/** NUL-terminated string attribute; the last one decoded is reused when the bytes match (scheduler names). */
+let lastName = '';
+let lastNameBytes = Buffer.alloc(0);
+
+function nameAt(b: Buffer, off: number, len: number): string {
+  let n = 0;
+  while (n < len && b[off + n] !== 0) n++;
+  if (n === lastNameBytes.length && n <= 32) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (b[off + i] !== lastNameBytes[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastName;
+  }
+  const s = b.toString('utf8', off, off + n);
+  if (n <= 32) {
+    lastName = s;
+    lastNameBytes = Buffer.from(b.subarray(off, off + n));
+  }
+  return s;
+}
+
+/**
+ * The payload of the nest `type` among the top-level attributes of a genl message at [start, end)
+ * (the last one wins), as [payloadStart, payloadEnd) in `span`.
+ */
+function topNestAt(b: Buffer, start: number, end: number, type: number, what: string, span: Int32Array): void {
+  if (end - start < GENL_HDRLEN) throw new IpvsDecodeError(`${what}: generic netlink payload of ${end - start} bytes`);
+  let found = -1;
+  let off = start + GENL_HDRLEN;
+  while (end - off >= NLA_HDRLEN) {
+    const len = u16At(b, off);
+    if (len < NLA_HDRLEN || len > end - off) throw attrError(what, len, end - off);
+    if ((u16At(b, off + 2) & NLA_TYPE_MASK) === type) {
+      found = off;
+      span[0] = off + NLA_HDRLEN;
+      span[1] = off + len;
+    }
+    off += (len + 3) & ~3;
+  }
+  if (found < 0) throw new IpvsDecodeError(`${what}: missing attribute ${type}`);
+}
+
+const nestSpan = new Int32Array(2);
+
+function missing(what: string, name: string): IpvsDecodeError {
+  return new IpvsDecodeError(`${what}: missing ${name}`);
+}
+
+/** The attributes of a CMD_ATTR_SERVICE nest at [start, end). */
+function serviceAt(b: Buffer, start: number, end: number, what: string): ServiceEntry {
   let afNum = -1;
   let protoNum = -1;
   let addrOff = -1;
@@ -375,55 +514,61 @@ function serviceFrom(c: AttrCursor): ServiceEntry {
   let timeout = -1;
   let netmaskOff = -1;
   let pe = '';
-  let stats64: AttrCursor | undefined;
-  let legacy: AttrCursor | undefined;
-  while (c.next()) {
-    switch (c.type) {
-      case SvcAttr.AF: afNum = c.u16('af'); break;
-      case SvcAttr.PROTOCOL: protoNum = c.u16('protocol'); break;
-      case SvcAttr.ADDR: addrOff = c.bytesAt(4, 'addr'); addrLen = c.len; break;
-      case SvcAttr.PORT: port = c.u16be('port'); break;
-      case SvcAttr.FWMARK: fwmark = c.u32('fwmark'); break;
-      case SvcAttr.SCHED_NAME: scheduler = c.string(); break;
-      case SvcAttr.FLAGS: {
-        const off = c.bytesAt(8, 'flags');
-        flags = (readU32(c.buf, off) & readU32(c.buf, off + 4)) >>> 0;
-        break;
-      }
-      case SvcAttr.TIMEOUT: timeout = c.u32('timeout'); break;
-      case SvcAttr.NETMASK: netmaskOff = c.bytesAt(4, 'netmask'); break;
-      case SvcAttr.PE_NAME: pe = c.string(); break;
-      case SvcAttr.STATS64: stats64 = c.nest('stats64'); break;
-      case SvcAttr.STATS: legacy = c.nest('stats'); break;
+  let s64 = -1;
+  let s64End = 0;
+  let legacy = -1;
+  let legacyEnd = 0;
+  let off = start;
+  while (end - off >= NLA_HDRLEN) {
+    const len = u16At(b, off);
+    if (len < NLA_HDRLEN || len > end - off) throw attrError(what, len, end - off);
+    const p = off + NLA_HDRLEN;
+    const n = len - NLA_HDRLEN;
+    switch (u16At(b, off + 2) & NLA_TYPE_MASK) {
+      case SvcAttr.AF: if (n < 2) throw shortError(what, 'af', n, 2); afNum = u16At(b, p); break;
+      case SvcAttr.PROTOCOL: if (n < 2) throw shortError(what, 'protocol', n, 2); protoNum = u16At(b, p); break;
+      case SvcAttr.ADDR: if (n < 4) throw shortError(what, 'addr', n, 4); addrOff = p; addrLen = n; break;
+      case SvcAttr.PORT: if (n < 2) throw shortError(what, 'port', n, 2); port = be16At(b, p); break;
+      case SvcAttr.FWMARK: if (n < 4) throw shortError(what, 'fwmark', n, 4); fwmark = u32At(b, p); break;
+      case SvcAttr.SCHED_NAME: scheduler = nameAt(b, p, n); break;
+      case SvcAttr.FLAGS: if (n < 8) throw shortError(what, 'flags', n, 8); flags = (u32At(b, p) & u32At(b, p + 4)) >>> 0; break;
+      case SvcAttr.TIMEOUT: if (n < 4) throw shortError(what, 'timeout', n, 4); timeout = u32At(b, p); break;
+      case SvcAttr.NETMASK: if (n < 4) throw shortError(what, 'netmask', n, 4); netmaskOff = p; break;
+      case SvcAttr.PE_NAME: pe = nameAt(b, p, n); break;
+      case SvcAttr.STATS64: s64 = p; s64End = p + n; break;
+      case SvcAttr.STATS: legacy = p; legacyEnd = p + n; break;
       default: break; // attributes of newer kernels
     }
+    off += (len + 3) & ~3;
   }
-  if (afNum < 0) missing(c, 'af');
+  if (afNum < 0) throw missing(what, 'af');
   const af = decodeAf(afNum, 'service');
-  if (scheduler === undefined) missing(c, 'sched_name');
-  if (flags < 0) missing(c, 'flags');
-  if (timeout < 0) missing(c, 'timeout');
-  if (netmaskOff < 0) missing(c, 'netmask');
-  const config = {
-    scheduler,
-    flags,
-    timeout,
-    // IPv4: a be32 mask; IPv6: a host-order prefix length.
-    netmask: af === 'ipv4' ? c.buf.readUInt32BE(netmaskOff) : readU32(c.buf, netmaskOff),
-    ...(pe !== '' ? { pe } : {}),
-  };
-  const st = pickStats(stats64, legacy);
-  if (fwmark !== 0) return { service: { af, fwmark, ...config }, stats: st };
-  if (protoNum < 0) missing(c, 'protocol');
+  if (scheduler === undefined) throw missing(what, 'sched_name');
+  if (flags < 0) throw missing(what, 'flags');
+  if (timeout < 0) throw missing(what, 'timeout');
+  if (netmaskOff < 0) throw missing(what, 'netmask');
+  // IPv4: a be32 mask; IPv6: a host-order prefix length.
+  const netmask = af === 'ipv4' ? be32At(b, netmaskOff) : u32At(b, netmaskOff);
+  // STATS64 when the kernel sends it (>= 4.1), else the legacy nest with its 32-bit counters.
+  const stats = s64 >= 0 ? statsAt(b, s64, s64End, what, 'stats64') : legacy >= 0 ? statsAt(b, legacy, legacyEnd, what, 'stats') : ZERO_STATS;
+  if (fwmark !== 0) {
+    return { service: pe !== '' ? { af, fwmark, scheduler, flags, timeout, netmask, pe } : { af, fwmark, scheduler, flags, timeout, netmask }, stats };
+  }
+  if (protoNum < 0) throw missing(what, 'protocol');
   const protocol = PROTO_NAME.get(protoNum);
-  if (!protocol) return c.fail(`unknown protocol ${protoNum}`);
-  if (addrOff < 0) missing(c, 'addr');
-  if (af === 'ipv6' && addrLen < 16) c.fail(`IPv6 addr of ${addrLen} bytes`);
-  if (port < 0) missing(c, 'port');
-  return { service: { af, protocol, address: addrAt(c.buf, addrOff, af), port, ...config }, stats: st };
+  if (!protocol) throw new IpvsDecodeError(`${what}: unknown protocol ${protoNum}`);
+  if (addrOff < 0) throw missing(what, 'addr');
+  if (af === 'ipv6' && addrLen < 16) throw new IpvsDecodeError(`${what}: IPv6 addr of ${addrLen} bytes`);
+  if (port < 0) throw missing(what, 'port');
+  const address = addrAt(b, addrOff, af);
+  return {
+    service: pe !== '' ? { af, protocol, address, port, scheduler, flags, timeout, netmask, pe } : { af, protocol, address, port, scheduler, flags, timeout, netmask },
+    stats,
+  };
 }
 
-function destFrom(c: AttrCursor, serviceAf: AddressFamily): DestinationEntry {
+/** The attributes of a CMD_ATTR_DEST nest at [start, end). */
+function destAt(b: Buffer, start: number, end: number, serviceAf: AddressFamily, what: string): DestinationEntry {
   let addrOff = -1;
   let addrLen = 0;
   let port = -1;
@@ -438,42 +583,51 @@ function destFrom(c: AttrCursor, serviceAf: AddressFamily): DestinationEntry {
   let tun = 0;
   let tunPort = 0;
   let tunFlags = 0;
-  let stats64: AttrCursor | undefined;
-  let legacy: AttrCursor | undefined;
-  while (c.next()) {
-    switch (c.type) {
-      case DestAttr.ADDR: addrOff = c.bytesAt(4, 'addr'); addrLen = c.len; break;
-      case DestAttr.PORT: port = c.u16be('port'); break;
-      case DestAttr.FWD_METHOD: fwd = c.u32('fwd_method') & FWD_MASK; break;
-      case DestAttr.WEIGHT: weight = c.u32('weight'); break;
-      case DestAttr.U_THRESH: upper = c.u32('u_thresh'); break;
-      case DestAttr.L_THRESH: lower = c.u32('l_thresh'); break;
-      case DestAttr.ACTIVE_CONNS: active = c.u32('active_conns'); break;
-      case DestAttr.INACT_CONNS: inactive = c.u32('inact_conns'); break;
-      case DestAttr.PERSIST_CONNS: persist = c.u32('persist_conns'); break;
-      case DestAttr.ADDR_FAMILY: afNum = c.u16('addr_family'); break;
-      case DestAttr.TUN_TYPE: tun = c.u8('tun_type'); break;
-      case DestAttr.TUN_PORT: tunPort = c.u16be('tun_port'); break;
-      case DestAttr.TUN_FLAGS: tunFlags = c.u16('tun_flags'); break;
-      case DestAttr.STATS64: stats64 = c.nest('stats64'); break;
-      case DestAttr.STATS: legacy = c.nest('stats'); break;
+  let s64 = -1;
+  let s64End = 0;
+  let legacy = -1;
+  let legacyEnd = 0;
+  let off = start;
+  while (end - off >= NLA_HDRLEN) {
+    const len = u16At(b, off);
+    if (len < NLA_HDRLEN || len > end - off) throw attrError(what, len, end - off);
+    const p = off + NLA_HDRLEN;
+    const n = len - NLA_HDRLEN;
+    switch (u16At(b, off + 2) & NLA_TYPE_MASK) {
+      case DestAttr.ADDR: if (n < 4) throw shortError(what, 'addr', n, 4); addrOff = p; addrLen = n; break;
+      case DestAttr.PORT: if (n < 2) throw shortError(what, 'port', n, 2); port = be16At(b, p); break;
+      case DestAttr.FWD_METHOD: if (n < 4) throw shortError(what, 'fwd_method', n, 4); fwd = u32At(b, p) & FWD_MASK; break;
+      case DestAttr.WEIGHT: if (n < 4) throw shortError(what, 'weight', n, 4); weight = u32At(b, p); break;
+      case DestAttr.U_THRESH: if (n < 4) throw shortError(what, 'u_thresh', n, 4); upper = u32At(b, p); break;
+      case DestAttr.L_THRESH: if (n < 4) throw shortError(what, 'l_thresh', n, 4); lower = u32At(b, p); break;
+      case DestAttr.ACTIVE_CONNS: if (n < 4) throw shortError(what, 'active_conns', n, 4); active = u32At(b, p); break;
+      case DestAttr.INACT_CONNS: if (n < 4) throw shortError(what, 'inact_conns', n, 4); inactive = u32At(b, p); break;
+      case DestAttr.PERSIST_CONNS: if (n < 4) throw shortError(what, 'persist_conns', n, 4); persist = u32At(b, p); break;
+      case DestAttr.ADDR_FAMILY: if (n < 2) throw shortError(what, 'addr_family', n, 2); afNum = u16At(b, p); break;
+      case DestAttr.TUN_TYPE: if (n < 1) throw shortError(what, 'tun_type', n, 1); tun = b[p] as number; break;
+      case DestAttr.TUN_PORT: if (n < 2) throw shortError(what, 'tun_port', n, 2); tunPort = be16At(b, p); break;
+      case DestAttr.TUN_FLAGS: if (n < 2) throw shortError(what, 'tun_flags', n, 2); tunFlags = u16At(b, p); break;
+      case DestAttr.STATS64: s64 = p; s64End = p + n; break;
+      case DestAttr.STATS: legacy = p; legacyEnd = p + n; break;
       default: break;
     }
+    off += (len + 3) & ~3;
   }
   // ADDR_FAMILY is absent before kernel 3.18: the service's family applies.
   const af = afNum < 0 ? serviceAf : decodeAf(afNum, 'destination');
-  if (addrOff < 0) missing(c, 'addr');
-  if (af === 'ipv6' && addrLen < 16) c.fail(`IPv6 addr of ${addrLen} bytes`);
-  if (port < 0) missing(c, 'port');
-  if (fwd < 0) missing(c, 'fwd_method');
-  if (weight < 0) missing(c, 'weight');
+  if (addrOff < 0) throw missing(what, 'addr');
+  if (af === 'ipv6' && addrLen < 16) throw new IpvsDecodeError(`${what}: IPv6 addr of ${addrLen} bytes`);
+  if (port < 0) throw missing(what, 'port');
+  if (fwd < 0) throw missing(what, 'fwd_method');
+  if (weight < 0) throw missing(what, 'weight');
   const forwarding = FWD_NAME[fwd];
-  if (!forwarding) return c.fail(`unknown forwarding method ${fwd}`);
+  if (!forwarding) throw new IpvsDecodeError(`${what}: unknown forwarding method ${fwd}`);
   const tunnelType = TUN_NAME[tun];
-  if (!tunnelType) return c.fail(`unknown tunnel type ${tun}`);
+  if (!tunnelType) throw new IpvsDecodeError(`${what}: unknown tunnel type ${tun}`);
+  const stats = s64 >= 0 ? statsAt(b, s64, s64End, what, 'stats64') : legacy >= 0 ? statsAt(b, legacy, legacyEnd, what, 'stats') : ZERO_STATS;
   return {
     destination: {
-      address: addrAt(c.buf, addrOff, af),
+      address: addrAt(b, addrOff, af),
       port,
       af,
       forwarding,
@@ -484,9 +638,59 @@ function destFrom(c: AttrCursor, serviceAf: AddressFamily): DestinationEntry {
       tunnelPort: tunPort,
       tunnelFlags: tunFlags,
     },
-    counters: { activeConns: active, inactiveConns: inactive, persistConns: persist },
-    stats: pickStats(stats64, legacy),
+    counters: (active | inactive | persist) === 0 ? ZERO_COUNTERS : { activeConns: active, inactiveConns: inactive, persistConns: persist },
+    stats,
   };
+}
+
+/**
+ * Dumps arrive as raw parts (whole netlink messages, as the transport's dump() and dumpSync() hand
+ * them over). Control messages (type < 16: NOOP, ERROR, DONE) are skipped: the transport has acted
+ * on them. Each decoded entry is appended to `out`.
+ */
+export function decodeServiceDumpPart(part: Buffer, out: ServiceEntry[]): void {
+  let off = 0;
+  while (part.length - off >= NLMSG_HDRLEN) {
+    const len = u32At(part, off);
+    if (len < NLMSG_HDRLEN || len > part.length - off) throw dumpFraming('service dump', off, len, part.length - off);
+    if (u16At(part, off + 4) >= NLMSG_MIN_TYPE) {
+      topNestAt(part, off + NLMSG_HDRLEN, off + len, CmdAttr.SERVICE, 'service reply', nestSpan);
+      out.push(serviceAt(part, nestSpan[0] as number, nestSpan[1] as number, 'service reply.service'));
+    }
+    off += (len + 3) & ~3;
+  }
+}
+
+/** See decodeServiceDumpPart; `serviceAf` applies to destinations without ADDR_FAMILY (kernel < 3.18). */
+export function decodeDestDumpPart(part: Buffer, serviceAf: AddressFamily, out: DestinationEntry[]): void {
+  let off = 0;
+  while (part.length - off >= NLMSG_HDRLEN) {
+    const len = u32At(part, off);
+    if (len < NLMSG_HDRLEN || len > part.length - off) throw dumpFraming('destination dump', off, len, part.length - off);
+    if (u16At(part, off + 4) >= NLMSG_MIN_TYPE) {
+      topNestAt(part, off + NLMSG_HDRLEN, off + len, CmdAttr.DEST, 'destination reply', nestSpan);
+      out.push(destAt(part, nestSpan[0] as number, nestSpan[1] as number, serviceAf, 'destination reply.destination'));
+    }
+    off += (len + 3) & ~3;
+  }
+}
+
+function dumpFraming(what: string, off: number, len: number, rem: number): IpvsDecodeError {
+  return new IpvsDecodeError(`${what}: netlink message at offset ${off}: length ${len} outside 16..${rem}`);
+}
+
+/** Every entry of a GET_SERVICE dump, from its raw parts. */
+export function decodeServiceDump(parts: readonly Buffer[]): ServiceEntry[] {
+  const out: ServiceEntry[] = [];
+  for (const p of parts) decodeServiceDumpPart(p, out);
+  return out;
+}
+
+/** Every entry of a GET_DEST dump, from its raw parts. */
+export function decodeDestDump(parts: readonly Buffer[], serviceAf: AddressFamily): DestinationEntry[] {
+  const out: DestinationEntry[] = [];
+  for (const p of parts) decodeDestDumpPart(p, serviceAf, out);
+  return out;
 }
 
 /** Cursor over the nest `type` among the top-level attributes of a genl message payload. */
@@ -522,8 +726,8 @@ function daemonFrom(c: AttrCursor): SyncDaemon {
   }
   const role: SyncDaemonRole | undefined = state === DaemonState.MASTER ? 'master' : state === DaemonState.BACKUP ? 'backup' : undefined;
   if (!role) return c.fail(`unknown state ${state}`);
-  if (iface === undefined) missing(c, 'mcast_ifn');
-  if (syncId < 0) missing(c, 'sync_id');
+  if (iface === undefined) return c.fail('missing mcast_ifn');
+  if (syncId < 0) return c.fail('missing sync_id');
   return { role, interface: iface, syncId, maxLen, group, port, ttl };
 }
 
@@ -538,12 +742,12 @@ function topU32s(payload: Buffer, maxType: number, what: string): Array<number |
 
 /** The attributes inside CMD_ATTR_SERVICE. */
 export function decodeServiceAttrs(buf: Buffer): ServiceEntry {
-  return serviceFrom(new AttrCursor(buf, 0, buf.length, 'service'));
+  return serviceAt(buf, 0, buf.length, 'service');
 }
 
 /** The attributes inside CMD_ATTR_DEST; `serviceAf` is used when ADDR_FAMILY is absent (kernel < 3.18). */
 export function decodeDestAttrs(buf: Buffer, serviceAf: AddressFamily): DestinationEntry {
-  return destFrom(new AttrCursor(buf, 0, buf.length, 'destination'), serviceAf);
+  return destAt(buf, 0, buf.length, serviceAf, 'destination');
 }
 
 export function decodeDaemonAttrs(buf: Buffer): SyncDaemon {
@@ -552,12 +756,14 @@ export function decodeDaemonAttrs(buf: Buffer): SyncDaemon {
 
 /** A GET_SERVICE reply message (cmd NEW_SERVICE); `payload` = everything after the nlmsghdr. */
 export function decodeServiceReply(payload: Buffer): ServiceEntry {
-  return serviceFrom(topNest(payload, CmdAttr.SERVICE, 'service reply'));
+  topNestAt(payload, 0, payload.length, CmdAttr.SERVICE, 'service reply', nestSpan);
+  return serviceAt(payload, nestSpan[0] as number, nestSpan[1] as number, 'service reply.service');
 }
 
 /** A GET_DEST reply message (cmd NEW_DEST). */
 export function decodeDestReply(payload: Buffer, serviceAf: AddressFamily): DestinationEntry {
-  return destFrom(topNest(payload, CmdAttr.DEST, 'destination reply'), serviceAf);
+  topNestAt(payload, 0, payload.length, CmdAttr.DEST, 'destination reply', nestSpan);
+  return destAt(payload, nestSpan[0] as number, nestSpan[1] as number, serviceAf, 'destination reply.destination');
 }
 
 /** A GET_DAEMON reply message (cmd NEW_DAEMON). */

@@ -20,6 +20,8 @@ export const NLMSG_NOOP = 1;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 export const NLMSG_OVERRUN = 4;
+/** Types below this are netlink control messages; protocol messages (genl families) start here. */
+export const NLMSG_MIN_TYPE = 0x10;
 
 export const NLMSG_HDRLEN = 16;
 export const GENL_HDRLEN = 4;

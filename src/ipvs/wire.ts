@@ -9,7 +9,7 @@ import { GENL_HDRLEN, NLA_HDRLEN, NLA_TYPE_MASK, NLMSG_HDRLEN } from './constant
 import { IpvsDecodeError } from './errors.ts';
 
 /** Host byte order decides how "u16/u32/u64" fields are laid out (netlink is host-endian). */
-const LE = endianness() === 'LE';
+export const LE = endianness() === 'LE';
 
 export const align4 = (n: number): number => (n + 3) & ~3;
 
@@ -19,7 +19,10 @@ export class MessageWriter {
   private len: number;
 
   constructor(type: number, flags: number, cmd: number, version: number, initialSize = 256) {
-    this.buf = Buffer.alloc(initialSize);
+    // From Node's buffer pool (a fresh zero-filled ArrayBuffer per message costs more than the
+    // message): every byte up to `len` is written below or zeroed as padding in header().
+    this.buf = Buffer.allocUnsafe(initialSize);
+    this.buf.fill(0, 0, NLMSG_HDRLEN + GENL_HDRLEN);
     this.writeU16At(4, type);
     this.writeU16At(6, flags);
     this.buf[NLMSG_HDRLEN] = cmd;
@@ -40,7 +43,7 @@ export class MessageWriter {
   private ensure(extra: number): void {
     const need = align4(this.len) + extra;
     if (need <= this.buf.length) return;
-    const next = Buffer.alloc(Math.max(need, this.buf.length * 2));
+    const next = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
     this.buf.copy(next, 0, 0, this.len);
     this.buf = next;
   }
@@ -48,7 +51,8 @@ export class MessageWriter {
   /** Starts an attribute with `payloadLen` bytes; returns the payload offset. */
   private header(type: number, payloadLen: number): number {
     this.ensure(NLA_HDRLEN + payloadLen);
-    const start = align4(this.len); // buffer is zero-filled, so the pad bytes are already 0
+    const start = align4(this.len);
+    for (let i = this.len; i < start; i++) this.buf[i] = 0; // padding before the attribute
     this.writeU16At(start, NLA_HDRLEN + payloadLen);
     this.writeU16At(start + 2, type);
     this.len = start + NLA_HDRLEN + payloadLen;

@@ -10,6 +10,7 @@ import type { IpvsOp } from '../../src/ipvs/interface.ts';
 import { expectedIpvsadmList, formatIpvsadmRules, parseIpvsadmList, parseIpvsadmTimeouts, type ListingMode, type ListingRow } from '../../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceKey, Timeouts } from '../../src/ipvs/types.ts';
 import { destination } from '../../src/ipvs/types.ts';
+import { openGenericNetlinkSocket } from '../../src/ipvs/transport.ts';
 
 assertInLabVm();
 jest.setTimeout(300_000);
@@ -287,6 +288,43 @@ describe('IpvsClient on the lab kernel (root netns, ipvsadm as oracle)', () => {
     for (const r of results) codes[r?.code ?? 'ok'] = (codes[r?.code ?? 'ok'] ?? 0) + 1;
     expect(codes).toEqual({ ESRCH: 3000 });
     expect(await client.info()).toMatchObject({ version: '1.2.1' });
+  });
+
+  it('dumps read synchronously on the binding socket\'s descriptor and through the binding agree, across many datagrams', async () => {
+    // In the VM /proc is there: the real socket offers SyncIo (non-blocking descriptor found by port).
+    const probe = openGenericNetlinkSocket();
+    expect(probe.sync).toBeDefined();
+    probe.close();
+    expect(probe.sync).toBeUndefined();
+    // 400 services (several 32 KiB service datagrams) x 3, and one service with 150 destinations
+    // (its destination dump spans ~14 datagrams of at most 4 KiB).
+    const ops: IpvsOp[] = [];
+    for (let i = 0; i < 400; i++) {
+      const s: Service = { ...svc, address: `10.20.${i >> 8}.${i & 255}` };
+      ops.push({ op: 'addService', service: s });
+      for (let j = 1; j <= 3; j++) ops.push({ op: 'addDestination', service: s, destination: dest(`172.17.${j}.${(i % 250) + 1}`, 80, { weight: j }) });
+    }
+    ops.push({ op: 'addService', service: svc });
+    for (let k = 0; k < 150; k++) ops.push({ op: 'addDestination', service: svc, destination: dest(`10.9.${k >> 8}.${(k & 255) + 1}`, 8080, { weight: k }) });
+    expect((await client.apply(ops)).filter(Boolean)).toEqual([]);
+    const viaBinding = new IpvsClient({
+      socketFactory: () => {
+        const s = openGenericNetlinkSocket();
+        return { port: s.port, send: s.send, onMessage: s.onMessage, onError: s.onError, ref: s.ref, unref: s.unref, close: s.close };
+      },
+    });
+    try {
+      const sync = await client.listServices();
+      const async = await viaBinding.listServices();
+      expect(sync).toHaveLength(401);
+      expect(sync.find((s) => s.service.address === svc.address)?.destinations).toHaveLength(150);
+      expect(async).toEqual(sync);
+      expect(await viaBinding.listDestinations(svc)).toEqual(await client.listDestinations(svc));
+      expect(viaBinding.requestCounts).toMatchObject({ GET_SERVICE: 1, GET_DEST: 402 });
+      await expectIpvsadmAgrees(client);
+    } finally {
+      viaBinding.close();
+    }
   });
 
   it('a weight change costs exactly one netlink request', async () => {

@@ -5,9 +5,11 @@
 import { describe, expect, it } from '@jest/globals';
 import {
   decodeDaemonReply,
+  decodeDestDumpPart,
   decodeDestReply,
   decodeFamilyReply,
   decodeInfoReply,
+  decodeServiceDumpPart,
   decodeServiceReply,
   decodeStats,
   decodeTimeoutsReply,
@@ -50,6 +52,16 @@ const dest: Destination = {
 /** Every decoder entry point a received datagram reaches, applied to each message in it. */
 function decodeAll(buf: Buffer): number {
   let decoded = 0;
+  // The dump decoders take a whole datagram (as the transport's dump paths hand it over).
+  const whole: Array<() => unknown> = [() => decodeServiceDumpPart(buf, []), () => decodeDestDumpPart(buf, 'ipv4', []), () => decodeDestDumpPart(buf, 'ipv6', [])];
+  for (const a of whole) {
+    try {
+      a();
+      decoded++;
+    } catch (e) {
+      if (!(e instanceof IpvsDecodeError)) throw e;
+    }
+  }
   for (const m of parseNetlinkMessages(buf)) {
     const p = m.payload;
     const attempts: Array<() => unknown> = [

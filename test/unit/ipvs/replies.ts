@@ -23,7 +23,7 @@ import {
   SvcAttr,
 } from '../../../src/ipvs/constants.ts';
 import { addressBytes } from '../../../src/ipvs/addr.ts';
-import type { NetlinkSocketLike } from '../../../src/ipvs/transport.ts';
+import type { NetlinkSocketLike, SyncIo } from '../../../src/ipvs/transport.ts';
 import type { DestinationCounters, Destination, Service, Stats, SyncDaemon } from '../../../src/ipvs/types.ts';
 import { ZERO_COUNTERS, ZERO_STATS } from '../../../src/ipvs/types.ts';
 import { MessageWriter, parseNetlinkMessages, type NetlinkMessage } from '../../../src/ipvs/wire.ts';
@@ -207,34 +207,85 @@ export interface SentRequest extends NetlinkMessage {
   readonly socket: number;
 }
 
+/** What FakeNetlink.onSyncRead may do to one read(2): fail with that error, or 'defer' (see there). */
+export type SyncReadFault = Error | 'defer' | undefined;
+
+/** An Error as fs.readSync/writeSync throw it (code + errno). */
+export function errnoError(code: string, errno: number): Error {
+  return Object.assign(new Error(`${code}: simulated`), { code, errno: -errno });
+}
+
 /**
  * A scriptable stand-in for the kernel side of generic netlink sockets: every sendmsg is split
  * into messages and handed to `handler`, whose returned datagrams are delivered asynchronously.
+ * With `syncIo` set, sockets also offer SyncIo like the real one: write() queues the handler's
+ * datagrams on the socket, read() takes them in order (cut to the read size, like read(2) on a
+ * datagram socket) and throws EAGAIN when none is queued.
  */
 export class FakeNetlink {
   readonly sent: SentRequest[] = [];
   sockets = 0;
   closed = 0;
   sendCalls = 0;
+  /** Give sockets created from now on a SyncIo. */
+  syncIo = false;
+  syncWrites = 0;
+  syncReads = 0;
+  /**
+   * Called before every SyncIo read with the socket's queue. An Error is thrown by that read;
+   * 'defer' makes it throw EAGAIN and hands what is queued to the socket's message callback on
+   * the next turn of the event loop, as if the kernel had queued it later.
+   */
+  onSyncRead: (socket: number, queue: readonly Buffer[]) => SyncReadFault = () => undefined;
   private readonly errorFns: Array<(e: Error) => void> = [];
   handler: (req: SentRequest) => Buffer[] = () => [];
+
+  private take(data: Uint8Array[], id: number): Buffer[] {
+    const msgs = parseNetlinkMessages(Buffer.concat(data.map((d) => Buffer.from(d))));
+    const replies: Buffer[] = [];
+    for (const m of msgs) {
+      const req: SentRequest = { ...m, cmd: m.payload[0] ?? 0, socket: id };
+      this.sent.push(req);
+      replies.push(...this.handler(req));
+    }
+    return replies;
+  }
 
   factory = (): NetlinkSocketLike => {
     const id = this.sockets++;
     let onMessage: (d: Buffer) => void = () => {};
     let open = true;
     const errorFns = this.errorFns;
+    const queue: Buffer[] = [];
+    const withSync = this.syncIo;
+    const sync: SyncIo = {
+      write: (buf) => {
+        if (!open) throw errnoError('EBADF', 9);
+        this.syncWrites++;
+        queue.push(...this.take([buf], id));
+      },
+      read: (buf) => {
+        if (!open) throw errnoError('EBADF', 9);
+        this.syncReads++;
+        const fault = this.onSyncRead(id, queue);
+        if (fault === 'defer') {
+          const later = queue.splice(0);
+          setImmediate(() => {
+            for (const d of later) if (open) onMessage(d);
+          });
+          throw errnoError('EAGAIN', 11);
+        }
+        if (fault) throw fault;
+        const d = queue.shift();
+        if (!d) throw errnoError('EAGAIN', 11);
+        return d.copy(buf, 0, 0, Math.min(d.length, buf.length));
+      },
+    };
     return {
       port: 1000 + id,
       send: (data, cb) => {
         this.sendCalls++;
-        const msgs = parseNetlinkMessages(Buffer.concat(data.map((d) => Buffer.from(d))));
-        const replies: Buffer[] = [];
-        for (const m of msgs) {
-          const req: SentRequest = { ...m, cmd: m.payload[0] ?? 0, socket: id };
-          this.sent.push(req);
-          replies.push(...this.handler(req));
-        }
+        const replies = this.take(data, id);
         setImmediate(() => {
           cb();
           for (const r of replies) if (open) onMessage(r);
@@ -251,6 +302,9 @@ export class FakeNetlink {
       close: () => {
         open = false;
         this.closed++;
+      },
+      get sync(): SyncIo | undefined {
+        return withSync && open ? sync : undefined;
       },
     };
   };
