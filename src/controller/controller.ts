@@ -139,6 +139,15 @@ function slim(o: KubeObject): void {
   if (status?.images !== undefined) delete status.images;
 }
 
+const preparedKey = (node: string, service: string, vip: string): string => `${node}|${service}|${vip}`;
+
+/** The realserver VIPs a NodePlan's status reports prepared: key → service id. */
+function preparedKeys(o: NodePlanObject | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of o?.status?.realServer ?? []) if (r.prepared) out.set(preparedKey(o!.spec.node, r.service, r.vip), r.service);
+  return out;
+}
+
 export class Controller {
   readonly #o: ControllerOptions;
   readonly vs: Informer<VirtualService>;
@@ -150,6 +159,8 @@ export class Controller {
   readonly #core: CoreV1Api;
   readonly #apps: AppsV1Api;
   readonly #planner: IncrementalPlanner;
+  /** node|service|vip → how many NodePlan shards report it prepared (the planner's `prepared` input). */
+  readonly #prepared = new Map<string, number>();
   /** VIPPools, namespaces and the API server's addresses, for VIP admission. */
   readonly admission: AdmissionSources;
   #timer: NodeJS.Timeout | undefined;
@@ -187,6 +198,8 @@ export class Controller {
       realServers: () => this.rs.list(),
       nodes: () => this.nodes.list().map(nodeInfo),
       defaultDirectorSelector: o.config.defaultDirectorSelector,
+      // DR/Tunnel realservers get traffic only once their node's agent has bound the VIP.
+      prepared: (node, service, vip) => (this.#prepared.get(preparedKey(node, service, vip)) ?? 0) > 0,
     });
     if (o.registry) {
       const registers = [o.registry];
@@ -311,6 +324,21 @@ export class Controller {
     const cur = (o ?? old)!;
     const name = cur.metadata.name ?? '';
     const d = this.#dirty;
+    // Realserver VIPs whose preparation flipped: their services are planned again (weight 0 until prepared).
+    const wasPrepared = preparedKeys(old);
+    const isPrepared = preparedKeys(o);
+    for (const [k, service] of wasPrepared) {
+      if (isPrepared.has(k)) continue;
+      const n = (this.#prepared.get(k) ?? 1) - 1;
+      if (n > 0) this.#prepared.set(k, n);
+      else this.#prepared.delete(k);
+      d.planVs.add(service);
+    }
+    for (const [k, service] of isPrepared) {
+      if (wasPrepared.has(k)) continue;
+      this.#prepared.set(k, (this.#prepared.get(k) ?? 0) + 1);
+      d.planVs.add(service);
+    }
     // Agent reports that changed: those services' statuses need a look.
     const before = new Map((old?.status?.services ?? []).map((r) => [r.id, r]));
     for (const r of o?.status?.services ?? []) {
@@ -545,9 +573,14 @@ export class Controller {
     });
   }
 
-  /** Nodes hosting DR/Tunnel realservers get the label the realserver agent DaemonSet selects. */
+  /**
+   * Nodes hosting DR/Tunnel realservers get the label the realserver agent DaemonSet selects. A node keeps it
+   * while its agent still reports realserver VIPs: removing it stops the agent pod, which must first unbind
+   * the VIPs and restore the sysctls (it reports an empty list once it has).
+   */
   async #labelRealServerNodes(p: Plan): Promise<void> {
     const want = new Set([...p.nodes.values()].filter((n) => n.realServer.length > 0).map((n) => n.node));
+    for (const o of this.plans.list()) if ((o.status?.realServer?.length ?? 0) > 0) want.add(o.spec.node);
     for (const n of this.nodes.list()) {
       const name = n.metadata?.name ?? '';
       const has = n.metadata?.labels?.[REALSERVER_NODE_LABEL] === 'true';

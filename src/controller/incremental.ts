@@ -34,6 +34,11 @@ export interface PlanSources {
    * update (allocation and VIP ownership relate them all); those whose decision changed are replanned.
    */
   admission?: () => AdmissionInput;
+  /**
+   * Whether a node reports a service's VIP prepared (planner.ts: node-backed DR/Tunnel realservers get weight
+   * 0 until then). A change of it must be passed to update() as a changed VirtualService.
+   */
+  prepared?: (node: string, service: string, vip: string) => boolean;
 }
 
 export interface PlanUpdate {
@@ -201,7 +206,7 @@ export class IncrementalPlanner {
 
     const vsObjects = [...A].map((id) => this.#src.getVirtualService(id)).filter((o): o is VirtualService => o !== undefined);
     const rsObjects = [...Rs].map((id) => this.#src.getRealServer(id)).filter((o): o is RealServer => o !== undefined);
-    const sub = plan({ virtualServices: vsObjects, realServers: rsObjects, nodes, defaultDirectorSelector: this.#src.defaultDirectorSelector, ...(admitted ? { admitted } : {}) });
+    const sub = plan({ virtualServices: vsObjects, realServers: rsObjects, nodes, defaultDirectorSelector: this.#src.defaultDirectorSelector, ...(admitted ? { admitted } : {}), ...(this.#src.prepared ? { prepared: this.#src.prepared } : {}) });
 
     const touched = new Map<string, Set<string>>();
     for (const id of A) {
@@ -240,7 +245,7 @@ export class IncrementalPlanner {
     const admitted = this.#admit(nodes, input);
     for (const vs of virtualServices) this.#indexVs(idOf(vs), vs);
     for (const rs of realServers) this.#indexRs(idOf(rs), rs);
-    const p = plan({ virtualServices, realServers, nodes, defaultDirectorSelector: this.#src.defaultDirectorSelector, ...(admitted ? { admitted } : {}) });
+    const p = plan({ virtualServices, realServers, nodes, defaultDirectorSelector: this.#src.defaultDirectorSelector, ...(admitted ? { admitted } : {}), ...(this.#src.prepared ? { prepared: this.#src.prepared } : {}) });
     this.#plan = p;
     this.#nodesKey = key;
     const touched = new Map<string, Set<string>>();

@@ -94,10 +94,12 @@ export function virtualServiceStatus(vs: VirtualService, plan: Plan, reports: Re
   if (holder) status.activeDirector = holder;
 
   const programmed = outcome.directors.length > 0 && !failures.length && !pending.length;
+  // Node-backed DR/Tunnel realservers are planned at weight 0 until their node has bound the VIP.
+  const waiting = outcome.unprepared?.length ? `; waiting for the node of ${outcome.unprepared.join(', ')} to prepare the VIP` : '';
   if (!programmed) updates.push(cond(C.ConditionReady, false, C.ReasonPending, 'not programmed on every director yet'));
   else if (!holder) updates.push(cond(C.ConditionReady, false, C.ReasonPending, 'no director holds the VIP yet'));
-  else if (healthy === 0) updates.push(cond(C.ConditionReady, false, C.ReasonNoHealthyRealServers, total ? 'no realserver passes its health check' : 'the selector matches no usable RealServer'));
-  else updates.push(cond(C.ConditionReady, true, C.ReasonReady, `${outcome.vip ?? vs.spec.vip ?? ''}:${vs.spec.port} held by ${holder}, ${healthy}/${total} realservers healthy`));
+  else if (healthy === 0) updates.push(cond(C.ConditionReady, false, C.ReasonNoHealthyRealServers, `${total ? 'no realserver passes its health check' : 'the selector matches no usable RealServer'}${waiting}`));
+  else updates.push(cond(C.ConditionReady, true, C.ReasonReady, `${outcome.vip ?? vs.spec.vip ?? ''}:${vs.spec.port} held by ${holder}, ${healthy}/${total} realservers healthy${waiting}`));
   status.conditions = mergeConditions(vs.status?.conditions, updates, generation, now);
   return status;
 }

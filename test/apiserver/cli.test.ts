@@ -95,6 +95,13 @@ describe('kubectl lvs (built plugin) against a real apiserver', () => {
       .replace('nodeName: web1', `nodeName: ${node.web1}`)
       .replace('nodeName: web2', `nodeName: ${node.web2}`);
     await kubectlOk(['apply', '-n', ns, '-f', '-'], { kubeconfig: admin(), input: example });
+    // The realserver agents' reports (no agents run here): web1 and web2 hold the VIP on lo, so the
+    // director's plan gives them their weight (it is 0 until a node reports the VIP prepared).
+    for (const n of [node.web1, node.web2]) {
+      const [p] = await eventually(`${n} plan`, async () => ((await plansOf(n)).length ? plansOf(n) : undefined));
+      await objects.patchStatus(NP, { name: p!.metadata.name ?? '' }, { realServer: [{ service: `${ns}/web`, vip: vip.web, prepared: true }] });
+    }
+    await eventually('web weights planned', async () => (await plansOf(node.director)).some((p) => p.spec.director.some((s) => s.id === `${ns}/web` && s.destinations.every((d) => d.weight === 1))) || undefined);
   });
 
   afterAll(async () => {

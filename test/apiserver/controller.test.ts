@@ -94,7 +94,8 @@ describe('controller against a real apiserver', () => {
   it('writes one NodePlan per node with work, labels realserver nodes, runs the agent DaemonSets', async () => {
     const svc = await eventually('director plan', async () => (await directorServices()).find((s) => s.id === `${ns}/web`));
     expect(svc).toMatchObject({ vip: '10.77.0.40', port: 80, scheduler: 'rr', forwarding: 'DirectRouting', holdVip: true, pool: ns });
-    expect(svc.destinations.map((d) => `${d.address}:${d.port}/${d.weight}`).sort()).toEqual(['192.168.56.37:80/1', '192.168.56.38:80/1']);
+    // DR realservers on nodes: weight 0 until their node's agent reports the VIP prepared (next test).
+    expect(svc.destinations.map((d) => `${d.address}:${d.port}/${d.weight}`).sort()).toEqual(['192.168.56.37:80/0', '192.168.56.38:80/0']);
     const w1 = await eventually('web1 plan', async () => (await plansOf(node.web1))[0]);
     expect(w1.spec.realServer).toEqual([{ service: `${ns}/web`, vip: '10.77.0.40', forwarding: 'DirectRouting', pool: ns }]);
     await eventually('realserver label', async () => (await kubectlOk(['get', 'node', node.web1, '-o', 'jsonpath={.metadata.labels}'], { kubeconfig: admin() })).includes('lvs.operator.dev/realserver'));
@@ -119,9 +120,15 @@ describe('controller against a real apiserver', () => {
       const [p] = await plansOf(n);
       await objects.patchStatus(R.np, { name: p!.metadata.name ?? '' }, { realServer: [{ service: `${ns}/web`, vip: '10.77.0.40', prepared: true }] });
     }
+    // Prepared: the director gets both realservers at their weight.
+    const weights = await eventually('weights once prepared', async () => {
+      const w = (await directorServices()).find((s) => s.id === `${ns}/web`)?.destinations.map((d) => d.weight);
+      return w?.every((x) => x === 1) ? w : undefined;
+    });
+    expect(weights).toEqual([1, 1]);
     vs = await eventually('ready', async () => {
       const v = await getVs('web');
-      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True') ? v : undefined;
+      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True') && v.status.realServers?.ready === '2/2' ? v : undefined;
     });
     expect(vs.status).toMatchObject({ observedGeneration: generation, realServers: { total: 2, healthy: 2, ready: '2/2' }, activeDirector: node.director, vip: '10.77.0.40', vipPool: ns });
     expect(vs.status?.conditions?.every((c) => c.observedGeneration === generation)).toBe(true);
