@@ -1,0 +1,230 @@
+// The lab-VM half of `npm run bench:controller` (bench/controller.ts starts it with runInVm). In the VM's root
+// netns it builds the lab: a director netns with eth0 (192.168.60.2/24) and a mgmt0 link to the management
+// network whose relay reaches the host's kube-apiserver; it connects to the bench on the host through the VM's
+// second forward and does what the host asks: start lvs-agent (cluster mode, node "director"), count the
+// kernel's table, and hand everything kernel-side to a probe process running in the director's netns (its
+// own IPVS netlink socket): wait for a change to show up in the kernel, run kubectl or `ipvsadm -e` there.
+// Both processes talk JSON lines: host <-> this process over TCP, this process <-> probe over stdio.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Guest port of the forward to the bench's channel on the host. */
+export const DRIVER_GUEST_PORT = 7001;
+export const DIRECTOR = 'director';
+export const DIRECTOR_IP = '192.168.60.2';
+
+/** What the kernel must show for one destination of one service: a weight, being there, or being gone/draining. */
+export interface Expect {
+  vip: string;
+  port: number;
+  address: string;
+  want: { weight: number } | 'present' | 'absent';
+}
+
+export type HostMessage =
+  | { op: 'ping'; id: number }
+  | { op: 'start-agent' }
+  | { op: 'kernel-count' }
+  | { op: 'expect'; id: number; expect: Expect }
+  | { op: 'vm-kubectl'; id: number; args: string[]; input: string; expect: Expect }
+  | { op: 'ipvsadm'; targets: Array<{ vip: string; address: string; weight: number }> }
+  | { op: 'probe-stats' }
+  | { op: 'arping' }
+  | { op: 'done' };
+
+export type GuestMessage =
+  | { op: 'hello' }
+  | { op: 'log'; text: string }
+  | { op: 'pong'; id: number }
+  | { op: 'agent-started' }
+  | { op: 'kernel-count'; services: number; destinations: number }
+  | { op: 'ready'; id: number }
+  | { op: 'seen'; id: number; polls: number }
+  | { op: 'vm-kubectl-done'; id: number; kubectlMs: number; totalMs: number }
+  | { op: 'ipvsadm-done'; ms: number[] }
+  | { op: 'probe-stats'; polls: number[] }
+  | { op: 'arping-done'; ms: number }
+  | { op: 'failed'; text: string };
+
+/** JSON lines from a stream. */
+function lines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let buf = '';
+  stream.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim()) fn(line);
+    }
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The probe, in the director's netns: reads the kernel, runs kubectl and ipvsadm there. */
+async function probe(): Promise<void> {
+  const { IpvsClient } = await import('../src/ipvs/client.ts');
+  const { kubeconfig } = await import('../test/kernel/cluster-lab.ts');
+  const { kubectlPath } = await import('../scripts/tools.ts');
+  const ipvs = new IpvsClient({});
+  const send = (m: GuestMessage): void => void process.stdout.write(`${JSON.stringify(m)}\n`);
+  const polls: number[] = [];
+  const shows = async (e: Expect): Promise<boolean> => {
+    const dests = await ipvs.listDestinations({ af: 'ipv4', protocol: 'tcp', address: e.vip, port: e.port }).catch(() => []);
+    const d = dests.find((x) => x.destination.address === e.address && x.destination.port === e.port);
+    if (e.want === 'present') return d !== undefined;
+    if (e.want === 'absent') return d === undefined || d.destination.weight === 0;
+    return d?.destination.weight === e.want.weight;
+  };
+  /** Polls one service's destinations (one GET_DEST) every 5 ms until `e` holds. */
+  const waitFor = async (e: Expect): Promise<number> => {
+    const deadline = Date.now() + 120_000;
+    for (let n = 1; ; n++) {
+      if (await shows(e)) return n;
+      if (Date.now() > deadline) throw new Error(`the kernel did not show ${JSON.stringify(e)} within 120 s`);
+      await sleep(5);
+    }
+  };
+  const kubectlEnv = { ...process.env, KUBECONFIG: kubeconfig('admin'), KUBECACHEDIR: path.join(os.tmpdir(), 'probe-kube-cache') };
+  const runKubectl = (args: string[], input: string): Promise<number> => new Promise((resolve, reject) => {
+    const p = spawn(kubectlPath(), args, { env: kubectlEnv, stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.once('error', reject);
+    p.once('close', (code) => (code === 0 ? resolve(code) : reject(new Error(`kubectl ${args.join(' ')}: exit ${code}: ${err}`))));
+    p.stdin.end(input);
+  });
+  const handle = async (m: HostMessage): Promise<void> => {
+    switch (m.op) {
+      case 'ping':
+        send({ op: 'pong', id: m.id });
+        return;
+      case 'expect': {
+        send({ op: 'ready', id: m.id });
+        const n = await waitFor(m.expect);
+        polls.push(n);
+        send({ op: 'seen', id: m.id, polls: n });
+        return;
+      }
+      case 'vm-kubectl': {
+        const start = performance.now();
+        const seen = waitFor(m.expect);
+        await runKubectl(m.args, m.input);
+        const kubectlMs = performance.now() - start;
+        await seen;
+        send({ op: 'vm-kubectl-done', id: m.id, kubectlMs, totalMs: performance.now() - start });
+        return;
+      }
+      case 'ipvsadm': {
+        const ms: number[] = [];
+        for (const t of m.targets) {
+          const start = performance.now();
+          await new Promise<void>((resolve, reject) => {
+            const p = spawn('ipvsadm', ['-e', '-t', `${t.vip}:80`, '-r', `${t.address}:80`, '-g', '-w', String(t.weight)], { stdio: 'ignore' });
+            p.once('error', reject);
+            p.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`ipvsadm -e exit ${code}`))));
+          });
+          ms.push(performance.now() - start);
+          if (!(await shows({ vip: t.vip, port: 80, address: t.address, want: { weight: t.weight } }))) throw new Error('ipvsadm -e: the kernel does not show it');
+        }
+        send({ op: 'ipvsadm-done', ms });
+        return;
+      }
+      case 'probe-stats':
+        send({ op: 'probe-stats', polls });
+        return;
+      case 'arping': {
+        // What the agent runs for each VIP it binds on a non-loopback interface (src/netif/arp.ts).
+        const start = performance.now();
+        await new Promise<void>((resolve, reject) => {
+          const p = spawn('arping', ['-q', '-U', '-c', '3', '-I', 'eth0', '192.168.60.99'], { stdio: 'ignore' });
+          p.once('error', reject);
+          p.once('close', () => resolve());
+        });
+        send({ op: 'arping-done', ms: performance.now() - start });
+        return;
+      }
+      default:
+        throw new Error(`probe: unexpected ${m.op}`);
+    }
+  };
+  lines(process.stdin, (line) => {
+    handle(JSON.parse(line) as HostMessage).catch((e: unknown) => send({ op: 'failed', text: (e as Error).stack ?? String(e) }));
+  });
+  process.stdin.on('end', () => {
+    ipvs.close();
+    process.exit(0);
+  });
+}
+
+/** The VM's root netns: the lab, the agent, the channel to the host. */
+async function lab(): Promise<void> {
+  const { NetLab, assertInLabVm } = await import('../test/vm/netns.ts');
+  const { GUEST_FORWARD_ADDRESS } = await import('../test/vm/lab.ts');
+  const { ManagementNetwork, kubeconfig } = await import('../test/kernel/cluster-lab.ts');
+  assertInLabVm();
+  const netlab = new NetLab('bc');
+  const conn = net.connect(DRIVER_GUEST_PORT, GUEST_FORWARD_ADDRESS);
+  conn.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    conn.once('connect', resolve);
+    conn.once('error', reject);
+  });
+  const send = (m: GuestMessage): void => void conn.write(`${JSON.stringify(m)}\n`);
+  let probeProc: ChildProcess | undefined;
+  let agent: ReturnType<typeof netlab.spawn> | undefined;
+  let finished!: () => void;
+  const done = new Promise<void>((r) => (finished = r));
+  try {
+    const br = await netlab.addBridge('bcbr', { addresses: ['192.168.60.1/24'] });
+    const director = await netlab.addNetns(DIRECTOR);
+    await netlab.connect(director, br, { addresses: [`${DIRECTOR_IP}/24`] });
+    const mgmt = await ManagementNetwork.create(netlab);
+    await mgmt.join(director);
+    probeProc = spawn('ip', ['netns', 'exec', director, process.execPath, '--no-warnings', import.meta.filename, 'probe'], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+    let probeErr = '';
+    probeProc.stderr!.on('data', (d: Buffer) => (probeErr = (probeErr + d.toString()).slice(-4000)));
+    lines(probeProc.stdout!, (line) => void conn.write(`${line}\n`));
+    probeProc.once('exit', (code, signal) => {
+      if (code !== 0) send({ op: 'failed', text: `probe exited (code ${code}, signal ${signal}): ${probeErr}` });
+    });
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-agent-'));
+    lines(conn, (line) => {
+      const m = JSON.parse(line) as HostMessage;
+      if (m.op === 'start-agent') {
+        // The chart's agent arguments (resync 10 s, metrics on), in cluster mode as node "director".
+        agent = netlab.spawn(director, [process.execPath, '--no-warnings', path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
+          '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'],
+        { env: { LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
+        void agent.exited.then((code) => send({ op: 'log', text: `lvs-agent exited (${code}):\n${agent?.output.slice(-4000)}` }));
+        send({ op: 'agent-started' });
+      } else if (m.op === 'kernel-count') {
+        void netlab.exec(director, ['ipvsadm', '-S', '-n'], { timeoutMs: 600_000 }).then((r) => {
+          const rules = r.stdout.split('\n');
+          send({ op: 'kernel-count', services: rules.filter((l) => l.startsWith('-A ')).length, destinations: rules.filter((l) => l.startsWith('-a ')).length });
+        }, (e: unknown) => send({ op: 'failed', text: String(e) }));
+      } else if (m.op === 'done') {
+        finished();
+      } else {
+        probeProc?.stdin?.write(`${line}\n`);
+      }
+    });
+    conn.once('close', () => finished());
+    send({ op: 'hello' });
+    await done;
+    if (agent?.output.trim()) process.stdout.write(`lvs-agent output (last 2000 characters):\n${agent.output.slice(-2000)}\n`);
+  } finally {
+    probeProc?.stdin?.end();
+    await netlab.destroy().catch((e: unknown) => process.stderr.write(`${String(e)}\n`));
+    conn.end();
+  }
+}
+
+if (process.argv[1] === import.meta.filename) {
+  if (process.env.LVS_VM !== '1') throw new Error('bench/controller-vm.ts runs inside the lab VM: use `npm run bench:controller`');
+  await (process.argv[2] === 'probe' ? probe() : lab());
+}

@@ -1,0 +1,668 @@
+// `npm run bench:controller`: the whole stack at scale. 5,000 VirtualServices x 10 RealServers in a real
+// kube-apiserver (test/apiserver harness, on this host); the controller (src/controller/main.ts) runs natively
+// here as the chart's ServiceAccount; lvs-agent runs in cluster mode as node "director" inside the lab VM
+// (bench/controller-vm.ts), reaching the apiserver through the VM's only forward.
+//
+// Measured: object creation, the controller's initial sync (every VirtualService Accepted at its generation
+// and the director's NodePlans holding every service; then every RealServer status written) with its RSS
+// and CPU; the agent's initial sync through the stack (agent start until its NodePlan reports say every
+// service is programmed, checked against `ipvsadm -Sn`); then single changes timed from just before
+// `kubectl apply` starts (native, on this host, as an admin's workstation would run it) until the director's
+// kernel shows them (read by a probe in the director's netns, one GET_DEST of that service every 5 ms, which
+// tells the host over the VM's forward): RealServer weight changes, new and deleted RealServers, plus weight
+// changes with kubectl run inside the VM (emulated: shows kubectl's own cost there). Each change is split
+// into kubectl's run time, the controller's share (until this host's NodePlan watch shows the new plan) and
+// the director's share. `ipvsadm -e` on the same 50,000-destination table in the same VM is the reference.
+// Writes bench/results/controller.{json,md}.
+//
+// The VIPs (a VIPPool admits them) are bound on the director's lo: on eth0 the agent would send each newly
+// bound VIP's gratuitous ARP (`arping -U -c 3`, about 2 s) one after the other, which alone takes hours at
+// 5,000 VIPs; the run measures one such arping in the VM and reports the estimate.
+//
+// Knobs: BENCH_SERVICES (5000), BENCH_CHANGES (100 weight changes), BENCH_VM=0 (no VM: the controller leg
+// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory).
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startHostApi, type HostApi } from '../test/vm/host-api.ts';
+import { runInVm } from '../test/vm/lab.ts';
+import { freePort } from '../test/apiserver/harness.ts';
+import { helmPath, kubectlPath } from '../scripts/tools.ts';
+import { Informer } from '../src/kube/informer.ts';
+import { isAlreadyExists } from '../src/kube/status.ts';
+import { Writer } from '../src/kube/writer.ts';
+import { NODE_LABEL, shardName, shardOf } from '../src/model/shards.ts';
+import { GROUP, VERSION } from '../src/api/v1alpha1/meta.ts';
+import type { NodePlan, RealServer, VirtualService } from '../src/api/v1alpha1/index.ts';
+import { createLogger } from '../src/util/log.ts';
+import { DRIVER_GUEST_PORT, DIRECTOR, DIRECTOR_IP, type Expect, type GuestMessage, type HostMessage } from './controller-vm.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 5000);
+const RS_PER = 10;
+const WEIGHTS = Number(process.env.BENCH_CHANGES ?? 100);
+const ADDS = Math.max(1, Math.round(WEIGHTS / 5));
+const VM_KUBECTL = Math.max(1, Math.round(WEIGHTS / 5));
+const IPVSADM = 30;
+const USE_VM = process.env.BENCH_VM !== '0';
+const VIP_INTERFACE = process.env.BENCH_VIP_INTERFACE ?? 'lo';
+const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
+const NS = 'bench';
+const LABEL = 'bench.lvs.operator.dev/vs';
+const R = {
+  vs: { group: GROUP, version: VERSION, plural: 'virtualservices' },
+  rs: { group: GROUP, version: VERSION, plural: 'realservers' },
+  np: { group: GROUP, version: VERSION, plural: 'nodeplans' },
+};
+
+const t0 = performance.now();
+const log = (msg: string): void => {
+  process.stderr.write(`[bench:controller +${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
+};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+};
+const r1 = (n: number): number => Math.round(n * 10) / 10;
+const stats = (xs: number[]): { n: number; p50: number; p99: number; max: number } => ({ n: xs.length, p50: r1(pct(xs, 50)), p99: r1(pct(xs, 99)), max: r1(Math.max(...xs)) });
+
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  }));
+}
+
+/** Set when the run must stop (the VM died, a signal): every wait gives up. */
+let abort: string | undefined;
+
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs: number, everyMs = 100): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (abort) throw new Error(`${abort} (while waiting for ${what})`);
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+// --- the objects ------------------------------------------------------------------------------------------
+
+const vip = (i: number): string => `10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
+const rsAddress = (i: number, j: number): string => `10.200.${j}.${(i % 250) + 1}`;
+const vsDoc = (i: number): VirtualService => ({
+  apiVersion: `${GROUP}/${VERSION}`, kind: 'VirtualService',
+  metadata: { name: `vs-${i}`, namespace: NS },
+  // No health checks: 50,000 probes from an emulated VM would measure the VM, not the operator.
+  spec: { vip: vip(i), port: 80, protocol: 'TCP', scheduler: 'wlc', forwarding: 'DirectRouting', realServerSelector: { matchLabels: { [LABEL]: `vs-${i}` } }, healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 } },
+});
+const rsDoc = (i: number, name: string, address: string, weight: number): RealServer => ({
+  apiVersion: `${GROUP}/${VERSION}`, kind: 'RealServer',
+  metadata: { name, namespace: NS, labels: { [LABEL]: `vs-${i}` } },
+  spec: { address, weight },
+});
+
+// --- processes --------------------------------------------------------------------------------------------
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function run(cmd: string, args: string[], env: Record<string, string>, input?: string): Promise<Run> {
+  const start = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.once('error', reject);
+    p.once('close', (code) => resolve({ code: code ?? 128, stdout, stderr, ms: performance.now() - start }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+async function ok(cmd: string, args: string[], env: Record<string, string>, input?: string): Promise<Run> {
+  const r = await run(cmd, args, env, input);
+  if (r.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')}: exit ${r.code}\n${r.stderr || r.stdout}`);
+  return r;
+}
+
+/** VmRSS / VmHWM (MiB) and CPU seconds of a process, from /proc. */
+function procStats(pid: number): { rssMiB: number; hwmMiB: number; cpuSec: number } | undefined {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024, cpuSec: ticks / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The controller's own counters from its /metrics. */
+async function controllerMetrics(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(lvs_controller_[a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m?.[1] && m[2]) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+const delta = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.keys(b).filter((k) => !k.includes('_bucket')).map((k) => [k, r1((b[k] ?? 0) - (a[k] ?? 0))]).filter(([, v]) => v !== 0));
+
+// --- the guest channel ------------------------------------------------------------------------------------
+
+class Channel {
+  #sock: net.Socket | undefined;
+  #buf = '';
+  #waiters: Array<{ match: (m: GuestMessage) => boolean; resolve: (m: GuestMessage) => void; reject: (e: Error) => void; at: number }> = [];
+  readonly connected: Promise<void>;
+  #onConnect!: () => void;
+  readonly server: net.Server;
+
+  constructor() {
+    this.connected = new Promise((r) => (this.#onConnect = r));
+    this.server = net.createServer((s) => {
+      if (this.#sock) {
+        s.destroy();
+        return;
+      }
+      this.#sock = s;
+      s.setNoDelay(true);
+      s.on('data', (d: Buffer) => {
+        const at = performance.now();
+        this.#buf += d.toString();
+        let nl: number;
+        while ((nl = this.#buf.indexOf('\n')) >= 0) {
+          const line = this.#buf.slice(0, nl);
+          this.#buf = this.#buf.slice(nl + 1);
+          if (!line.trim()) continue;
+          const m = JSON.parse(line) as GuestMessage;
+          if (m.op === 'log') {
+            log(`guest: ${m.text}`);
+            continue;
+          }
+          if (m.op === 'failed') {
+            log(`guest failed: ${m.text}`);
+            abort = `the guest failed: ${m.text}`;
+            for (const w of this.#waiters.splice(0)) w.reject(new Error(`the guest failed: ${m.text}`));
+            continue;
+          }
+          const w = this.#waiters.find((x) => x.match(m));
+          if (w) {
+            this.#waiters = this.#waiters.filter((x) => x !== w);
+            w.at = at;
+            w.resolve(m);
+          }
+        }
+      });
+      s.on('close', () => {
+        for (const w of this.#waiters.splice(0)) w.reject(new Error('the guest closed the channel'));
+      });
+      this.#onConnect();
+    });
+  }
+
+  send(m: HostMessage): void {
+    this.#sock?.write(`${JSON.stringify(m)}\n`);
+  }
+
+  /** The next message matching `match`, and when (host clock) its bytes arrived. */
+  wait<T extends GuestMessage>(match: (m: GuestMessage) => m is T, timeoutMs: number): Promise<{ msg: T; at: number }> {
+    return new Promise((resolve, reject) => {
+      const w = { match, at: 0, resolve: (m: GuestMessage) => { clearTimeout(timer); resolve({ msg: m as T, at: w.at }); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((x) => x !== w);
+        reject(new Error(`no answer from the guest within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiters.push(w);
+    });
+  }
+
+  close(): void {
+    this.#sock?.destroy();
+    this.server.close();
+  }
+}
+
+const is = <K extends GuestMessage['op']>(op: K, id?: number) => (m: GuestMessage): m is Extract<GuestMessage, { op: K }> =>
+  m.op === op && (id === undefined || (m as { id?: number }).id === id);
+
+// --- main -------------------------------------------------------------------------------------------------
+
+const loadStart = os.loadavg();
+const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() };
+let hostApi: HostApi | undefined;
+let controller: ChildProcess | undefined;
+let vmRun: Promise<unknown> | undefined;
+let vmDone = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    abort = `stopped by ${sig}`;
+    channel.close();
+    if (controller && controller.exitCode === null) controller.kill('SIGTERM');
+    void hostApi?.stop().finally(() => process.exit(130));
+  });
+}
+const channel = new Channel();
+try {
+  hostApi = await startHostApi({ log: (m) => log(m) });
+  const api = hostApi.api;
+  log(`kube-apiserver ${api.version} at ${api.url} (started in ${api.startupMs} ms)`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-controller-'));
+  const adminEnv = {
+    KUBECONFIG: api.kubeconfigs.admin,
+    KUBECACHEDIR: path.join(tmp, 'kube-cache'),
+    HELM_CACHE_HOME: path.join(tmp, 'helm-cache'), HELM_CONFIG_HOME: path.join(tmp, 'helm-config'), HELM_DATA_HOME: path.join(tmp, 'helm-data'),
+  };
+  const kubectl = kubectlPath();
+
+  // The chart (CRDs, RBAC for the harness's ServiceAccount identities, controller configuration).
+  await ok(helmPath(), ['install', 'lvs-operator', path.join(REPO, 'charts', 'lvs-operator'), '-n', 'lvs-system', '--create-namespace', '--wait=false'], adminEnv);
+  const cms = JSON.parse((await ok(kubectl, ['get', 'configmap', '-n', 'lvs-system', '-l', 'app.kubernetes.io/instance=lvs-operator', '-o', 'json'], adminEnv)).stdout) as { items: Array<{ data?: Record<string, string> }> };
+  const configJson = cms.items.find((i) => i.data?.['config.json'])?.data?.['config.json'];
+  if (!configJson) throw new Error('the chart rendered no controller config.json');
+  const configFile = path.join(tmp, 'config.json');
+  fs.writeFileSync(configFile, configJson);
+  await ok(kubectl, ['create', 'namespace', NS], adminEnv);
+  // VIPs are default-deny: a pool for the bench's VIPs, in its namespace only.
+  await ok(kubectl, ['create', '-f', '-'], adminEnv, JSON.stringify({
+    apiVersion: `${GROUP}/${VERSION}`, kind: 'VIPPool', metadata: { name: NS },
+    spec: { addresses: ['10.100.0.0/16'], namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } }, directors: { interface: VIP_INTERFACE } },
+  }));
+  await ok(kubectl, ['create', '-f', '-'], adminEnv, JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: DIRECTOR, labels: { 'lvs.operator.dev/director': 'true' } } }));
+  await ok(kubectl, ['patch', 'node', DIRECTOR, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: DIRECTOR_IP }, { type: 'Hostname', address: DIRECTOR }] } })], adminEnv);
+
+  // 5,000 x 10 objects, created concurrently.
+  const kc = new KubeConfig();
+  kc.loadFromFile(api.kubeconfigs.admin);
+  // Over keep-alive connections (the controller's writer): client-node would open a TLS connection per object.
+  const objects = new Writer(kc, 'bench');
+  const docs: Array<[typeof R.vs, VirtualService | RealServer]> = [];
+  for (let i = 0; i < SERVICES; i++) {
+    docs.push([R.vs, vsDoc(i)]);
+    for (let j = 0; j < RS_PER; j++) docs.push([R.rs, rsDoc(i, `rs-${i}-${j}`, rsAddress(i, j), 1)]);
+  }
+  let t = performance.now();
+  await pool(docs, 64, async ([r, o]) => {
+    await objects.create(r, o).catch((e: unknown) => {
+      if (!isAlreadyExists(e)) throw e;
+    });
+  });
+  const createMs = performance.now() - t;
+  objects.close();
+  log(`created ${SERVICES} VirtualServices and ${SERVICES * RS_PER} RealServers in ${(createMs / 1000).toFixed(1)} s`);
+
+  // What the bench watches (as admin): VirtualService and RealServer statuses, the director's NodePlans.
+  const quiet = createLogger('bench', 'silent');
+  const vsInf = new Informer<VirtualService>(kc, { resource: { ...R.vs, namespace: NS }, logger: quiet });
+  const rsInf = new Informer<RealServer>(kc, { resource: { ...R.rs, namespace: NS }, logger: quiet });
+  const npInf = new Informer<NodePlan>(kc, { resource: R.np, labelSelector: `${NODE_LABEL}=${DIRECTOR}`, logger: quiet });
+  const cond = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }, type: string): boolean => o.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
+  const current = (o: VirtualService | RealServer): boolean => o.status?.observedGeneration === o.metadata.generation;
+  const accepted = new Set<string>();
+  const ready = new Set<string>();
+  const rsDone = new Set<string>();
+  const track = <T extends VirtualService | RealServer>(inf: Informer<T>, fn: (o: T) => void): void => {
+    inf.on('add', fn);
+    inf.on('update', fn);
+  };
+  track(vsInf, (o) => {
+    const k = o.metadata.name ?? '';
+    if (current(o) && cond(o, 'Accepted')) accepted.add(k);
+    else accepted.delete(k);
+    if (current(o) && cond(o, 'Ready')) ready.add(k);
+    else ready.delete(k);
+  });
+  track(rsInf, (o) => {
+    if (current(o) && cond(o, 'Accepted')) rsDone.add(o.metadata.name ?? '');
+  });
+  const planned = (): number => npInf.list().reduce((n, o) => n + o.spec.director.length, 0);
+  const programmed = (): number => npInf.list().reduce((n, o) => {
+    const gen = new Map(o.spec.director.map((s) => [s.id, s.generation]));
+    return n + (o.status?.services ?? []).filter((s) => s.programmed && gen.get(s.id) === s.generation).length;
+  }, 0);
+  await Promise.all([vsInf.start(), rsInf.start(), npInf.start()]);
+
+  // The controller, natively, as the chart's ServiceAccount.
+  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  t = performance.now();
+  // BENCH_CONTROLLER_NODE_OPTIONS: extra node flags for diagnostics (e.g. --heapsnapshot-signal=SIGUSR2).
+  const nodeFlags = (process.env.BENCH_CONTROLLER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+  controller = spawn(process.execPath, ['--no-warnings', ...nodeFlags, path.join(REPO, 'src', 'controller', 'main.ts'), '--kubeconfig', api.kubeconfigs.controller,
+    '--namespace', 'lvs-system', '--config', configFile, '--leader-elect', '--metrics-address', `127.0.0.1:${metricsPort}`, '--health-address', `127.0.0.1:${healthPort}`],
+  { env: { ...process.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const pid = controller.pid!;
+  let maxRss = 0;
+  const rssTimeline: Array<{ s: number; rssMiB: number }> = [];
+  const sampler = setInterval(() => {
+    const s = procStats(pid);
+    if (!s) return;
+    maxRss = Math.max(maxRss, s.rssMiB);
+    rssTimeline.push({ s: r1((performance.now() - t) / 1000), rssMiB: Math.round(s.rssMiB) });
+  }, 500);
+  const controllerStart = t;
+  const phase = async (what: string, fn: () => boolean, timeoutMs: number): Promise<number> => {
+    await until(what, () => {
+      if (controller?.exitCode !== null) throw new Error(`the controller exited (${controller?.exitCode})`);
+      return fn();
+    }, timeoutMs, 50);
+    const s = performance.now() - controllerStart;
+    log(`${what}: ${(s / 1000).toFixed(1)} s after the controller started`);
+    return s;
+  };
+  const plannedMs = await phase(`all ${SERVICES} VirtualServices Accepted and planned on the director`, () => accepted.size === SERVICES && planned() === SERVICES, 3_600_000);
+  const afterPlanned = procStats(pid);
+  const rsStatusMs = await phase(`all ${SERVICES * RS_PER} RealServer statuses written`, () => rsDone.size === SERVICES * RS_PER, 3_600_000);
+  /** Waits until the controller's write counter stood still for `quietMs`. */
+  const settle = async (quietMs: number): Promise<void> => {
+    let last = -1;
+    let since = performance.now();
+    for (;;) {
+      const m = await controllerMetrics(metricsPort);
+      const writes = Object.entries(m).filter(([k]) => k.startsWith('lvs_controller_writes_total')).reduce((a, [, v]) => a + v, 0);
+      if (writes !== last) {
+        last = writes;
+        since = performance.now();
+      } else if (performance.now() - since >= quietMs) return;
+      await sleep(500);
+    }
+  };
+  await settle(3000);
+  const settledMs = performance.now() - controllerStart;
+  const afterSync = procStats(pid)!;
+  const metricsAfterSync = await controllerMetrics(metricsPort);
+  log(`controller settled after ${(settledMs / 1000).toFixed(1)} s; RSS ${afterSync.rssMiB.toFixed(0)} MiB (peak ${afterSync.hwmMiB.toFixed(0)}), CPU ${afterSync.cpuSec.toFixed(1)} s`);
+
+  // --- changes ----------------------------------------------------------------------------------------------
+  type Kind = 'weight' | 'add' | 'remove' | 'vmKubectl';
+  interface Sample { kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number }
+  const samples: Sample[] = [];
+  const weights = new Map<string, number>();
+  let expectPlan: { shard: string; id: string; test: (o: NodePlan) => boolean; at?: number } | undefined;
+  npInf.on('update', (o) => {
+    if (expectPlan && expectPlan.at === undefined && o.metadata.name === expectPlan.shard && expectPlan.test(o)) expectPlan.at = performance.now();
+  });
+  const planShows = (id: string, address: string, want: Expect['want']) => (o: NodePlan): boolean => {
+    const d = o.spec.director.find((s) => s.id === id)?.destinations.find((x) => x.address === address);
+    return want === 'absent' ? !d : want === 'present' ? !!d : d?.weight === want.weight;
+  };
+  let seq = 0;
+  /** One change: `apply` runs kubectl (timed); `want` is what the kernel must then show for (i, address). */
+  const change = async (kind: Kind, i: number, address: string, want: Expect['want'], args: string[], input?: string): Promise<void> => {
+    const id = ++seq;
+    const svcId = `${NS}/vs-${i}`;
+    expectPlan = { shard: shardName(DIRECTOR, shardOf(svcId)), id: svcId, test: planShows(svcId, address, want) };
+    if (!USE_VM) {
+      const start = performance.now();
+      const k = await ok(kubectl, args, adminEnv, input);
+      await until('the NodePlan change', () => expectPlan?.at !== undefined, 120_000, 1);
+      samples.push({ kind, totalMs: expectPlan.at! - start, kubectlMs: k.ms, controllerMs: expectPlan.at! - start });
+      return;
+    }
+    const expect: Expect = { vip: vip(i), port: 80, address, want };
+    channel.send({ op: 'expect', id, expect });
+    await channel.wait(is('ready', id), 60_000);
+    const start = performance.now();
+    const seen = channel.wait(is('seen', id), 120_000);
+    seen.catch(() => undefined); // awaited below; a failure meanwhile must not count as unhandled
+    const k = await ok(kubectl, args, adminEnv, input);
+    const { at } = await seen;
+    const planAt = expectPlan.at;
+    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt });
+  };
+  const applyWeight = (kind: Kind, i: number, j: number): Promise<void> => {
+    const name = `rs-${i}-${j}`;
+    const w = ((weights.get(name) ?? 1) % 9) + 2;
+    weights.set(name, w);
+    return change(kind, i, rsAddress(i, j), { weight: w }, ['apply', '-f', '-'], JSON.stringify(rsDoc(i, name, rsAddress(i, j), w)));
+  };
+
+  let vmResult: { exitCode: number; guestClockRatio: number; kernelWarnings: string[]; bootMs: number } | undefined;
+  let agentSyncMs: number | undefined;
+  let agentReadyMs: number | undefined;
+  let kernelCount: { services: number; destinations: number } | undefined;
+  const rttMs: number[] = [];
+  let ipvsadmMs: number[] = [];
+  let guestPolls: number[] = [];
+  let arpingMs: number | undefined;
+  const vmSamples: Sample[] = [];
+  let metricsBeforeChanges: Record<string, number> = {};
+  if (USE_VM) {
+    await new Promise<void>((resolve) => channel.server.listen(0, '127.0.0.1', resolve));
+    const driverPort = (channel.server.address() as net.AddressInfo).port;
+    vmRun = runInVm({
+      command: [process.execPath, '--no-warnings', path.join(REPO, 'bench', 'controller-vm.ts')],
+      env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' },
+      hostForwards: [...hostApi.vm.hostForwards, { guestPort: DRIVER_GUEST_PORT, hostPort: driverPort }],
+      shares: hostApi.vm.shares,
+      cwd: REPO,
+      timeoutMs: 3 * 3_600_000,
+      memoryMiB: 4096,
+      cpus: 2,
+      stream: true,
+      log: (m) => log(`vm: ${m}`),
+    }).then((r) => {
+      vmResult = r;
+      if (!vmDone) abort = `the VM ended early (exit ${r.exitCode})`;
+    }, (e: unknown) => {
+      log(`VM run failed: ${(e as Error).message}`);
+      abort = 'the VM run failed';
+      channel.close();
+    });
+    await Promise.race([channel.connected, vmRun.then(() => { throw new Error('the VM ended before the guest connected'); })]);
+    await channel.wait(is('hello'), 600_000);
+    for (let p = 0; p < 20; p++) {
+      const start = performance.now();
+      channel.send({ op: 'ping', id: -p - 1 });
+      const { at } = await channel.wait(is('pong', -p - 1), 30_000);
+      rttMs.push(at - start);
+    }
+    log(`host -> guest probe -> host round trip p50 ${pct(rttMs, 50).toFixed(1)} ms`);
+
+    // The agent's initial sync through the whole stack.
+    t = performance.now();
+    channel.send({ op: 'start-agent' });
+    await channel.wait(is('agent-started'), 120_000);
+    agentSyncMs = await until('the director reporting every service programmed', () => (programmed() === SERVICES ? performance.now() - t : undefined), 3_600_000, 50);
+    log(`agent initial sync (start -> every service programmed in its NodePlan reports): ${(agentSyncMs / 1000).toFixed(1)} s`);
+    channel.send({ op: 'kernel-count' });
+    kernelCount = (await channel.wait(is('kernel-count'), 600_000)).msg;
+    log(`director kernel: ${kernelCount.services} services, ${kernelCount.destinations} destinations`);
+    if (kernelCount.services !== SERVICES || kernelCount.destinations !== SERVICES * RS_PER) throw new Error('the kernel does not hold the planned table');
+    agentReadyMs = await until('every VirtualService Ready', () => (ready.size === SERVICES ? performance.now() - t : undefined), 3_600_000, 200);
+    await settle(5000);
+    log(`every VirtualService Ready ${(agentReadyMs / 1000).toFixed(1)} s after the agent started; controller settled`);
+  }
+
+  if (process.env.BENCH_PAUSE_MS) {
+    log(`pausing ${process.env.BENCH_PAUSE_MS} ms (controller pid ${pid})`);
+    await sleep(Number(process.env.BENCH_PAUSE_MS));
+  }
+  // Warm-up (kubectl's discovery cache, connections), untimed.
+  await applyWeight('weight', 1, 0);
+  samples.length = 0;
+  metricsBeforeChanges = await controllerMetrics(metricsPort);
+  const cpuBeforeChanges = procStats(pid)!.cpuSec;
+  for (let c = 0; c < WEIGHTS; c++) {
+    await applyWeight('weight', (c * 7919 + 17) % SERVICES, c % RS_PER);
+    await sleep(200);
+  }
+  log(`weight changes: ${JSON.stringify(stats(samples.filter((s) => s.kind === 'weight').map((s) => s.totalMs)))}`);
+  const added: Array<{ i: number; name: string; address: string }> = [];
+  for (let c = 0; c < ADDS; c++) {
+    const i = (c * 104729 + 5) % SERVICES;
+    const a = { i, name: `rs-${i}-extra`, address: `10.201.${c % 250}.${(i % 250) + 1}` };
+    added.push(a);
+    await change('add', i, a.address, 'present', ['apply', '-f', '-'], JSON.stringify(rsDoc(i, a.name, a.address, 1)));
+    await sleep(200);
+  }
+  // A deleted RealServer drains (weight 0 for the service's drainTimeoutSeconds) before it is removed.
+  for (const a of added) {
+    await change('remove', a.i, a.address, 'absent', ['delete', 'lvsrs', a.name, '-n', NS]);
+    await sleep(200);
+  }
+  const changeStats = procStats(pid);
+  const cpuChanges = (changeStats?.cpuSec ?? 0) - cpuBeforeChanges;
+  const metricsAfterChanges = await controllerMetrics(metricsPort);
+
+  if (USE_VM) {
+    // kubectl run inside the (emulated) VM, from the director's netns.
+    for (let c = 0; c < VM_KUBECTL; c++) {
+      const i = (c * 31337 + 3) % SERVICES;
+      const j = (c + 3) % RS_PER;
+      const name = `rs-${i}-${j}`;
+      const w = ((weights.get(name) ?? 1) % 9) + 2;
+      weights.set(name, w);
+      const id = ++seq;
+      channel.send({ op: 'vm-kubectl', id, args: ['apply', '-f', '-'], input: JSON.stringify(rsDoc(i, name, rsAddress(i, j), w)), expect: { vip: vip(i), port: 80, address: rsAddress(i, j), want: { weight: w } } });
+      const { msg } = await channel.wait(is('vm-kubectl-done', id), 180_000);
+      vmSamples.push({ kind: 'vmKubectl', totalMs: msg.totalMs, kubectlMs: msg.kubectlMs });
+      await sleep(200);
+    }
+    // ipvsadm -e on the same table, in the same netns.
+    const targets = Array.from({ length: IPVSADM }, (_, c) => {
+      const i = (c * 7907 + 11) % SERVICES;
+      return { vip: vip(i), address: rsAddress(i, c % RS_PER), weight: 20 + (c % 5) };
+    });
+    channel.send({ op: 'ipvsadm', targets });
+    ipvsadmMs = (await channel.wait(is('ipvsadm-done'), 600_000)).msg.ms;
+    channel.send({ op: 'probe-stats' });
+    guestPolls = (await channel.wait(is('probe-stats'), 60_000)).msg.polls;
+    channel.send({ op: 'arping' });
+    arpingMs = (await channel.wait(is('arping-done'), 120_000)).msg.ms;
+    vmDone = true;
+    channel.send({ op: 'done' });
+    await vmRun;
+  }
+  clearInterval(sampler);
+  const end = procStats(pid)!;
+
+  // --- results ----------------------------------------------------------------------------------------------
+  const of = (k: Kind): Sample[] => samples.filter((s) => s.kind === k);
+  const kubectlChanges = samples;
+  const total = kubectlChanges.map((s) => s.totalMs);
+  const split = (xs: Sample[]) => ({
+    total: stats(xs.map((s) => s.totalMs)),
+    kubectl: stats(xs.map((s) => s.kubectlMs)),
+    controller: stats(xs.flatMap((s) => (s.controllerMs === undefined ? [] : [s.controllerMs]))),
+    director: stats(xs.flatMap((s) => (s.directorMs === undefined ? [] : [s.directorMs]))),
+  });
+  const loadEnd = os.loadavg();
+  const ipvsadmP50 = pct(ipvsadmMs, 50);
+  const result = {
+    date: new Date().toISOString(),
+    machine: { ...machine, loadAverage: { start: loadStart.map(r1), end: loadEnd.map(r1) } },
+    vm: USE_VM ? { emulation: 'QEMU TCG (no KVM), 2 vCPU, 4 GiB', guestClockRatio: vmResult?.guestClockRatio, bootMs: vmResult?.bootMs, kernelWarnings: vmResult?.kernelWarnings.length } : null,
+    apiserver: hostApi.api.version,
+    services: SERVICES,
+    realServersPerService: RS_PER,
+    createObjectsMs: Math.round(createMs),
+    controller: {
+      initialSync: {
+        acceptedAndPlannedMs: Math.round(plannedMs),
+        realServerStatusesMs: Math.round(rsStatusMs),
+        settledMs: Math.round(settledMs),
+        cpuSecondsToSettle: r1(afterSync.cpuSec),
+        rssMiBWhenPlanned: Math.round(afterPlanned?.rssMiB ?? NaN),
+        writes: delta({}, metricsAfterSync),
+      },
+      rssMiB: { peak: Math.round(Math.max(end.hwmMiB, maxRss)), steady: Math.round(end.rssMiB), afterSync: Math.round(afterSync.rssMiB) },
+      duringChanges: { cpuSeconds: r1(cpuChanges), metrics: delta(metricsBeforeChanges, metricsAfterChanges) },
+    },
+    agent: USE_VM ? {
+      initialSyncThroughStackMs: Math.round(agentSyncMs ?? NaN), everyVirtualServiceReadyMs: Math.round(agentReadyMs ?? NaN), kernel: kernelCount,
+      vipInterface: VIP_INTERFACE, oneGratuitousArpMs: Math.round(arpingMs ?? NaN),
+    } : null,
+    changes: {
+      path: USE_VM ? 'kubectl (host) -> kube-apiserver -> controller (host) -> NodePlan -> agent (VM) -> kernel; the probe in the director netns tells the host' : 'kubectl (host) -> kube-apiserver -> controller -> NodePlan seen by the bench watch',
+      all: split(kubectlChanges),
+      weight: split(of('weight')),
+      addRealServer: split(of('add')),
+      removeRealServer: split(of('remove')),
+      kubectlInVm: USE_VM ? { total: stats(vmSamples.map((s) => s.totalMs)), kubectl: stats(vmSamples.map((s) => s.kubectlMs)), afterKubectl: stats(vmSamples.map((s) => s.totalMs - s.kubectlMs)) } : null,
+      hostGuestRoundTripMs: USE_VM ? stats(rttMs) : null,
+      probePollsPerChange: USE_VM ? stats(guestPolls) : null,
+    },
+    ipvsadm: USE_VM ? { singleWeightChangeMs: stats(ipvsadmMs), ratioP50OursToIpvsadm: Math.round((pct(total, 50) / ipvsadmP50) * 100) / 100, ratioP99OursToIpvsadm: Math.round((pct(total, 99) / pct(ipvsadmMs, 99)) * 100) / 100 } : null,
+    targets: { changeP99Ms: 1000, controllerRssMiB: 500 },
+    met: { changeP99: pct(total, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < 500 },
+    rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
+  };
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(path.join(OUT, 'controller.json'), JSON.stringify(result, null, 2) + '\n');
+  const f = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
+  const row = (label: string, s: ReturnType<typeof split>): string =>
+    `| ${label} | ${s.total.n} | ${f(s.total.p50)} / ${f(s.total.p99)} / ${f(s.total.max)} | ${f(s.kubectl.p50)} / ${f(s.kubectl.p99)} | ${f(s.controller.p50)} / ${f(s.controller.p99)} | ${f(s.director.p50)} / ${f(s.director.p99)} |`;
+  const c = result.controller;
+  const md = [
+    `# Controller at scale: ${SERVICES} VirtualServices x ${RS_PER} RealServers`,
+    '',
+    `${result.date}; host ${machine.cpus} cores (${machine.model}), load average ${result.machine.loadAverage.start.join(' / ')} at the start, ${result.machine.loadAverage.end.join(' / ')} at the end;`
+      + ` kube-apiserver ${result.apiserver} (test harness, etcd, RBAC) and the controller native on the host${USE_VM ? `; lvs-agent and the kernel in the lab VM (${result.vm?.emulation}, guest clock ratio ${result.vm?.guestClockRatio?.toFixed(2)})` : ''}.`,
+    '',
+    '| measure | value |',
+    '|---|---|',
+    `| create ${SERVICES} VirtualServices + ${SERVICES * RS_PER} RealServers (64 concurrent requests) | ${f(createMs / 1000)} s |`,
+    `| controller initial sync: every VirtualService Accepted at its generation and on the director's NodePlans | ${f(plannedMs / 1000)} s |`,
+    `| ... every RealServer status written | ${f(rsStatusMs / 1000)} s |`,
+    `| ... no more writes (settled); CPU spent | ${f(settledMs / 1000)} s; ${f(c.initialSync.cpuSecondsToSettle)} CPU s |`,
+    `| controller RSS: peak (VmHWM) / after the initial sync / at the end | ${c.rssMiB.peak} / ${c.rssMiB.afterSync} / ${c.rssMiB.steady} MiB (target < 500 MiB) |`,
+    ...(USE_VM ? [
+      `| agent initial sync through the stack (agent start until its NodePlan reports show all ${SERVICES} services programmed) | ${f((agentSyncMs ?? NaN) / 1000)} s |`,
+      `| ... the director's kernel then (ipvsadm -Sn) | ${kernelCount?.services} services, ${kernelCount?.destinations} destinations |`,
+      `| ... every VirtualService Ready (controller wrote Programmed/Ready) | ${f((agentReadyMs ?? NaN) / 1000)} s |`,
+      `| VIPs bound on the director's ${VIP_INTERFACE}; one VIP's gratuitous ARP as the agent sends it on eth0 (\`arping -U -c 3\`, in the VM) | ${f((arpingMs ?? NaN) / 1000)} s (x ${SERVICES} one after the other: ${f(((arpingMs ?? NaN) * SERVICES) / 3_600_000)} h) |`,
+    ] : []),
+    '',
+    `Single changes, ms: from just before \`kubectl\` starts until ${USE_VM ? "the director's kernel shows the change" : 'the NodePlan shows it'} (p50 / p99 / max);`
+      + ' kubectl = its own run time (native); controller = until the bench\'s NodePlan watch on the host saw the new plan;'
+      + ' director = from then until the kernel showed it (agent in the VM, probe, report back to the host).',
+    '',
+    '| change | n | total p50 / p99 / max | kubectl p50 / p99 | controller p50 / p99 | director p50 / p99 |',
+    '|---|---|---|---|---|---|',
+    row('all kubectl changes', result.changes.all),
+    row('RealServer weight (`kubectl apply`)', result.changes.weight),
+    row('new RealServer (`kubectl apply`)', result.changes.addRealServer),
+    row('deleted RealServer (`kubectl delete`; the kernel shows it draining, weight 0)', result.changes.removeRealServer),
+    '',
+    ...(USE_VM ? [
+      `Target: p99 < 1000 ms: **${result.met.changeP99 ? 'met' : 'missed'}** (${f(pct(total, 99))} ms). Controller RSS < 500 MiB: **${result.met.controllerRss ? 'met' : 'missed'}** (${c.rssMiB.peak} MiB).`,
+      '',
+      '| reference | value |',
+      '|---|---|',
+      `| \`ipvsadm -e\` weight change on the same ${SERVICES * RS_PER}-destination table (process start to exit, in the VM) p50 / p99 | ${f(result.ipvsadm?.singleWeightChangeMs.p50)} / ${f(result.ipvsadm?.singleWeightChangeMs.p99)} ms |`,
+      `| ratio kubectl apply -> kernel / ipvsadm -e, p50 (p99) | ${result.ipvsadm?.ratioP50OursToIpvsadm} (${result.ipvsadm?.ratioP99OursToIpvsadm}) |`,
+      `| weight changes with kubectl run inside the VM (emulated): total / kubectl alone / after kubectl, p50 (p99) | ${f(result.changes.kubectlInVm?.total.p50)} (${f(result.changes.kubectlInVm?.total.p99)}) / ${f(result.changes.kubectlInVm?.kubectl.p50)} (${f(result.changes.kubectlInVm?.kubectl.p99)}) / ${f(result.changes.kubectlInVm?.afterKubectl.p50)} (${f(result.changes.kubectlInVm?.afterKubectl.p99)}) ms |`,
+      `| host -> probe -> host round trip over the VM's forward (included in every total above) p50 / p99 | ${f(result.changes.hostGuestRoundTripMs?.p50)} / ${f(result.changes.hostGuestRoundTripMs?.p99)} ms |`,
+      `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
+    ] : [
+      `Controller during the ${samples.length} changes: ${f(cpuChanges)} CPU s; ${JSON.stringify(c.duringChanges.metrics)}`,
+    ]),
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(OUT, 'controller.md'), md);
+  process.stdout.write(md);
+  await Promise.all([vsInf.stop(), rsInf.stop(), npInf.stop()]);
+} finally {
+  channel.close();
+  if (controller && controller.exitCode === null) {
+    controller.kill('SIGTERM');
+    await new Promise((r) => controller?.once('exit', r));
+  }
+  await hostApi?.stop();
+}
+process.exit(0);
