@@ -116,6 +116,9 @@ export class Agent {
   #running: Promise<AgentRun> | undefined;
   #again = false;
   #timer: NodeJS.Timeout | undefined;
+  /** start() was called and stop() not: periodic resyncs are on. */
+  #periodic = false;
+  #fullRunning = false;
   #last: AgentRun | undefined;
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
@@ -177,11 +180,24 @@ export class Agent {
   }
 
   start(): void {
-    const every = (this.#o.resyncSeconds ?? 10) * 1000;
-    this.#timer = setInterval(() => {
+    this.#periodic = true;
+    this.#armResync();
+  }
+
+  /**
+   * The next periodic resync, counted from the end of the last full run: a full run takes seconds at
+   * 5,000 services (longer on a starved host), and counted from its start every run became a full one,
+   * with each plan change waiting for one or two of them.
+   */
+  #armResync(): void {
+    if (!this.#periodic) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      // A full run in flight does the resync's work and arms the next one when it ends.
+      if (this.#fullRunning) return;
       this.#resync = true;
       this.trigger();
-    }, every);
+    }, (this.#o.resyncSeconds ?? 10) * 1000);
     this.#timer.unref();
   }
 
@@ -224,6 +240,7 @@ export class Agent {
     const healthChanged = this.#healthChanged;
     const realServerDirty = this.#realServerDirty;
     this.#resync = false;
+    this.#fullRunning = full;
     this.#dirty = new Set();
     this.#healthChanged = new Set();
     this.#realServerDirty = false;
@@ -251,6 +268,11 @@ export class Agent {
       this.#resync = true;
       for (const id of healthChanged) this.#healthChanged.add(id);
       throw e;
+    } finally {
+      if (full) {
+        this.#fullRunning = false;
+        this.#armResync();
+      }
     }
     const run: AgentRun = {
       node: plan.node,
@@ -273,7 +295,8 @@ export class Agent {
 
   /** Stops timers and health checks; leaves the kernel as it is. */
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    this.#periodic = false;
+    clearTimeout(this.#timer);
     this.#o.health.stop();
   }
 
