@@ -137,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     const [{ ClusterSource: Source }, { loadKubeConfig }] = await Promise.all([import('./cluster.ts'), import('../kube/kubeconfig.ts')]);
     const kc = loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc;
     if (values['vip-election']) {
-      const [{ DirectorFailover: Failover, directorVipsBound }, { SyncDaemons }, { coordinationLeaseApi }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }] = await Promise.all([
+      const [{ DirectorFailover: Failover, directorVipsBound }, { SyncDaemons }, { keepAliveLeaseApi }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }] = await Promise.all([
         import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'), import('../kube/events.ts'), import('./failover/events.ts'),
       ]);
       const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
@@ -146,7 +146,8 @@ async function main(argv: string[]): Promise<number> {
       // their elections start 'retained' (no drop, no hand-over).
       const boundAtStart = directorVipsBound(state.load().vips);
       failover = new Failover({
-        api: coordinationLeaseApi(kc),
+        // Renewals every renewIntervalMilliseconds for every VIP: over kept-alive connections, not a TLS handshake each.
+        api: keepAliveLeaseApi(kc, `lvs-agent/${node}`),
         namespace: values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system',
         node,
         settings: { leaseDurationSeconds: Number(values['failover-lease-seconds']), renewIntervalMilliseconds: Number(values['failover-renew-ms']) },

@@ -12,7 +12,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createLogger } from '../util/log.ts';
 import { runMain, untilTerminated } from '../util/process.ts';
 import { loadKubeConfig, inClusterNamespace } from '../kube/kubeconfig.ts';
-import { LeaderElector, coordinationLeaseApi } from '../kube/leader.ts';
+import { LeaderElector, keepAliveLeaseApi } from '../kube/leader.ts';
 import { EventRecorder, eventsV1Sink } from '../kube/events.ts';
 import { parseListenAddress, startMetricsServer } from '../agent/metrics/server.ts';
 import { loadConfig } from './config.ts';
@@ -63,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   let elector: LeaderElector | undefined;
   if (values['leader-elect']) {
     elector = new LeaderElector({
-      api: coordinationLeaseApi(kc),
+      api: keepAliveLeaseApi(kc, 'lvs-controller'),
       namespace,
       name: 'lvs-operator-controller',
       identity,

@@ -19,12 +19,12 @@
  * Many electors can share one LeaseApi (one HTTP client): the controller runs one, the agents one per VIP
  * with sub-second periods (retryPeriodMs 500, leaseDurationSeconds 2, renewDeadlineMs 1500).
  */
-import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
+import { V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { realClock, sleep } from './clock.ts';
 import type { Clock } from './clock.ts';
 import { describeError, isAlreadyExists, isConflict, isNotFound } from './errors.ts';
-import { requestOptions } from './request.ts';
+import { Writer } from './writer.ts';
 import { createLogger } from '../util/log.ts';
 import type { Logger } from '../util/log.ts';
 
@@ -97,13 +97,20 @@ function specOf(r: LeaseRecord, prev?: V1LeaseSpec): V1LeaseSpec {
   return spec;
 }
 
-/** A LeaseApi on client-node's CoordinationV1Api; share one between all electors of a process. */
-export function coordinationLeaseApi(kcOrApi: KubeConfig | CoordinationV1Api): LeaseApi {
-  const api = kcOrApi instanceof CoordinationV1Api ? kcOrApi : kcOrApi.makeApiClient(CoordinationV1Api);
+/**
+ * A LeaseApi over one pool of keep-alive connections (src/kube/writer.ts). client-node opens a new TLS
+ * connection per request: with a renewal every 500 ms per VIP that is a handshake per renewal, which on a
+ * loaded node (or through a slow path to the API server) alone outlasts the 1 s renew deadline. `close()`
+ * drops the pool.
+ */
+export function keepAliveLeaseApi(kc: KubeConfig, fieldManager: string): LeaseApi & { close(): void } {
+  const client = new Writer(kc, fieldManager);
+  const path = (namespace: string, name?: string): string =>
+    `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
   return {
     async get(namespace, name, signal) {
       try {
-        return leaseObject(await api.readNamespacedLease({ namespace, name }, requestOptions({ signal })));
+        return leaseObject(await client.request<V1Lease>('GET', path(namespace, name), { signal }));
       } catch (e) {
         if (isNotFound(e)) return undefined;
         throw e;
@@ -111,19 +118,15 @@ export function coordinationLeaseApi(kcOrApi: KubeConfig | CoordinationV1Api): L
     },
     async create(namespace, name, record, signal) {
       const body: V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: specOf(record) };
-      return leaseObject(await api.createNamespacedLease({ namespace, body }, requestOptions({ signal })));
+      return leaseObject(await client.request<V1Lease>('POST', path(namespace), { body, contentType: 'application/json', signal }));
     },
     async update(namespace, name, record, prev, signal) {
       const raw = (prev.raw ?? {}) as V1Lease;
       const { managedFields: _mf, ...meta } = raw.metadata ?? {};
-      const body: V1Lease = {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { ...meta, name, namespace, resourceVersion: prev.resourceVersion },
-        spec: specOf(record, raw.spec),
-      };
-      return leaseObject(await api.replaceNamespacedLease({ namespace, name, body }, requestOptions({ signal })));
+      const body: V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { ...meta, name, namespace, resourceVersion: prev.resourceVersion }, spec: specOf(record, raw.spec) };
+      return leaseObject(await client.request<V1Lease>('PUT', path(namespace, name), { body, contentType: 'application/json', signal }));
     },
+    close: () => client.close(),
   };
 }
 
@@ -267,7 +270,9 @@ export class LeaderElector {
     try {
       for (;;) {
         // Acquire.
-        while (!(await this.tryAcquireOrRenew(stop, this.o.retryPeriodMs * 2))) {
+        // An acquisition may wait longer for its answer than a renewal (which renewDeadline bounds): a late
+        // answer is still safe, the write being conditional on the resourceVersion read.
+        while (!(await this.tryAcquireOrRenew(stop, Math.max(this.o.retryPeriodMs * 2, this.o.leaseDurationSeconds * 1000)))) {
           // The next retry tick, or the moment the observed holder's lease expires if that comes first.
           const retry = this.o.retryPeriodMs * (1 + this.o.retryJitter * this.random());
           const expiry = this.expiresInMs();

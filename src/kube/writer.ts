@@ -47,7 +47,13 @@ export class Writer {
     this.#agent = undefined;
   }
 
-  async #request<T>(method: string, path: string, body?: object, contentType?: string): Promise<T> {
+  /** Any request on the pool (path from the server root); `signal` aborts it. Non-2xx rejects with apiError. */
+  request<T>(method: string, path: string, opts: { body?: object; contentType?: string; signal?: AbortSignal } = {}): Promise<T> {
+    return this.#request<T>(method, path, opts.body, opts.contentType, opts.signal);
+  }
+
+  async #request<T>(method: string, path: string, body?: object, contentType?: string, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
     const opts: https.RequestOptions = {};
     await this.#kc.applyToHTTPSOptions(opts);
     const tls = JSON.stringify([String(opts.ca ?? ''), String(opts.cert ?? ''), String(opts.key ?? ''), opts.rejectUnauthorized, opts.servername]);
@@ -69,6 +75,11 @@ export class Writer {
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 30 s`)));
       req.on('error', reject);
+      if (signal) {
+        const onAbort = (): void => void req.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+        signal.addEventListener('abort', onAbort, { once: true });
+        req.on('close', () => signal.removeEventListener('abort', onAbort));
+      }
       req.end(data);
     });
     if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.text, res.headers);

@@ -8,7 +8,7 @@
 // Own apiserver: the partition test pauses its proxy.
 import { describe, expect, test, beforeAll, afterAll, jest } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
-import { coordinationLeaseApi } from '../../src/kube/leader.ts';
+import { keepAliveLeaseApi } from '../../src/kube/leader.ts';
 import type { LeaseApi } from '../../src/kube/leader.ts';
 import { DirectorFailover, LeaseVipElection, recordFailoverEvent, vipLeaseName } from '../../src/agent/failover/index.ts';
 import { EventRecorder, eventsV1Sink } from '../../src/kube/events.ts';
@@ -52,8 +52,8 @@ const pct = (xs: number[], p: number): number => {
 
 describe('VIP election on a real apiserver (agent identity, lvs-system)', () => {
   let api: ApiServer;
-  let viaProxy: LeaseApi;
-  let direct: LeaseApi;
+  let viaProxy: LeaseApi & { close(): void };
+  let direct: LeaseApi & { close(): void };
   const running: LeaseVipElection[] = [];
 
   // One Lease per VIP: each test has its own VIP.
@@ -70,12 +70,15 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
   beforeAll(async () => {
     api = await startApiServer({ log: () => undefined });
     await kubectlOk(['apply', '--server-side', '--field-manager=lvs-failover-test', '-f', DEPLOY_FILE], { kubeconfig: api.kubeconfigs.admin, timeoutMs: 120_000 });
-    viaProxy = coordinationLeaseApi(kubeConfig(api.kubeconfigs.agent));
-    direct = coordinationLeaseApi(kubeConfig(api.kubeconfigs.agent, api.directUrl));
+    // The agent's own LeaseApi (kept-alive connections), as lvs-agent --vip-election uses it.
+    viaProxy = keepAliveLeaseApi(kubeConfig(api.kubeconfigs.agent), 'failover-test');
+    direct = keepAliveLeaseApi(kubeConfig(api.kubeconfigs.agent, api.directUrl), 'failover-test');
   });
 
   afterAll(async () => {
     await Promise.all(running.map((e) => e.stop({ release: false })));
+    viaProxy?.close();
+    direct?.close();
     await api?.stop();
   });
 

@@ -4,7 +4,7 @@
 // many sub-second elections share one client. Own apiserver: the partition test pauses its proxy.
 import { jest } from '@jest/globals';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
-import { LeaderElector, coordinationLeaseApi } from '../../src/kube/leader.ts';
+import { LeaderElector, keepAliveLeaseApi } from '../../src/kube/leader.ts';
 import type { LeaderElectorOptions, LeaseApi } from '../../src/kube/leader.ts';
 import { createLogger } from '../../src/util/log.ts';
 import { startApiServer } from './harness.ts';
@@ -37,8 +37,8 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 20_000, st
 
 describe('LeaderElector on a real apiserver', () => {
   let api: ApiServer;
-  let leases: LeaseApi; // through the proxy
-  let leasesDirect: LeaseApi; // bypassing it
+  let leases: LeaseApi & { close(): void }; // through the proxy
+  let leasesDirect: LeaseApi & { close(): void }; // bypassing it
   let coord: CoordinationV1Api;
   const electors: LeaderElector[] = [];
 
@@ -60,13 +60,15 @@ describe('LeaderElector on a real apiserver', () => {
   beforeAll(async () => {
     api = await startApiServer({ log: () => undefined });
     const kc = kubeConfig(api.kubeconfigs.admin);
-    leases = coordinationLeaseApi(kc);
-    leasesDirect = coordinationLeaseApi(kubeConfig(api.kubeconfigs.admin, api.directUrl));
+    leases = keepAliveLeaseApi(kc, 'leader-test');
+    leasesDirect = keepAliveLeaseApi(kubeConfig(api.kubeconfigs.admin, api.directUrl), 'leader-test');
     coord = kc.makeApiClient(CoordinationV1Api);
   });
 
   afterAll(async () => {
     await Promise.all(electors.map((e) => e.stop({ release: false })));
+    leases?.close();
+    leasesDirect?.close();
     await api?.stop();
   });
 
