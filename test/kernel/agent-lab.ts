@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Bridge, NetLab, BackgroundProcess } from '../vm/netns.ts';
+import type { Bridge, NetLab, BackgroundProcess, Link } from '../vm/netns.ts';
 import type { AgentReport } from '../../src/agent/agent.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -142,6 +142,8 @@ export interface DrLab {
   web2: string;
   /** The web servers (answer "web1\n" / "web2\n" on port 80 of every address, the VIP on lo included). */
   servers: { web1: BackgroundProcess; web2: BackgroundProcess };
+  /** Each namespace's link to br56 (its bridge-side `peer` can be set down to cut the node off). */
+  links: Record<'client' | 'director' | 'web1' | 'web2', Link>;
 }
 
 /**
@@ -158,7 +160,8 @@ export async function buildDrLab(lab: NetLab, macs: Partial<Record<'client' | 'd
     web2: await lab.addNetns('web2'),
   };
   const ips = { client: '192.168.56.10', director: '192.168.56.34', web1: '192.168.56.37', web2: '192.168.56.38' } as const;
-  for (const n of ['client', 'director', 'web1', 'web2'] as const) await lab.connect(ns[n], bridge, { addresses: [`${ips[n]}/24`], mac: macs[n] });
+  const links = {} as DrLab['links'];
+  for (const n of ['client', 'director', 'web1', 'web2'] as const) links[n] = await lab.connect(ns[n], bridge, { addresses: [`${ips[n]}/24`], mac: macs[n] });
   const servers = { web1: await lab.startHttpServer(ns.web1, { name: 'web1' }), web2: await lab.startHttpServer(ns.web2, { name: 'web2' }) };
-  return { bridge, ...ns, servers };
+  return { bridge, ...ns, servers, links };
 }

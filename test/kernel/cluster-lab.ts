@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BackgroundProcess, Bridge, ExecResult, NetLab } from '../vm/netns.ts';
+import type { BackgroundProcess, Bridge, ExecResult, Link, NetLab } from '../vm/netns.ts';
 import { exec } from '../vm/netns.ts';
 import { GUEST_FORWARD_ADDRESS } from '../vm/lab.ts';
 import { helmPath, kubectlPath } from '../../scripts/tools.ts';
@@ -42,6 +42,7 @@ process.on('SIGTERM', () => process.exit(0));
 export class ManagementNetwork {
   readonly #lab: NetLab;
   readonly #bridge: Bridge;
+  readonly #links = new Map<string, Link>();
   #next = 10;
 
   private constructor(lab: NetLab, bridge: Bridge) {
@@ -60,8 +61,15 @@ export class ManagementNetwork {
   /** Gives `ns` a mgmt0 link with the next management address; returns that address. */
   async join(ns: string): Promise<string> {
     const address = `10.96.0.${this.#next++}`;
-    await this.#lab.connect(ns, this.#bridge, { ifname: 'mgmt0', addresses: [`${address}/${MGMT_PREFIX}`] });
+    this.#links.set(ns, await this.#lab.connect(ns, this.#bridge, { ifname: 'mgmt0', addresses: [`${address}/${MGMT_PREFIX}`] }));
     return address;
+  }
+
+  /** The mgmt0 link `join` gave `ns` (its bridge-side `peer` can be set down to cut the node off the API). */
+  link(ns: string): Link {
+    const l = this.#links.get(ns);
+    if (!l) throw new Error(`${ns} has not joined the management network`);
+    return l;
   }
 }
 

@@ -218,17 +218,36 @@ export function spawnIn(ns: Netns, argv: string[], opts: SpawnOptions = {}): Bac
   return new BackgroundProcess(inNetns(ns, argv), { label: `${argv.join(' ')}${ns ? ` (netns ${ns})` : ''}`, ...opts });
 }
 
-/** Tiny HTTP server (CommonJS for `node -e`): answers every request with "<name>\n", prints "listening". */
+/**
+ * Tiny HTTP server (CommonJS for `node -e`): answers every request with "<name>\n", prints "listening".
+ * GET /stream?lines=N&ms=M is a long-lived download: "<name> 1\n" ... "<name> N\n" one line every M ms,
+ * then "END\n" (Content-Length set up front, so a client knows a cut-short body), for connection-survival tests.
+ */
 const HTTP_SERVER_JS = `
 const http = require('node:http');
 const [name, port, host] = process.argv.slice(1);
 const server = http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  if (u.pathname === '/stream') {
+    const n = Math.max(0, Number(u.searchParams.get('lines') ?? 10));
+    const ms = Math.max(1, Number(u.searchParams.get('ms') ?? 200));
+    const body = Array.from({ length: n }, (_, i) => name + ' ' + (i + 1) + '\\n');
+    const length = body.reduce((a, l) => a + Buffer.byteLength(l), 0) + 4;
+    res.writeHead(200, { 'content-type': 'text/plain', connection: 'close', 'content-length': length });
+    let i = 0;
+    const t = setInterval(() => {
+      if (i < n) res.write(body[i++]);
+      else { clearInterval(t); res.end('END\\n'); }
+    }, ms);
+    res.on('close', () => clearInterval(t));
+    return;
+  }
   res.setHeader('content-type', 'text/plain');
   res.setHeader('connection', 'close');
   res.end(name + '\\n');
 });
 server.listen(Number(port), host, () => console.log('listening ' + host + ':' + port));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => { server.close(() => process.exit(0)); server.closeAllConnections(); });
 `;
 
 export interface HttpServerOptions {

@@ -1,14 +1,14 @@
 // `npm run test:vm [-- <jest args, e.g. a test path filter>]`: boots ONE lab VM (test/vm/lab.ts) and runs the
 // jest `kernel` project (test/kernel/**/*.test.ts) inside it, in band. Exits with jest's exit code.
 //
-// Environment: LVS_VM_TIMEOUT_MS (default 1800000), LVS_VM_MEMORY_MIB (4096), LVS_VM_CPUS (2),
+// Environment: LVS_VM_TIMEOUT_MS (default 3600000), LVS_VM_MEMORY_MIB (4096), LVS_VM_CPUS (2),
 // LVS_VM_VERBOSE_KERNEL=1 (boot log on the console), LVS_CACHE_DIR (cache root, see lab.ts),
 // LVS_VM_JEST_CACHE=tmpfs (throw-away jest cache instead of the persistent one, e.g. to rule out a stale cache).
 // The jest cache and Node's compile cache live on the host in $LVS_CACHE_DIR/vm/jest-cache (shared read-write
 // into the VM), so ts-jest compiles each test file once instead of on every boot (TCG makes that slow).
 // Jest runs in band (one process: under TCG a worker costs ~10 s of start-up); pass -w N to get workers.
 //
-// The whole-stack suites (test/kernel/stack-*.test.ts: controller + agents in cluster mode) need a Kubernetes
+// The whole-stack suites (test/kernel/stack-*.test.ts and failover-*.test.ts: controller + agents in cluster mode) need a Kubernetes
 // API: a real kube-apiserver from the test harness (test/apiserver/harness.ts) runs on the HOST, natively, and
 // the VM reaches it through QEMU's user-mode network with restrict=on and a single guestfwd (lab.ts
 // HostForward): nothing else leaves the VM. Kubeconfigs pointing at the in-VM relay address (see
@@ -43,9 +43,9 @@ const envNum = (name: string, dflt: number): number => {
   return n;
 };
 
-/** Jest treats positional arguments as test path regexes: does this run select any stack suite? */
+/** Jest treats positional arguments as test path regexes: does this run select any suite that needs the API? */
 function selectsStackSuite(): boolean {
-  const stack = suites.filter((s) => /(^|\/)stack-[^/]*\.test\.ts$/.test(s));
+  const stack = suites.filter((s) => /(^|\/)(stack|failover)-[^/]*\.test\.ts$/.test(s));
   if (stack.length === 0) return false;
   const patterns = extraArgs.filter((a) => !a.startsWith('-'));
   if (patterns.length === 0) return true;
@@ -86,7 +86,7 @@ try {
     },
     shares: [...(persistentCache ? [{ hostPath: jestCache, guestPath: guestJestCache }] : []), ...(hostApi?.vm.shares ?? [])],
     hostForwards: hostApi?.vm.hostForwards ?? [],
-    timeoutMs: envNum('LVS_VM_TIMEOUT_MS', 30 * 60_000),
+    timeoutMs: envNum('LVS_VM_TIMEOUT_MS', 60 * 60_000),
     memoryMiB: envNum('LVS_VM_MEMORY_MIB', 4096),
     cpus: envNum('LVS_VM_CPUS', 2),
     verboseKernel: process.env.LVS_VM_VERBOSE_KERNEL === '1',
