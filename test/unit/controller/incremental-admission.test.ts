@@ -1,20 +1,10 @@
 // VIP admission in the incremental planner (src/controller/incremental.ts): it decides admission over all
 // VirtualServices on every update and replans those whose decision changed.
 import { IncrementalPlanner } from '../../../src/controller/incremental.ts';
-import { plan, type NodeInfo } from '../../../src/model/planner.ts';
+import { plan } from '../../../src/model/planner.ts';
 import type { AdmissionInput } from '../../../src/model/pools.ts';
-import type { VIPPool, VirtualService } from '../../../src/api/v1alpha1/index.ts';
 
-const vs = (ns: string, name: string, vip: string | undefined, created: string): VirtualService => ({
-  apiVersion: 'lvs.operator.dev/v1alpha1',
-  kind: 'VirtualService',
-  metadata: { name, namespace: ns, generation: 1, creationTimestamp: created },
-  spec: { ...(vip ? { vip } : {}), port: 80, protocol: 'TCP', scheduler: 'rr', forwarding: 'DirectRouting', realServerSelector: {} },
-});
-const pool = (name: string, addresses: string[], namespaceSelector = {}): VIPPool => ({
-  apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name, generation: 2 }, spec: { addresses, namespaceSelector, autoAssign: true },
-});
-const nodes: NodeInfo[] = [{ name: 'director', labels: { 'lvs.operator.dev/director': 'true' }, addresses: [{ type: 'InternalIP', address: '10.1.0.4' }] }];
+import { nodes, pool, vs } from './admission-fixtures.ts';
 
 describe('incremental planning with admission', () => {
   it('equals a full plan after pools come and go, and replans only what admission changed', () => {

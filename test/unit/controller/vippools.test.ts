@@ -1,20 +1,10 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { reservedRanges, serverAddress } from '../../../src/controller/vippools.ts';
 import { statusPatch, virtualServiceStatus, vipPoolStatus, indexReports } from '../../../src/controller/status.ts';
-import { plan, type NodeInfo } from '../../../src/model/planner.ts';
+import { plan } from '../../../src/model/planner.ts';
 import type { AdmissionInput } from '../../../src/model/pools.ts';
-import type { VIPPool, VirtualService } from '../../../src/api/v1alpha1/index.ts';
 
-const vs = (ns: string, name: string, vip: string | undefined, created: string): VirtualService => ({
-  apiVersion: 'lvs.operator.dev/v1alpha1',
-  kind: 'VirtualService',
-  metadata: { name, namespace: ns, generation: 1, creationTimestamp: created },
-  spec: { ...(vip ? { vip } : {}), port: 80, protocol: 'TCP', scheduler: 'rr', forwarding: 'DirectRouting', realServerSelector: {} },
-});
-const pool = (name: string, addresses: string[], namespaceSelector = {}): VIPPool => ({
-  apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'VIPPool', metadata: { name, generation: 2 }, spec: { addresses, namespaceSelector, autoAssign: true },
-});
-const nodes: NodeInfo[] = [{ name: 'director', labels: { 'lvs.operator.dev/director': 'true' }, addresses: [{ type: 'InternalIP', address: '10.1.0.4' }] }];
+import { nodes, pool, vs } from './admission-fixtures.ts';
 
 describe('reserved ranges', () => {
   it('config ranges, the kubernetes Service, its endpoints and the kubeconfig host', () => {
