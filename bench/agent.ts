@@ -26,6 +26,7 @@ import { createLvsMetrics } from '../src/agent/metrics/registry.ts';
 import { ipvsSnapshotReader } from '../src/agent/metrics/snapshot.ts';
 import type { NodePlan, PlannedService } from '../src/model/plan.ts';
 import { createLogger } from '../src/util/log.ts';
+import { percentile } from '../test/support/percentile.ts';
 
 if (process.env.LVS_VM !== '1') {
   // On the host: boot the lab VM and run this file inside it. The VM's vCPUs are host threads, so the host's
@@ -205,10 +206,6 @@ state.flush();
 ipvs.close();
 kernel.close();
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
 const all = [...samples.weight, ...samples.destination, ...samples.service];
 await new Promise((r) => setImmediate(r)); // let the GC observer deliver
 const slow = windows.filter((w) => w.kind !== 'reload' && w.to - w.from > 50);
@@ -223,23 +220,23 @@ const result = {
   destinationsPerService: DESTS,
   changesPerKind: CHANGES,
   initialSyncMs: Math.round(initialSyncMs),
-  changeLatencyMs: { p50: pct(all, 50), p99: pct(all, 99), max: Math.max(...all) },
+  changeLatencyMs: { p50: percentile(all, 50), p99: percentile(all, 99), max: Math.max(...all) },
   perKind: Object.fromEntries(KINDS.map((k) => [k, {
     changes: samples[k].length,
-    p50: pct(samples[k], 50), p99: pct(samples[k], 99), max: Math.max(...samples[k]),
-    agentRunP50: pct(runMs[k], 50),
+    p50: percentile(samples[k], 50), p99: percentile(samples[k], 99), max: Math.max(...samples[k]),
+    agentRunP50: percentile(runMs[k], 50),
     netlinkRequests: [...new Set(requests[k])].sort((a, b) => a - b),
   }])),
   changesOver50Ms: slow.length,
   changesOver50MsWithGcPause: slowWithGc.length,
   gcPauseMsInSlowChanges: Math.round(slow.reduce((a, w) => a + gcMsIn(w.from, w.to), 0)),
   changesOver50MsWithStateWrite: slowWithWrite.length,
-  stateFileWriteMs: { count: writeMs.length, p50: pct(writeMs, 50), max: Math.max(0, ...writeMs) },
-  fullResyncMs: { p50: pct(resyncMs, 50), max: Math.max(...resyncMs) },
+  stateFileWriteMs: { count: writeMs.length, p50: percentile(writeMs, 50), max: Math.max(0, ...writeMs) },
+  fullResyncMs: { p50: percentile(resyncMs, 50), max: Math.max(...resyncMs) },
   kernelDumpMs: Math.round(dumpMs),
   driftRepairMs: Math.round(repairMs),
-  ipvsadmSingleChangeMs: { p50: pct(ipvsadmMs, 50), p99: pct(ipvsadmMs, 99) },
-  ratioP50OursToIpvsadm: pct(all, 50) / pct(ipvsadmMs, 50),
+  ipvsadmSingleChangeMs: { p50: percentile(ipvsadmMs, 50), p99: percentile(ipvsadmMs, 99) },
+  ratioP50OursToIpvsadm: percentile(all, 50) / percentile(ipvsadmMs, 50),
   agentRssMiB: Math.round(rss / 1048576),
   targets: { p99Ms: 50 },
 };
@@ -256,7 +253,7 @@ fs.writeFileSync(path.join(out, 'agent.md'), [
   '|---|---|',
   `| initial full sync | ${result.initialSyncMs} ms |`,
   `| change -> kernel, p50 / p99 / max (${all.length} changes: weight, destination, service) | ${f(result.changeLatencyMs.p50)} / ${f(result.changeLatencyMs.p99)} / ${f(result.changeLatencyMs.max)} ms (target p99 < 50 ms) |`,
-  ...KINDS.map((k) => `| ${LABEL[k]}: p50 / p99 (${samples[k].length} changes), agent run p50, netlink requests per change | ${f(pct(samples[k], 50))} / ${f(pct(samples[k], 99))} ms, ${f(pct(runMs[k], 50))} ms, ${[...new Set(requests[k])].join(', ')} |`),
+  ...KINDS.map((k) => `| ${LABEL[k]}: p50 / p99 (${samples[k].length} changes), agent run p50, netlink requests per change | ${f(percentile(samples[k], 50))} / ${f(percentile(samples[k], 99))} ms, ${f(percentile(runMs[k], 50))} ms, ${[...new Set(requests[k])].join(', ')} |`),
   `| changes over 50 ms (weight, destination, service); of them with a GC pause, with a state-file write inside | ${slow.length}; ${slowWithGc.length} (${result.gcPauseMsInSlowChanges} ms of GC), ${slowWithWrite.length} |`,
   `| state-file writes (coalesced, 100 ms): count, p50 / max | ${writeMs.length}, ${f(result.stateFileWriteMs.p50)} / ${f(result.stateFileWriteMs.max)} ms |`,
   `| full resync (periodic drift repair, nothing to do) p50 / max; of it, the kernel dump alone | ${f(result.fullResyncMs.p50)} / ${f(result.fullResyncMs.max)} ms; ${result.kernelDumpMs} ms |`,

@@ -39,6 +39,7 @@ import { GROUP, VERSION } from '../src/api/v1alpha1/meta.ts';
 import type { NodePlan, RealServer, VirtualService } from '../src/api/v1alpha1/index.ts';
 import { createLogger } from '../src/util/log.ts';
 import { DRIVER_GUEST_PORT, DIRECTOR, DIRECTOR_IP, type Expect, type GuestMessage, type HostMessage } from './controller-vm.ts';
+import { percentile } from '../test/support/percentile.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 5000);
@@ -63,12 +64,8 @@ const log = (msg: string): void => {
   process.stderr.write(`[bench:controller +${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-};
 const r1 = (n: number): number => Math.round(n * 10) / 10;
-const stats = (xs: number[]): { n: number; p50: number; p99: number; max: number } => ({ n: xs.length, p50: r1(pct(xs, 50)), p99: r1(pct(xs, 99)), max: r1(Math.max(...xs)) });
+const stats = (xs: number[]): { n: number; p50: number; p99: number; max: number } => ({ n: xs.length, p50: r1(percentile(xs, 50)), p99: r1(percentile(xs, 99)), max: r1(Math.max(...xs)) });
 
 async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
@@ -471,7 +468,7 @@ try {
       const { at } = await channel.wait(is('pong', -p - 1), 30_000);
       rttMs.push(at - start);
     }
-    log(`host -> guest probe -> host round trip p50 ${pct(rttMs, 50).toFixed(1)} ms`);
+    log(`host -> guest probe -> host round trip p50 ${percentile(rttMs, 50).toFixed(1)} ms`);
 
     // The agent's initial sync through the whole stack.
     t = performance.now();
@@ -562,7 +559,7 @@ try {
     director: stats(xs.flatMap((s) => (s.directorMs === undefined ? [] : [s.directorMs]))),
   });
   const loadEnd = os.loadavg();
-  const ipvsadmP50 = pct(ipvsadmMs, 50);
+  const ipvsadmP50 = percentile(ipvsadmMs, 50);
   const result = {
     date: new Date().toISOString(),
     machine: { ...machine, loadAverage: { start: loadStart.map(r1), end: loadEnd.map(r1) } },
@@ -597,9 +594,9 @@ try {
       hostGuestRoundTripMs: USE_VM ? stats(rttMs) : null,
       probePollsPerChange: USE_VM ? stats(guestPolls) : null,
     },
-    ipvsadm: USE_VM ? { singleWeightChangeMs: stats(ipvsadmMs), ratioP50OursToIpvsadm: Math.round((pct(total, 50) / ipvsadmP50) * 100) / 100, ratioP99OursToIpvsadm: Math.round((pct(total, 99) / pct(ipvsadmMs, 99)) * 100) / 100 } : null,
+    ipvsadm: USE_VM ? { singleWeightChangeMs: stats(ipvsadmMs), ratioP50OursToIpvsadm: Math.round((percentile(total, 50) / ipvsadmP50) * 100) / 100, ratioP99OursToIpvsadm: Math.round((percentile(total, 99) / percentile(ipvsadmMs, 99)) * 100) / 100 } : null,
     targets: { changeP99Ms: 1000, controllerRssMiB: 500 },
-    met: { changeP99: pct(total, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < 500 },
+    met: { changeP99: percentile(total, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < 500 },
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
   };
   fs.mkdirSync(OUT, { recursive: true });
@@ -640,7 +637,7 @@ try {
     row('deleted RealServer (`kubectl delete`; the kernel shows it draining, weight 0)', result.changes.removeRealServer),
     '',
     ...(USE_VM ? [
-      `Target: p99 < 1000 ms: **${result.met.changeP99 ? 'met' : 'missed'}** (${f(pct(total, 99))} ms). Controller RSS < 500 MiB: **${result.met.controllerRss ? 'met' : 'missed'}** (${c.rssMiB.peak} MiB).`,
+      `Target: p99 < 1000 ms: **${result.met.changeP99 ? 'met' : 'missed'}** (${f(percentile(total, 99))} ms). Controller RSS < 500 MiB: **${result.met.controllerRss ? 'met' : 'missed'}** (${c.rssMiB.peak} MiB).`,
       '',
       '| reference | value |',
       '|---|---|',

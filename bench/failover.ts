@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 // Types only (erased): the lab modules themselves are loaded inside the VM, below.
 import type { ClientProbe, Director, Fault, HaStack } from '../test/kernel/cluster-failover.ts';
+import { percentile } from '../test/support/percentile.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 
@@ -141,11 +142,7 @@ const outage = (since: number): number => {
 /** Writes bench/results/failover.{json,md} from the rounds so far (after every round: a slow run still leaves numbers). */
 function writeResults(): Record<string, unknown> {
   // (hoisted: also called when the setup failed)
-  const pct = (xs: number[], p: number): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
-  };
-  const stats = (xs: number[]): { p50: number; max: number; min: number } => ({ p50: pct(xs, 50), max: Math.max(...xs), min: Math.min(...xs) });
+  const stats = (xs: number[]): { p50: number; max: number; min: number } => ({ p50: percentile(xs, 50), max: Math.max(...xs), min: Math.min(...xs) });
   const of = (f?: Fault): Round[] => rounds.filter((r) => !f || r.fault === f);
   const streamsTotal = rounds.reduce((a, r) => a + r.streams, 0);
   const survivedTotal = rounds.reduce((a, r) => a + r.survived, 0);

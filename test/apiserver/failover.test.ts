@@ -18,6 +18,7 @@ import { DEPLOY_FILE } from '../../scripts/render-deploy.ts';
 import { startApiServer } from './harness.ts';
 import type { ApiServer } from './harness.ts';
 import { kubectlOk, sleep, uniqueName } from './util.ts';
+import { percentile } from '../support/percentile.ts';
 
 jest.setTimeout(240_000);
 
@@ -45,10 +46,6 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 20_000, st
   return Date.now() - t0;
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 
 describe('VIP election on a real apiserver (agent identity, lvs-system)', () => {
   let api: ApiServer;
@@ -120,7 +117,7 @@ describe('VIP election on a real apiserver (agent identity, lvs-system)', () => 
       holder = standby;
       standby = back;
     }
-    process.stderr.write(`kill takeover (lease ${LEASE_MS} ms, renew ${RETRY_MS} ms), 5 runs: ${takeovers.join(', ')} ms; p50 ${pct(takeovers, 50)} max ${Math.max(...takeovers)}\n`);
+    process.stderr.write(`kill takeover (lease ${LEASE_MS} ms, renew ${RETRY_MS} ms), 5 runs: ${takeovers.join(', ')} ms; p50 ${percentile(takeovers, 50)} max ${Math.max(...takeovers)}\n`);
     for (const t of takeovers) {
       expect(t).toBeGreaterThanOrEqual(LEASE_MS - RETRY_MS * 1.2 - 100);
       expect(t).toBeLessThanOrEqual(LEASE_MS + 2 * RETRY_MS * 1.2 + 700);
