@@ -207,6 +207,16 @@ export class Agent {
     return this.reconcile();
   }
 
+  /**
+   * These services must be looked at again although their plan did not change (their VIP was taken or given
+   * up by the election): a change-driven run over them, not a full one (which reads the whole kernel and at
+   * thousands of services takes seconds, all of them added to a takeover).
+   */
+  touch(ids: readonly string[]): Promise<AgentRun> {
+    for (const id of ids) this.#dirty.add(id);
+    return this.reconcile();
+  }
+
   /** Reconciles soon; calls while a reconcile runs coalesce into one more run. */
   trigger(): void {
     this.reconcile().catch((e: unknown) => {

@@ -15,7 +15,7 @@ import { createLogger } from '../util/log.ts';
 import { runMain, untilTerminated } from '../util/process.ts';
 import { IpvsClient } from '../ipvs/client.ts';
 import { RtNetif } from '../netif/rtnetlink.ts';
-import { BackgroundAnnouncer, CommandArpAnnouncer } from '../netif/arp.ts';
+import { BackgroundAnnouncer, CommandArpAnnouncer, CommandVipConflictProbe } from '../netif/arp.ts';
 import { SysctlManager } from '../sysctl/manager.ts';
 import { FileLedgerStore } from '../sysctl/ledger.ts';
 import { HealthChecker } from './health/checker.ts';
@@ -28,9 +28,11 @@ import { loadConfigDir, planStandalone } from './standalone.ts';
 import { defaultRouteInterface } from './hostinfo.ts';
 import { createLvsMetrics } from './metrics/registry.ts';
 import { parseListenAddress, startMetricsServer } from './metrics/server.ts';
+import { yieldTakenOverVips } from './failover/startup.ts';
 import { ipvsSnapshotReader } from './metrics/snapshot.ts';
 import type { ClusterSource } from './cluster.ts';
 import type { DirectorFailover } from './failover/director-failover.ts';
+import type { V1Lease } from '@kubernetes/client-node';
 
 const USAGE = `usage: lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR]
                  [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE]
@@ -83,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
   let cluster: ClusterSource | undefined;
   let failover: DirectorFailover | undefined;
   let failoverEvents: { close(): Promise<void> } | undefined;
+  let leaseWatch: { stop(): Promise<void> } | undefined;
   const reports = createReportSink({ metrics, statusFile: values['status-file'], also: (run) => cluster?.report(run) });
   const agent = new Agent({
     node,
@@ -95,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
         onError: (err, ifname, vip) => log.warn({ vip, interface: ifname, errno: err.errno, err: err.message }, 'VIP announcement failed: neighbours keep the old MAC until their entry ages out'),
       }),
       holdsVip: (s) => (failover ? failover.holdsVip(s) : s.holdVip),
+      vipLifetimeSeconds: (s) => failover?.vipLifetimeSeconds(s),
     }),
     realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface }),
     onReport: reports.onReport,
@@ -109,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     if (failover) {
       // Hand the Leases over (a standby takes over within a retry) and unbind our VIPs before exiting.
       await failover.stop({ release: true });
+      await leaseWatch?.stop();
       await agent.resync().catch(() => undefined);
       await failoverEvents?.close();
     }
@@ -133,34 +138,64 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.cluster) {
+    // Before the Kubernetes client loads (seconds on a slow node): give up VIPs taken over while we were down.
+    const conflictProbe = new CommandVipConflictProbe();
+    const yielded = values['vip-election'] ? yieldTakenOverVips({ vips: state.load().vips, probe: conflictProbe, netif, log: log.child({ component: 'failover' }) }) : Promise.resolve(new Set<string>());
     // Loaded only here: the Kubernetes client is large, and standalone agents never need it.
     const [{ ClusterSource: Source }, { loadKubeConfig }] = await Promise.all([import('./cluster.ts'), import('../kube/kubeconfig.ts')]);
     const kc = loadKubeConfig(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}).kc;
     if (values['vip-election']) {
-      const [{ DirectorFailover: Failover, directorVipsBound }, { SyncDaemons }, { keepAliveLeaseApi }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }] = await Promise.all([
+      const [{ DirectorFailover: Failover, directorVipsBound }, { SyncDaemons }, { keepAliveLeaseApi, leaseObject }, { EventRecorder, eventsV1Sink }, { recordFailoverEvent }, { Informer }] = await Promise.all([
         import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'), import('../kube/events.ts'), import('./failover/events.ts'),
+        import('../kube/informer.ts'),
       ]);
       const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
       failoverEvents = events;
       // VIPs this agent had bound as a director before a restart (or an upgrade from per-service Leases):
-      // their elections start 'retained' (no drop, no hand-over).
+      // their elections start 'retained' (no drop, no hand-over), unless the start-up check gave them up.
+      const given = await yielded;
       const boundAtStart = directorVipsBound(state.load().vips);
-      failover = new Failover({
+      for (const vip of given) boundAtStart.delete(vip);
+      const vipInterface = async (vip: string): Promise<string> => state.load().vips.find((v) => v.vip === vip)?.ifname ?? (await defaultInterface());
+      const namespace = values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system';
+      const elections = new Failover({
         // Renewals every renewIntervalMilliseconds for every VIP: over kept-alive connections, not a TLS handshake each.
         api: keepAliveLeaseApi(kc, `lvs-agent/${node}`),
-        namespace: values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system',
+        namespace,
         node,
         settings: { leaseDurationSeconds: Number(values['failover-lease-seconds']), renewIntervalMilliseconds: Number(values['failover-renew-ms']) },
         log: log.child({ component: 'failover' }),
         heldAtStart: (vip) => boundAtStart.delete(vip), // once: a later election for the VIP starts as a standby
+        conflictProbe: async (vip, signal) => conflictProbe.answeredBy(await vipInterface(vip), vip, signal),
+        // Where each VIP was bound (the state file), one address dump per interface per round.
+        refreshVipLifetimes: async (vips, lifetimeSeconds) => {
+          const byIf = new Map<string, string[]>();
+          for (const vip of vips) {
+            const ifname = await vipInterface(vip);
+            byIf.set(ifname, [...(byIf.get(ifname) ?? []), vip]);
+          }
+          for (const [ifname, list] of byIf) await netif.setVipLifetimes(ifname, list, lifetimeSeconds);
+        },
         metrics,
         syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
-        // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): a full run.
+        // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): its services again.
         onChange: (ev) => {
           recordFailoverEvent(events, node, ev);
-          agent.resync().catch((e: unknown) => log.error({ err: (e as Error).message }, 'reconcile after failover failed'));
+          agent.touch(ev.services).catch((e: unknown) => log.error({ vip: ev.vip, err: (e as Error).message }, 'reconcile after failover failed'));
         },
       });
+      failover = elections;
+      // Lease renewals as they happen (a watch) besides each election's polls: a standby counts the holder's
+      // lease duration from the renewal itself, not from its next poll up to a retry period later.
+      const leases = new Informer<V1Lease>(kc, { path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`, name: 'leases', logger: log.child({ component: 'failover' }) });
+      const seen = (l: V1Lease): void => {
+        const name = l.metadata?.name;
+        if (name?.startsWith('lvs-vip-')) elections.elections.observe(name, leaseObject(l));
+      };
+      leases.on('add', seen);
+      leases.on('update', seen);
+      leases.start().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'Lease watch stopped'));
+      leaseWatch = leases;
     }
     cluster = new Source({ kc, node, agent, log });
     await cluster.start();

@@ -9,6 +9,8 @@ export interface VipWant {
   ifname: string;
   vip: string;
   owner: string;
+  /** Bind with this kernel lifetime (an elected director VIP with standbys, refreshed while held). */
+  lifetimeSeconds?: number;
 }
 
 export interface VipResult {
@@ -21,6 +23,8 @@ export interface VipResult {
 }
 
 const keyOf = (ifname: string, vip: string): string => `${ifname}|${vip}`;
+
+const vipOptions = (w: { lifetimeSeconds?: number | undefined }): { lifetimeSeconds?: number } => (w.lifetimeSeconds !== undefined ? { lifetimeSeconds: w.lifetimeSeconds } : {});
 
 /**
  * state.vips by key, for change-driven runs. Keyed by the array object: syncVips (the full pass) drops the
@@ -54,11 +58,12 @@ export async function syncVips(
   const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
   indexes.delete(state.vips);
   const before = JSON.stringify(state.vips);
-  const wanted = new Map<string, { ifname: string; vip: string; owners: Set<string> }>();
+  const wanted = new Map<string, { ifname: string; vip: string; owners: Set<string>; lifetimeSeconds: number | undefined }>();
   for (const w of wants) {
     const k = keyOf(w.ifname, w.vip);
-    const e = wanted.get(k) ?? { ifname: w.ifname, vip: w.vip, owners: new Set<string>() };
+    const e = wanted.get(k) ?? { ifname: w.ifname, vip: w.vip, owners: new Set<string>(), lifetimeSeconds: undefined };
     e.owners.add(w.owner);
+    e.lifetimeSeconds ??= w.lifetimeSeconds;
     wanted.set(k, e);
   }
   const owned = new Map(state.vips.map((v) => [keyOf(v.ifname, v.vip), v]));
@@ -71,14 +76,14 @@ export async function syncVips(
       if (!verify) continue;
       // Re-add in case someone removed it (drift); false means it is still there.
       try {
-        if (await netif.addVip(w.ifname, w.vip)) result.added.push(k);
+        if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) result.added.push(k);
       } catch (e) {
         for (const o of w.owners) result.failed.set(o, (e as Error).message);
       }
       continue;
     }
     try {
-      const added = await netif.addVip(w.ifname, w.vip);
+      const added = await netif.addVip(w.ifname, w.vip, vipOptions(w));
       // Only addresses we added are ours to remove later.
       if (added) {
         state.vips.push({ ifname: w.ifname, vip: w.vip, owners: [...w.owners].sort() });
@@ -162,7 +167,7 @@ export async function syncVipChanges(
     }
     try {
       // Only addresses we added are ours to remove later; one already bound stays someone else's.
-      if (await netif.addVip(w.ifname, w.vip)) {
+      if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) {
         const v: OwnedVip = { ifname: w.ifname, vip: w.vip, owners: [w.owner] };
         state.vips.push(v);
         idx.set(k, v);

@@ -70,7 +70,8 @@ function toMicroTime(s: string | undefined): V1MicroTime | undefined {
   return Number.isNaN(ms) ? undefined : new V1MicroTime(ms);
 }
 
-function leaseObject(l: V1Lease): LeaseObject {
+/** A Lease object as the API returns it (a GET, or a watch event) in the elector's terms. */
+export function leaseObject(l: V1Lease): LeaseObject {
   const s: Partial<V1LeaseSpec> = l.spec ?? {};
   return {
     record: {
@@ -195,6 +196,7 @@ export class LeaderElector {
   /** clock.now() at the START of the last successful acquire/renew. */
   private lastRenew = 0;
   private running: Promise<void> | undefined;
+  private wakeAcquire: (() => void) | undefined;
   private stopCtl: AbortController | undefined;
   private readonly counters: LeaderStats = { acquisitions: 0, losses: 0, renewFailures: 0, conflicts: 0, releases: 0 };
 
@@ -210,6 +212,18 @@ export class LeaderElector {
     this.clock = o.clock ?? realClock;
     this.random = o.random ?? Math.random;
     this.log = (o.logger ?? (moduleLogger ??= createLogger('kube.leader'))).child({ lease: `${o.namespace}/${o.name}`, identity: o.identity });
+  }
+
+  /**
+   * The Lease as seen elsewhere (a watch on Leases) counts as a successful read at this moment: a standby
+   * then counts the holder's lease duration from each renewal as it happens, not from its next poll (up to
+   * a retry period later), and sees a release at once. Versions not newer than the one we know are ignored.
+   */
+  observe(l: LeaseObject): void {
+    if (!this.running) return;
+    if (this.observed && !newerResourceVersion(l.resourceVersion, this.observed.resourceVersion)) return;
+    this.setObserved(l, this.clock.now());
+    if (!this.leading && l.record.holderIdentity === '') this.wakeAcquire?.();
   }
 
   /** Start campaigning (idempotent). */
@@ -276,7 +290,7 @@ export class LeaderElector {
           // The next retry tick, or the moment the observed holder's lease expires if that comes first.
           const retry = this.o.retryPeriodMs * (1 + this.o.retryJitter * this.random());
           const expiry = this.expiresInMs();
-          await sleep(this.clock, expiry !== undefined && expiry > 0 && expiry < retry ? expiry : retry, stop);
+          await this.acquireSleep(expiry !== undefined && expiry > 0 && expiry < retry ? expiry : retry, stop);
         }
         this.becomeLeader();
         // Renew until it fails for renewDeadline, someone else holds the lease, or we stop.
@@ -295,6 +309,18 @@ export class LeaderElector {
       }
     } catch (e) {
       if (!stop.aborted) this.log.error({ err: describeError(e) }, 'leader election loop failed');
+    }
+  }
+
+  /** The standby's wait between attempts; observe() ends it early when the holder released the Lease. */
+  private async acquireSleep(ms: number, stop: AbortSignal): Promise<void> {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.wakeAcquire = resolve;
+        sleep(this.clock, ms, stop).then(resolve, reject);
+      });
+    } finally {
+      this.wakeAcquire = undefined;
     }
   }
 
@@ -480,3 +506,10 @@ export class LeaderElector {
     }
   }
 }
+
+/** resourceVersions are opaque, but etcd's are integers: compare those; any other change counts as newer. */
+export function newerResourceVersion(a: string, b: string): boolean {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
+  return a !== b;
+}
+

@@ -285,6 +285,7 @@ export function plan(input: PlannerInput): Plan {
         onePacket: s.onePacket ?? false,
         forwarding: s.forwarding ?? 'DirectRouting',
         holdVip: d === outcome.activeDirector,
+        ...(outcome.directors.length > 1 ? { standbyDirectors: outcome.directors.length - 1 } : {}),
         ...(decision ? { pool: decision.pool } : {}),
         healthCheck: plannedHealthCheck(s.healthCheck),
         drainTimeoutSeconds: s.drainTimeoutSeconds ?? 60,

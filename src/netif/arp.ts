@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { NetifError } from './errors.ts';
 import { hostAddress } from './ip.ts';
-import type { ArpAnnouncer } from './types.ts';
+import type { ArpAnnouncer, VipConflictProbe } from './types.ts';
 
 export interface Command {
   readonly file: string;
@@ -164,12 +164,78 @@ export class BackgroundAnnouncer implements ArpAnnouncer {
 
 const announceKey = (ifname: string, vip: string): string => `${ifname}|${hostAddress(vip).address}`;
 
-function announceError(err: unknown, cmd: Command, object: string): NetifError {
+function announceError(err: unknown, cmd: Command, object: string, op: 'announce' | 'probe' = 'announce'): NetifError {
   const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
   if (e.code === 'ENOENT') {
-    return new NetifError('ENOENT', 'announce', object, `${cmd.file} not found: apt-get install ${ANNOUNCE_PACKAGES[cmd.file] ?? cmd.file}`, { cause: err });
+    return new NetifError('ENOENT', op, object, `${cmd.file} not found: apt-get install ${ANNOUNCE_PACKAGES[cmd.file] ?? cmd.file}`, { cause: err });
   }
-  if (e.killed) return new NetifError('ETIMEDOUT', 'announce', object, `${cmd.file} timed out`, { cause: err });
+  if (e.killed || e.code === 'ABORT_ERR') return new NetifError('ETIMEDOUT', op, object, `${cmd.file} timed out`, { cause: err });
   const detail = `${cmd.file} exited ${String(e.code ?? '?')}${e.stderr ? `: ${e.stderr}` : ''}`;
-  return new NetifError('EIO', 'announce', object, detail, { cause: err });
+  return new NetifError('EIO', op, object, detail, { cause: err });
 }
+
+/**
+ * `arping -D` (duplicate address detection, iputils): ARP requests with sender 0.0.0.0 for the VIP, so only
+ * hosts that have it bound and answer ARP for it reply (DR realservers hold it on lo with arp_ignore=1 and
+ * stay silent); it stops at the first reply. IPv4 only: for an IPv6 VIP the probe answers [] (the Lease alone
+ * decides).
+ */
+export function conflictProbeCommand(ifname: string, vip: string, count: number): Command | undefined {
+  const a = hostAddress(vip);
+  if (a.family !== 4) return undefined;
+  return { file: 'arping', args: ['-D', '-c', String(count), '-w', String(count), '-I', ifname, a.address] };
+}
+
+/** The MACs in arping's reply lines ("Unicast reply from 192.168.56.40 [02:00:00:00:56:35]  0.7ms"). */
+export function parseArpingReplies(stdout: string): string[] {
+  const macs = new Set<string>();
+  for (const m of stdout.matchAll(/reply from \S+ \[([0-9a-f]{2}(?::[0-9a-f]{2}){5})\]/gi)) macs.add(m[1]!.toLowerCase());
+  return [...macs];
+}
+
+export type OutputRunner = (cmd: Command, timeoutMs: number, signal?: AbortSignal) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+/** Runs a command and resolves with its exit code and output (rejects only when it cannot run or times out). */
+export const outputRunner: OutputRunner = (cmd, timeoutMs, signal) =>
+  new Promise((resolve, reject) => {
+    execFile(cmd.file, cmd.args, { timeout: timeoutMs, ...(signal ? { signal } : {}) }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
+      if (e && (typeof e.code !== 'number' || e.killed)) return reject(Object.assign(e, { stderr: String(stderr).trim() }));
+      resolve({ code: e ? Number(e.code) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+
+export interface CommandVipConflictProbeOptions {
+  runner?: OutputRunner;
+  /** ARP requests per probe, 1 s apart; the probe ends at the first reply (default 1). */
+  count?: number;
+}
+
+export class CommandVipConflictProbe implements VipConflictProbe {
+  readonly #run: OutputRunner;
+  readonly #count: number;
+
+  constructor(options: CommandVipConflictProbeOptions = {}) {
+    this.#run = options.runner ?? outputRunner;
+    this.#count = options.count ?? 1;
+  }
+
+  async answeredBy(ifname: string, vip: string, signal?: AbortSignal): Promise<string[]> {
+    const cmd = conflictProbeCommand(ifname, vip, this.#count);
+    if (!cmd) return [];
+    const object = `${hostAddress(vip).address} dev ${ifname}`;
+    let r: { code: number; stdout: string; stderr: string };
+    try {
+      // Generous: a reply ends it at once, and a starved node must not read a slow start as an error.
+      r = await this.#run(cmd, (this.#count + 9) * 1000, signal);
+    } catch (err) {
+      throw announceError(err, cmd, object, 'probe');
+    }
+    // 0: nobody answered; 1: a reply (a duplicate); anything else (2: bad interface...) is an error.
+    if (r.code === 0) return [];
+    const macs = parseArpingReplies(r.stdout);
+    if (r.code === 1 && macs.length > 0) return macs;
+    throw new NetifError('EIO', 'probe', object, `${cmd.file} exited ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}`);
+  }
+}
+

@@ -1,7 +1,7 @@
 /** In-memory NetInterfaceOps and ArpAnnouncer for the agent's unit tests; same errors and idempotency as the kernel. */
 import { NetifError } from './errors.ts';
 import { cidr, hostAddress } from './ip.ts';
-import { TUNL0, type ArpAnnouncer, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps } from './types.ts';
+import { TUNL0, type ArpAnnouncer, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipOptions } from './types.ts';
 
 interface FakeLink {
   index: number;
@@ -23,6 +23,8 @@ export class FakeNetif implements NetInterfaceOps {
   #nextIndex = 1;
   /** Mutating calls that changed something, e.g. `add 192.168.56.40/32 dev lo`, for assertions. */
   readonly changes: string[] = [];
+  /** setVipLifetimes refreshes applied (not in `changes`: they are periodic). */
+  lifetimeRefreshes = 0;
 
   constructor(options: FakeNetifOptions = {}) {
     this.#ipip = options.ipip ?? true;
@@ -61,14 +63,40 @@ export class FakeNetif implements NetInterfaceOps {
     return [...this.#link(ifname).addresses];
   }
 
-  async addVip(ifname: string, vip: string): Promise<boolean> {
+  async addVip(ifname: string, vip: string, opts: VipOptions = {}): Promise<boolean> {
     const a = hostAddress(vip);
     const object = `${cidr(a)} dev ${ifname}`;
     const link = this.#link(ifname);
     this.#fault('addVip', 'add', object);
     if (link.addresses.some((x) => x.address === a.address && (a.family === 6 || x.prefixlen === a.prefixlen))) return false;
-    link.addresses.push({ family: a.family, address: a.address, prefixlen: a.prefixlen });
-    this.changes.push(`add ${object}`);
+    link.addresses.push({ family: a.family, address: a.address, prefixlen: a.prefixlen, ...(opts.lifetimeSeconds !== undefined ? { validLifetimeSeconds: opts.lifetimeSeconds } : {}) });
+    this.changes.push(`add ${object}${opts.lifetimeSeconds !== undefined ? ` valid_lft ${opts.lifetimeSeconds}` : ''}`);
+    return true;
+  }
+
+  async setVipLifetimes(ifname: string, vips: readonly string[], lifetimeSeconds: number | undefined): Promise<string[]> {
+    const link = this.#link(ifname);
+    this.#fault('setVipLifetimes', 'change', `dev ${ifname}`);
+    const done: string[] = [];
+    for (const vip of vips) {
+      const a = hostAddress(vip);
+      const i = link.addresses.findIndex((x) => x.address === a.address && x.prefixlen === a.prefixlen);
+      if (i < 0) continue;
+      const { validLifetimeSeconds: _old, ...rest } = link.addresses[i]!;
+      link.addresses[i] = { ...rest, ...(lifetimeSeconds !== undefined ? { validLifetimeSeconds: lifetimeSeconds } : {}) };
+      this.lifetimeRefreshes++;
+      done.push(vip);
+    }
+    return done;
+  }
+
+  /** Test helper: the kernel let the address's lifetime run out (deleted it). */
+  expire(ifname: string, vip: string): boolean {
+    const a = hostAddress(vip);
+    const link = this.#link(ifname);
+    const i = link.addresses.findIndex((x) => x.address === a.address && x.prefixlen === a.prefixlen && x.validLifetimeSeconds !== undefined);
+    if (i < 0) return false;
+    link.addresses.splice(i, 1);
     return true;
   }
 

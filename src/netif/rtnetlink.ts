@@ -10,7 +10,7 @@ import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, type RtNetlinkSocket }
 import type { Logger } from '../util/log.ts';
 import { NetifError, errnoOf, toNetifError } from './errors.ts';
 import { afOf, cidr, formatAddress, hostAddress, type AddressFamily } from './ip.ts';
-import { TUNL0, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps } from './types.ts';
+import { TUNL0, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipOptions } from './types.ts';
 
 export interface RtNetifOptions {
   /** Deadline of one netlink request; after a timeout the socket is replaced (late replies would confuse it). */
@@ -59,21 +59,23 @@ export class RtNetif implements NetInterfaceOps {
       // IPv6 dumps carry only IFA_ADDRESS.
       const bytes = family === 4 ? (m.attrs.local ?? m.attrs.address) : m.attrs.address;
       if (!family || !bytes) continue;
-      out.push({ family, address: formatAddress(bytes), prefixlen: m.data.prefixlen ?? 0 });
+      const valid = m.attrs.cacheInfo?.ifaValid;
+      out.push({ family, address: formatAddress(bytes), prefixlen: m.data.prefixlen ?? 0, ...(valid !== undefined && valid !== FOREVER ? { validLifetimeSeconds: valid } : {}) });
     }
     return out;
   }
 
-  async addVip(ifname: string, vip: string): Promise<boolean> {
+  async addVip(ifname: string, vip: string, opts: VipOptions = {}): Promise<boolean> {
     const a = hostAddress(vip);
     const object = `${cidr(a)} dev ${ifname}`;
     const index = (await this.#link(ifname)).data.index;
+    const lifetime = checkLifetime(opts.lifetimeSeconds, object);
     try {
       await this.#call((s, o) =>
         s.newAddress(
           // nodad: a VIP must be usable at once, and on realservers DAD would announce it on the LAN.
           { family: afOf(a.family), prefixlen: a.prefixlen, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
-          addressAttrs(a.family, a.bytes),
+          { ...addressAttrs(a.family, a.bytes), ...(lifetime !== FOREVER ? { cacheInfo: { ifaPrefered: lifetime, ifaValid: lifetime, cstamp: 0, tstamp: 0 } } : {}) },
           { ...o, flags: FlagsNew.CREATE | FlagsNew.EXCL },
         ),
       );
@@ -83,6 +85,31 @@ export class RtNetif implements NetInterfaceOps {
     }
     this.#log?.info({ vip: a.address, ifname }, 'bound VIP');
     return true;
+  }
+
+  async setVipLifetimes(ifname: string, vips: readonly string[], lifetimeSeconds: number | undefined): Promise<string[]> {
+    if (vips.length === 0) return [];
+    const lifetime = checkLifetime(lifetimeSeconds, `dev ${ifname}`);
+    const index = (await this.#link(ifname)).data.index;
+    // Only addresses bound now: RTM_NEWADDR with NLM_F_REPLACE adds a missing IPv4 address (devinet.c
+    // ignores the absent NLM_F_CREATE), and a VIP the kernel let expire must come back through the reconciler.
+    const bound = new Set((await this.listAddresses(ifname)).map((x) => `${x.address}/${x.prefixlen}`));
+    const done: string[] = [];
+    for (const vip of vips) {
+      const a = hostAddress(vip);
+      if (!bound.has(`${a.address}/${a.prefixlen}`)) continue;
+      await this.#call((s, o) =>
+        s.newAddress(
+          { family: afOf(a.family), prefixlen: a.prefixlen, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
+          { ...addressAttrs(a.family, a.bytes), cacheInfo: { ifaPrefered: lifetime, ifaValid: lifetime, cstamp: 0, tstamp: 0 } },
+          { ...o, flags: FlagsNew.REPLACE },
+        ),
+      ).catch((err: unknown) => {
+        throw toNetifError(err, 'change', `${cidr(a)} dev ${ifname}`);
+      });
+      done.push(vip);
+    }
+    return done;
   }
 
   async removeVip(ifname: string, vip: string): Promise<boolean> {
@@ -224,6 +251,15 @@ function toInterface(link: rt.LinkMessage): NetInterface {
 
 function familyOfAf(af: number | undefined): AddressFamily | undefined {
   return af === 2 ? 4 : af === 10 ? 6 : undefined;
+}
+
+/** INFINITY_LIFE_TIME: an address that never expires. */
+const FOREVER = 0xffffffff;
+
+function checkLifetime(seconds: number | undefined, object: string): number {
+  if (seconds === undefined) return FOREVER;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds >= FOREVER) throw new NetifError('EINVAL', 'add', object, `lifetime must be a whole number of seconds ≥ 1, got ${seconds}`);
+  return seconds;
 }
 
 function addressAttrs(family: AddressFamily, bytes: Buffer): rt.AddressAttrs {

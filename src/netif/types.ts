@@ -17,6 +17,8 @@ export interface InterfaceAddress {
   readonly family: AddressFamily;
   readonly address: string;
   readonly prefixlen: number;
+  /** Seconds left before the kernel deletes it (a VIP bound with a lifetime); absent: forever. */
+  readonly validLifetimeSeconds?: number;
 }
 
 /** A `type local` route of table local: what the kernel considers this host's own address. */
@@ -36,7 +38,12 @@ export interface NetInterfaceOps {
    * Binds `vip` as /32 (IPv4) or /128 nodad (IPv6) on `ifname`. Resolves true when it was added,
    * false when it was already bound (EEXIST).
    */
-  addVip(ifname: string, vip: string): Promise<boolean>;
+  addVip(ifname: string, vip: string, opts?: VipOptions): Promise<boolean>;
+  /**
+   * Restarts the lifetime of those of `vips` bound on `ifname` (valid = preferred = `lifetimeSeconds`;
+   * undefined: forever) and resolves with them; VIPs not bound are left alone (never added).
+   */
+  setVipLifetimes(ifname: string, vips: readonly string[], lifetimeSeconds: number | undefined): Promise<string[]>;
   /**
    * Unbinds the /32 or /128; false when it was not bound (EADDRNOTAVAIL) or the interface is gone. An address
    * bound with another prefix length (an administrator's 192.168.56.40/24) is not this VIP and stays.
@@ -54,6 +61,14 @@ export interface NetInterfaceOps {
   close(): void;
 }
 
+export interface VipOptions {
+  /**
+   * Valid (and preferred) lifetime: the kernel deletes the address when it runs out unless it is refreshed
+   * (setVipLifetimes), so a VIP leaves a node whose agent died. Default: forever.
+   */
+  lifetimeSeconds?: number;
+}
+
 /** Tells the neighbours that `vip` now lives behind `ifname` (gratuitous ARP / unsolicited NA). */
 export interface ArpAnnouncer {
   /** `signal` aborts an announcement still running (the VIP was released meanwhile). */
@@ -64,3 +79,13 @@ export interface ArpAnnouncer {
    */
   withdraw?(ifname: string, vip: string): void;
 }
+
+/**
+ * Duplicate-address probe for a VIP this node has bound: which other hosts on `ifname`'s segment answer ARP
+ * for it (their MACs, lowercase; [] none). A director that kept a VIP without a renewable Lease (restarted,
+ * or back from a partition) gives it up when another director answers for it.
+ */
+export interface VipConflictProbe {
+  answeredBy(ifname: string, vip: string, signal?: AbortSignal): Promise<string[]>;
+}
+

@@ -9,7 +9,7 @@
 //   - ClientProbe (node, in the client netns): a new TCP connection + HTTP GET to the VIP every probeMs, and
 //     the client's ARP entry for the VIP read from /proc/net/arp every 25 ms (timestamps on the VM clock);
 //     its `stream` mode opens long-lived downloads (realserver /stream) and reports whether they completed;
-//   - HolderSampler: `ip addr` of both directors in a loop (who has the VIP bound in the kernel);
+//   - AddressWatch: `ip -ts monitor address` on a director (when its kernel gained or lost the VIP);
 //   - arpProbe: `arping -b` (broadcast requests) from the observer: every node with the VIP bound answers;
 //   - leaseHolders: the VIP Leases as kubectl shows them; ipvsadm -Lnc for the synced connections.
 import * as fs from 'node:fs';
@@ -75,7 +75,9 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
   // process needs minutes to load (the controller once took over 4 min to listen), so overlap that with helm.
   const agentKc = { kubeconfig: kubeconfig('agent') };
   // --vip-election explicitly: these agents are not the chart's DaemonSet pods.
-  const directorArgs = ['--metrics-address', 'none', '--vip-election', ...(opts.directorArgs ?? [])];
+  // The product's resync period (10 s), not AgentProc's 1 s for drift tests: a full run (a second or more
+  // under TCG) in flight delays the run that binds a VIP just won.
+  const directorArgs = ['--metrics-address', 'none', '--vip-election', '--resync', '10', ...(opts.directorArgs ?? [])];
   const directors: Record<DirectorName, Director> = {
     'director-a': {
       name: 'director-a', ns: dr.director, ip: '192.168.56.34', mac: MACS['director-a'], labLink: dr.links.director, mgmtLink: mgmt.link(dr.director),
@@ -87,8 +89,9 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
     },
   };
   const realServers = {
-    web1: new AgentProc(lab, dr.web1, 'web1', agentKc, ['--metrics-address', 'none']),
-    web2: new AgentProc(lab, dr.web2, 'web2', agentKc, ['--metrics-address', 'none']),
+    // Same for the realservers: six Node processes share the VM's two emulated CPUs with the Lease traffic.
+    web1: new AgentProc(lab, dr.web1, 'web1', agentKc, ['--metrics-address', 'none', '--resync', '10']),
+    web2: new AgentProc(lab, dr.web2, 'web2', agentKc, ['--metrics-address', 'none', '--resync', '10']),
   };
   for (const a of [...Object.values(directors).map((d) => d.agent), ...Object.values(realServers)]) a.start();
   const config = await installChart();
@@ -108,6 +111,14 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
   const stack: HaStack = {
     lab, client: dr.client, observer, web1: dr.web1, web2: dr.web2, directors, controller,
     dumpLogs(all) {
+      // Whole logs where the host can read them: the jest cache is the VM's one writable share (test:vm).
+      const share = '/var/cache/lvs-operator-jest';
+      if (fs.existsSync(share)) {
+        const dir = path.join(share, 'lab-logs', new Date().toISOString().replace(/[:.]/g, '-'));
+        fs.mkdirSync(dir, { recursive: true });
+        for (const [name, p] of Object.entries(procs())) fs.writeFileSync(path.join(dir, `${name}.log`), p?.output ?? '');
+        process.stderr.write(`--- whole logs: ${dir} (host: ~/.cache/lvs-operator/vm/jest-cache/lab-logs)\n`);
+      }
       for (const [name, p] of Object.entries(procs())) {
         const lines = (p?.output ?? '').trimEnd().split('\n');
         const bad = lines.filter((l) => /"level":(50|60)\b/.test(l));
@@ -417,28 +428,37 @@ export async function waitSynced(lab: NetLab, ns: string, ports: number[], timeo
 // ------------------------------------------------------------------------------------------------------
 
 /** `ip addr` of both directors in a loop: which of them had the VIP bound, when (VM clock, ms). */
-export class HolderSampler {
+/**
+ * The VIP's comings and goings on one director's eth0, from `ip -ts monitor address` (kernel events with
+ * their time): exact, and no process per sample competing with the agents for the VM's emulated CPUs.
+ */
+export class AddressWatch {
   readonly #p: BackgroundProcess;
   private constructor(p: BackgroundProcess) {
     this.#p = p;
   }
 
-  static start(s: HaStack): HolderSampler {
-    const [a, b] = DIRECTOR_NAMES.map((n) => s.directors[n].ns);
-    const has = (ns: string): string => `$(ip -n ${ns} -o addr show dev eth0 | grep -c ' ${VIP}/32 ')`;
-    const script = `while :; do echo "S $(date +%s%3N) ${has(a!)} ${has(b!)}"; sleep 0.05; done`;
-    return new HolderSampler(s.lab.spawn(null, ['sh', '-c', script], { label: 'holder sampler' }));
+  /** Resolves once the monitor runs (its first line can only come from an event, so give it a moment). */
+  static async start(lab: NetLab, ns: string): Promise<AddressWatch> {
+    const w = new AddressWatch(lab.spawn(ns, ['ip', '-ts', 'monitor', 'address', 'dev', 'eth0'], { label: `ip monitor address (${ns})` }));
+    await sleep(1_000);
+    return w;
   }
 
-  samples(): Array<{ t: number; bound: DirectorName[] }> {
-    const out: Array<{ t: number; bound: DirectorName[] }> = [];
-    for (const m of this.#p.output.matchAll(/^S (\d+) (\d+) (\d+)$/gm)) {
-      const bound: DirectorName[] = [];
-      if (m[2] !== '0') bound.push('director-a');
-      if (m[3] !== '0') bound.push('director-b');
-      out.push({ t: Number(m[1]), bound });
+  /** VIP events in order: 'add' or 'del' and when (epoch ms). */
+  events(): Array<{ t: number; op: 'add' | 'del' }> {
+    const out: Array<{ t: number; op: 'add' | 'del' }> = [];
+    // [2026-12-02T07:25:01.123456] Deleted 3: eth0    inet 192.168.56.40/32 scope global eth0
+    for (const m of this.#p.output.matchAll(/^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)\] (Deleted )?\d+: \S+\s+inet (\S+)\//gm)) {
+      if (m[3] !== VIP) continue;
+      out.push({ t: Date.parse(`${m[1]!.slice(0, 23)}Z`), op: m[2] ? 'del' : 'add' });
     }
     return out;
+  }
+
+  /** The first add/del of the VIP at or after `since`. */
+  first(op: 'add' | 'del', since: number): number | undefined {
+    return this.events().find((e) => e.op === op && e.t >= since)?.t;
   }
 
   async stop(): Promise<void> {
@@ -450,9 +470,12 @@ export class HolderSampler {
  * Broadcast ARP requests for the VIP from the observer (`arping -b`: never switches to unicast), for
  * `seconds`: every node with the VIP bound on the bridge answers. Resolves with the replying MACs and counts.
  */
-export async function arpProbe(s: HaStack, seconds: number, intervalSec = 0.2): Promise<Map<string, number>> {
-  const r = await s.lab.exec(s.observer, ['arping', '-b', '-I', 'eth0', '-i', String(intervalSec), '-w', String(seconds), VIP],
+export async function arpProbe(s: HaStack, seconds: number): Promise<Map<string, number>> {
+  // One request a second (iputils arping takes whole seconds only: `-i 0.2` is refused with exit 2).
+  const r = await s.lab.exec(s.observer, ['arping', '-b', '-I', 'eth0', '-c', String(seconds), '-w', String(seconds + 1), VIP],
     { allowFailure: true, timeoutMs: (seconds + 30) * 1000 });
+  // 0: replies, 1: none; anything else is a broken probe, not "nobody answered".
+  if (r.code !== 0 && r.code !== 1) throw new Error(`arping from the observer failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
   const macs = new Map<string, number>();
   for (const m of r.stdout.matchAll(/reply from \S+ \[([0-9A-Fa-f:]+)\]/g)) {
     const mac = m[1]!.toLowerCase();

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CommandArpAnnouncer, execRunner } from '../../src/netif/arp.ts';
+import { CommandArpAnnouncer, CommandVipConflictProbe, execRunner, outputRunner } from '../../src/netif/arp.ts';
 import { NetifError } from '../../src/netif/errors.ts';
 import { RtNetif } from '../../src/netif/rtnetlink.ts';
 import { NetLab, assertInLabVm, exec, type Netns } from '../vm/netns.ts';
@@ -19,7 +19,7 @@ const VIP4 = '198.51.100.40';
 const VIP6 = '2001:db8::40';
 const repo = path.resolve(import.meta.dirname, '..', '..');
 
-interface IpAddr { family: string; local: string; prefixlen: number; nodad?: boolean }
+interface IpAddr { family: string; local: string; prefixlen: number; nodad?: boolean; valid_life_time?: number; dynamic?: boolean }
 interface IpLink { ifname: string; flags: string[]; addr_info?: IpAddr[]; linkinfo?: { info_kind?: string } }
 interface IpRoute { type: string; dst: string; dev: string }
 
@@ -95,6 +95,43 @@ describe('RtNetif in the root netns', () => {
     expect(await net.removeVip(dev, vip)).toBe(false);
     expect(await oracleAddrs(null, dev)).not.toContain(cidr);
     expect((await oracleLocalRoutes(null)).some((r) => r.dst === vip)).toBe(false);
+  });
+
+  it.each([
+    [VIP4, 32],
+    [VIP6, 128],
+  ])('binds %s with a kernel lifetime, refreshes it, never re-adds it, and the kernel deletes it when it runs out', async (vip, prefixlen) => {
+    const lifetime = async (): Promise<number | undefined> => {
+      const [link] = await ipJson<IpLink[]>(null, ['addr', 'show', 'dev', DUMMY]);
+      return link?.addr_info?.find((a) => a.local === vip)?.valid_life_time;
+    };
+    expect(await net.addVip(DUMMY, vip, { lifetimeSeconds: 3 })).toBe(true);
+    // iproute2 shows the lifetime counting down (seconds left), and so does our listAddresses.
+    expect(await lifetime()).toBeLessThanOrEqual(3);
+    expect((await net.listAddresses(DUMMY)).find((a) => a.address === vip)?.validLifetimeSeconds).toBeLessThanOrEqual(3);
+    // Refreshed every second for 5 s: it outlives its 3 s lifetime.
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await net.setVipLifetimes(DUMMY, [vip, '198.51.100.99'], 3)).toEqual([vip]);
+    }
+    expect(await oracleAddrs(null, DUMMY)).toContain(`${vip}/${prefixlen}`);
+    expect(await lifetime()).toBeGreaterThanOrEqual(2);
+    // The never-bound one was not added by the refresh.
+    expect(await oracleAddrs(null, DUMMY)).not.toContain('198.51.100.99/32');
+    // Not refreshed any more: gone within the lifetime (+ the kernel's check granularity).
+    const t0 = Date.now();
+    while ((await oracleAddrs(null, DUMMY)).includes(`${vip}/${prefixlen}`) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 250));
+    expect(await oracleAddrs(null, DUMMY)).not.toContain(`${vip}/${prefixlen}`);
+    expect(Date.now() - t0).toBeLessThan(6_000);
+    // A refresh after expiry does not bring it back; forever clears a lifetime.
+    expect(await net.setVipLifetimes(DUMMY, [vip], 3)).toEqual([]);
+    expect(await oracleAddrs(null, DUMMY)).not.toContain(`${vip}/${prefixlen}`);
+    expect(await net.addVip(DUMMY, vip, { lifetimeSeconds: 3 })).toBe(true);
+    expect(await net.setVipLifetimes(DUMMY, [vip], undefined)).toEqual([vip]);
+    expect(await lifetime()).toBe(4294967295); // iproute2 prints "forever" as INFINITY_LIFE_TIME in JSON
+    expect((await net.listAddresses(DUMMY)).find((a) => a.address === vip)?.validLifetimeSeconds).toBeUndefined();
+    expect(await net.removeVip(DUMMY, vip)).toBe(true);
+    await expect(net.addVip(DUMMY, vip, { lifetimeSeconds: 0 })).rejects.toThrow(/EINVAL: add .*lifetime must be a whole number/);
   });
 
   it('does not remove an address bound with another prefix length', async () => {
@@ -211,6 +248,19 @@ describe('CommandArpAnnouncer (arping / na6) between two netns', () => {
   it('fails with the tool\'s message for an interface that does not exist', async () => {
     await expect(announcer.announce('nosuch0', VIP4)).rejects.toThrow(/^EIO: announce 198\.51\.100\.40 dev nosuch0 \(arping exited 2/);
   });
+
+  // The conflict probe (arping -D) from the listener: who answers ARP for an address on the segment.
+  it('CommandVipConflictProbe: the MAC of the host that has the address on the link, nobody for one it holds on lo with arp_ignore=1', async () => {
+    const probe = new CommandVipConflictProbe({ runner: (cmd, t, sig) => outputRunner({ file: 'ip', args: ['netns', 'exec', listener, cmd.file, ...cmd.args] }, t, sig) });
+    expect(await probe.answeredBy('eth0', '203.0.113.1')).toEqual([mac]);
+    expect(await probe.answeredBy('eth0', '203.0.113.77')).toEqual([]);
+    // The speaker holds VIP4 on lo; with arp_ignore=1 (a DR realserver) it does not answer for it.
+    await exec(speaker, ['sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1']);
+    expect(await probe.answeredBy('eth0', VIP4)).toEqual([]);
+    await exec(speaker, ['sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=0']);
+    expect(await probe.answeredBy('eth0', VIP4)).toEqual([mac]);
+    await expect(probe.answeredBy('nosuch0', VIP4)).rejects.toThrow(/^EIO: probe 198\.51\.100\.40 dev nosuch0 \(arping exited 2/);
+  }, 60_000);
 });
 
 /** Runs an async snippet (with RtNetif in scope) in a child Node inside `ns`; returns its stdout. */

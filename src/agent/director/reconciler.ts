@@ -39,9 +39,12 @@ export interface DirectorDeps {
   /**
    * Whether this node binds a service's VIP now; default: the plan's holdVip. With director failover this
    * is the VIP election (src/agent/failover), the plan's holdVip being only its preference; its hold and
-   * release events must trigger a full run, since a change-driven run only looks at changed services.
+   * release events must make the agent look at the VIP's services again (Agent.touch), since a
+   * change-driven run only looks at changed services.
    */
   holdsVip?: (s: PlannedService) => boolean;
+  /** Kernel lifetime to bind a held VIP with (see VipOptions); default none: forever. */
+  vipLifetimeSeconds?: (s: PlannedService) => number | undefined;
 }
 
 /** Whether a destination may get new connections; undefined = no verdict yet (counts as healthy). */
@@ -379,7 +382,9 @@ export class DirectorReconciler {
     for (const s of work) {
       const ifname = ifaceOf.get(s.id);
       if (conflicted.has(s.id)) continue;
-      if ((this.#d.holdsVip ? this.#d.holdsVip(s) : s.holdVip) && ifname) wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id });
+      if (!((this.#d.holdsVip ? this.#d.holdsVip(s) : s.holdVip) && ifname)) continue;
+      const lifetimeSeconds = this.#d.vipLifetimeSeconds?.(s);
+      wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id, ...(lifetimeSeconds !== undefined ? { lifetimeSeconds } : {}) });
     }
     let vipResult;
     if (full) {

@@ -11,7 +11,9 @@ import type { OwnedVip } from '../state.ts';
 import type { Logger } from '../../util/log.ts';
 import { VipElections } from './elections.ts';
 import type { VipElectionsOptions } from './elections.ts';
-import { electionTiming } from './election.ts';
+import { electionTiming, vipLifetimeSeconds } from './election.ts';
+import { realClock } from '../../kube/clock.ts';
+import type { Clock, TimerHandle } from '../../kube/clock.ts';
 import type { ReleaseReason, TakeoverCause, VipHoldEvent, VipReleaseEvent } from './election.ts';
 import type { SyncDaemons } from './syncd.ts';
 
@@ -35,7 +37,21 @@ export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHo
   metrics?: FailoverMetrics;
   /** A VIP of this node was taken or given up: reconcile the director part in full. */
   onChange: (ev: FailoverEvent) => void;
+  /**
+   * Restart the kernel lifetime of these bound VIPs (every renew interval, while held). Optional: without
+   * it VIPs are bound forever, as without standbys.
+   */
+  refreshVipLifetimes?: (vips: readonly string[], lifetimeSeconds: number | undefined) => Promise<void>;
 }
+
+/** The canonical text of a VIP (one election per address, however it is spelled). */
+const vipKey = (vip: string): string => {
+  try {
+    return canonicalAddress(vip);
+  } catch {
+    return vip;
+  }
+};
 
 /**
  * The VIPs this node had bound as a director when the agent started (its state file), canonical: their
@@ -53,6 +69,13 @@ export class DirectorFailover {
   #syncd: Promise<unknown> = Promise.resolve();
   /** The holder gauge's series: "vip|service". */
   #series = new Set<string>();
+  /** Planned standby directors per VIP (canonical): a VIP with any gets a kernel lifetime. */
+  #standbys = new Map<string, number>();
+  #refreshTimer: TimerHandle | undefined;
+  #refreshing = false;
+  /** Held VIPs given a lifetime: when their last standby leaves the plan they are made permanent again. */
+  #limited = new Set<string>();
+  #stopped = false;
 
   constructor(o: DirectorFailoverOptions) {
     electionTiming(o.settings); // reject bad settings at start-up, not at the first plan
@@ -67,6 +90,13 @@ export class DirectorFailover {
 
   /** The node's planned director services changed (every NodePlan update). */
   async setPlan(director: readonly PlannedService[]): Promise<void> {
+    const standbys = new Map<string, number>();
+    for (const s of director) {
+      const k = vipKey(s.vip);
+      standbys.set(k, Math.max(standbys.get(k) ?? 0, s.standbyDirectors ?? 0));
+    }
+    this.#standbys = standbys;
+    this.#armRefresh();
     await this.#elections.sync(director.map((s) => ({ id: s.id, vip: s.vip, holdVip: s.holdVip })));
     this.#updateHolderGauge();
     const directing = director.length > 0;
@@ -74,6 +104,12 @@ export class DirectorFailover {
       this.#directing = directing;
       this.#updateSyncDaemons();
     }
+  }
+
+  /** For DirectorDeps.vipLifetimeSeconds: with standbys planned, the VIP is bound with a kernel lifetime. */
+  vipLifetimeSeconds(s: Pick<PlannedService, 'vip' | 'standbyDirectors'>): number | undefined {
+    if (!this.#o.refreshVipLifetimes || !((s.standbyDirectors ?? 0) > 0)) return undefined;
+    return vipLifetimeSeconds(this.#o.settings);
   }
 
   /** For DirectorDeps.holdsVip. */
@@ -97,11 +133,50 @@ export class DirectorFailover {
 
   /** Stop campaigning; with `release` (default) hand the Leases over at once. Sync daemons stop too. */
   async stop(opts: { release?: boolean } = {}): Promise<void> {
+    this.#stopped = true;
+    this.#clock.clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     await this.#elections.stop(opts);
     this.#updateHolderGauge();
     this.#directing = false;
     this.#updateSyncDaemons();
     await this.#syncd;
+  }
+
+  get #clock(): Clock {
+    return this.#o.clock ?? realClock;
+  }
+
+  /** Every renew interval: restart the lifetime of the VIPs held with standbys planned. */
+  #armRefresh(): void {
+    if (!this.#o.refreshVipLifetimes || this.#refreshTimer !== undefined || this.#stopped) return;
+    this.#refreshTimer = this.#clock.setTimeout(() => {
+      this.#refreshTimer = undefined;
+      void this.#refresh().finally(() => this.#armRefresh());
+    }, this.#o.settings.renewIntervalMilliseconds);
+  }
+
+  async #refresh(): Promise<void> {
+    const refresh = this.#o.refreshVipLifetimes;
+    if (!refresh || this.#refreshing) return;
+    const held = this.#elections.elections().filter((e) => e.holdsVip());
+    const limit = held.filter((e) => (this.#standbys.get(vipKey(e.vip)) ?? 0) > 0).map((e) => e.vip);
+    const heldKeys = new Set(held.map((e) => vipKey(e.vip)));
+    for (const k of this.#limited) if (!heldKeys.has(k)) this.#limited.delete(k);
+    const unlimit = held.filter((e) => this.#limited.has(vipKey(e.vip)) && !((this.#standbys.get(vipKey(e.vip)) ?? 0) > 0)).map((e) => e.vip);
+    if (limit.length === 0 && unlimit.length === 0) return;
+    this.#refreshing = true;
+    try {
+      if (limit.length) await refresh(limit, vipLifetimeSeconds(this.#o.settings));
+      for (const vip of limit) this.#limited.add(vipKey(vip));
+      // The last standby left the plan: nobody would take over, so a dead agent's VIP must stay.
+      if (unlimit.length) await refresh(unlimit, undefined);
+      for (const vip of unlimit) this.#limited.delete(vipKey(vip));
+    } catch (e) {
+      this.#o.log.warn({ vips: [...limit, ...unlimit], err: (e as Error).message }, 'VIP lifetimes not refreshed: the kernel drops them unless a later refresh succeeds');
+    } finally {
+      this.#refreshing = false;
+    }
   }
 
   #changed(ev: FailoverEvent): void {

@@ -16,7 +16,10 @@
  *   ARP moves clients and switches to it, and the old holder releases the VIP as soon as it reaches the
  *   apiserver again and reads the new holder. Set `keepVipWhenUnreachable: false` for the other choice
  *   (release at the renew deadline, so never two binders, but an apiserver outage drops every VIP).
- * - On losing (another holder observed) the VIP is released at once.
+ * - On losing (another holder observed) the VIP is released at once. A retained VIP is also released as soon
+ *   as another host answers ARP for it (conflictProbe, every renew interval): a director back from a
+ *   partition, or restarted after being killed, yields to the one that took over without waiting for the
+ *   apiserver, so two directors answer for the VIP for at most one probe.
  * - After an apiserver outage that hit everyone nobody fails over: the holder ('retained') renews its own
  *   Lease at its first successful request, while a standby whose requests failed counts the Lease's age
  *   again from its first successful read (kube/leader.ts), so it sees the holder's renewal first.
@@ -55,8 +58,11 @@ export interface VipHoldEvent {
 }
 
 export type TakeoverCause = 'initial' | 'expired' | 'released';
-/** 'lost': another node holds the Lease; 'renew-deadline': keepVipWhenUnreachable false; 'stopped': no longer planned, or shutdown. */
-export type ReleaseReason = 'lost' | 'renew-deadline' | 'stopped';
+/**
+ * 'lost': another node holds the Lease; 'conflict': a retained VIP another director answers ARP for;
+ * 'renew-deadline': keepVipWhenUnreachable false; 'stopped': no longer planned, or shutdown.
+ */
+export type ReleaseReason = 'lost' | 'conflict' | 'renew-deadline' | 'stopped';
 
 export interface VipReleaseEvent {
   vip: string;
@@ -87,6 +93,8 @@ export interface VipElection {
   /** Unbind the VIP. Returns an unsubscribe function. */
   onRelease(cb: (ev: VipReleaseEvent) => void): () => void;
   start(): void;
+  /** The VIP's Lease as a watch saw it (see LeaderElector.observe). */
+  observe(l: LeaseObject): void;
   /** Stop campaigning; a holder releases the VIP, and with `release` (default) the Lease too. */
   stop(opts?: { release?: boolean }): Promise<void>;
 }
@@ -102,6 +110,16 @@ export interface ElectionTiming {
   retryPeriodMs: number;
   renewDeadlineMs: number;
   retryJitter: number;
+}
+
+/**
+ * Kernel lifetime of a VIP bound by an election with standbys, refreshed every renew interval while the agent
+ * lives: a director whose agent died loses the address this long after its last refresh, about when a
+ * standby has taken over (one lease duration after the last renewal), so the dead node stops answering ARP
+ * for it; the 2 s margin keeps a busy but live agent (a long GC pause, a starved node) from losing it.
+ */
+export function vipLifetimeSeconds(s: FailoverSettings): number {
+  return s.leaseDurationSeconds + 2;
 }
 
 /**
@@ -141,6 +159,17 @@ export interface LeaseVipElectionOptions {
    * read of another holder releases it as usual. Never set it for a VIP this node has not bound.
    */
   heldAtStart?: boolean;
+  /**
+   * While retained: the MACs of other hosts that answer ARP for the VIP ([] none). Someone answering means
+   * another director has bound it (it won the Lease meanwhile): release. Optional (no probing without).
+   */
+  conflictProbe?: (vip: string, signal: AbortSignal) => Promise<string[]>;
+  /**
+   * Probe interval while retained (default: the renew interval, at least 1 s). Probing starts one lease
+   * duration into 'retained': no standby can have won the Lease earlier, and a holder that misses a renewal
+   * on a busy node must not add a probe process per renew interval to the load that made it miss.
+   */
+  conflictProbeIntervalMs?: number;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -187,6 +216,9 @@ export class LeaseVipElection implements VipElection {
   private startTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
+  private readonly conflictProbe: ((vip: string, signal: AbortSignal) => Promise<string[]>) | undefined;
+  private readonly conflictProbeIntervalMs: number;
+  private probing = false;
 
   constructor(o: LeaseVipElectionOptions) {
     const timing = electionTiming(o.settings);
@@ -203,6 +235,8 @@ export class LeaseVipElection implements VipElection {
     this.heldAtStart = o.heldAtStart ?? false;
     if (this.heldAtStart) this.st = 'retained';
     this.keepVip = o.keepVipWhenUnreachable ?? true;
+    this.conflictProbe = o.conflictProbe;
+    this.conflictProbeIntervalMs = o.conflictProbeIntervalMs ?? Math.max(1_000, timing.retryPeriodMs);
     this.standbyDelayMs = o.standbyDelayMs ?? timing.leaseDurationSeconds * 1000;
     this.log = (o.logger ?? (moduleLogger ??= createLogger('agent.failover'))).child({ vip: o.vip, lease: this.leaseName });
     this.elector = new LeaderElector({
@@ -259,6 +293,8 @@ export class LeaseVipElection implements VipElection {
     this.started = true;
     // Start the clock on old per-service Leases now, so that one nobody renews is expired by our first try.
     void this.noLiveLegacyHolder(AbortSignal.timeout(this.leaseDurationMs)).catch(() => undefined);
+    // A restarted holder probes at once: it may have been down for any time.
+    if (this.st === 'retained') this.probeWhileRetained(0);
     if (this.preferred || this.heldAtStart) {
       this.elector.start();
       return;
@@ -268,6 +304,10 @@ export class LeaseVipElection implements VipElection {
       this.startTimer = undefined;
       if (!this.stopping) this.elector.start();
     }, this.standbyDelayMs);
+  }
+
+  observe(l: LeaseObject): void {
+    this.elector.observe(l);
   }
 
   async stop(opts: { release?: boolean } = {}): Promise<void> {
@@ -313,6 +353,7 @@ export class LeaseVipElection implements VipElection {
       // Could not renew, and nobody else is known to hold the Lease: keep the VIP (module comment).
       this.st = 'retained';
       this.log.warn('cannot renew the lease; keeping the VIP until another holder is observed');
+      this.probeWhileRetained(this.leaseDurationMs);
     } else {
       this.release('renew deadline passed', 'renew-deadline', undefined);
     }
@@ -323,6 +364,32 @@ export class LeaseVipElection implements VipElection {
     if (id && id !== this.node) this.lastOther = id;
     // A retained VIP goes as soon as we read that someone else won.
     if (this.st === 'retained' && id && id !== this.node) this.release(`lease taken by ${id}`, 'lost', id);
+  }
+
+  /** While retained, ask the segment whether someone else answers for the VIP; release if so. */
+  private probeWhileRetained(delayMs: number): void {
+    const probe = this.conflictProbe;
+    if (!probe || this.probing) return;
+    this.probing = true;
+    void (async () => {
+      if (delayMs > 0) await new Promise<void>((r) => this.clock.setTimeout(r, delayMs));
+      while (this.st === 'retained' && !this.stopping) {
+        let macs: string[] = [];
+        try {
+          macs = await probe(this.vip, AbortSignal.timeout(Math.max(10_000, this.leaseDurationMs)));
+        } catch (e) {
+          this.log.warn({ err: describeError(e) }, 'VIP conflict probe failed');
+        }
+        if (this.st !== 'retained' || this.stopping) break;
+        if (macs.length > 0) {
+          this.release(`another director answers ARP for the VIP (${macs.join(', ')})`, 'conflict', undefined);
+          break;
+        }
+        await new Promise<void>((r) => this.clock.setTimeout(r, this.conflictProbeIntervalMs));
+      }
+    })().finally(() => {
+      this.probing = false;
+    });
   }
 
   private release(cause: string, reason: ReleaseReason, newHolder: string | undefined): void {

@@ -5,7 +5,7 @@
  * plan.holdVip (which becomes the election preference), and subscribes to hold/release to bind, announce
  * and unbind.
  */
-import type { LeaseApi } from '../../kube/leader.ts';
+import type { LeaseApi, LeaseObject } from '../../kube/leader.ts';
 import type { Clock } from '../../kube/clock.ts';
 import type { Logger } from '../../util/log.ts';
 import { canonicalAddress } from '../../api/ip.ts';
@@ -29,6 +29,8 @@ export interface VipElectionsOptions {
   keepVipWhenUnreachable?: boolean;
   /** Asked once per new election: did this node have the VIP bound at start-up (agent restart)? */
   heldAtStart?: (vip: string) => boolean;
+  /** See LeaseVipElectionOptions.conflictProbe. */
+  conflictProbe?: (vip: string, signal: AbortSignal) => Promise<string[]>;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -49,6 +51,8 @@ export class VipElections {
   private readonly o: VipElectionsOptions;
   /** By canonical VIP. */
   private readonly byVip = new Map<string, VipElection>();
+  /** Lease name → VIP key (stale entries are harmless: observe() checks the election's Lease name). */
+  private readonly vipOfLease = new Map<string, string>();
   /** Service id → canonical VIP. */
   private readonly vipOf = new Map<string, string>();
 
@@ -77,6 +81,7 @@ export class VipElections {
       const w = want.get(key);
       if (!w) {
         this.byVip.delete(key);
+        this.vipOfLease.delete(e.leaseName);
         stops.push(e.stop({ release: true }));
       } else {
         e.setServices(w.services);
@@ -89,6 +94,7 @@ export class VipElections {
         api: this.o.api, namespace: this.o.namespace, vip: w.vip, services: w.services, node: this.o.node, preferred: w.preferred, settings: this.o.settings,
         ...(this.o.keepVipWhenUnreachable !== undefined ? { keepVipWhenUnreachable: this.o.keepVipWhenUnreachable } : {}),
         heldAtStart: this.o.heldAtStart?.(key) ?? false,
+        ...(this.o.conflictProbe ? { conflictProbe: this.o.conflictProbe } : {}),
         ...(this.o.clock ? { clock: this.o.clock } : {}),
         ...(this.o.random ? { random: this.o.random } : {}),
         ...(this.o.logger ? { logger: this.o.logger } : {}),
@@ -96,6 +102,7 @@ export class VipElections {
       if (this.o.onHold) e.onHold(this.o.onHold);
       if (this.o.onRelease) e.onRelease(this.o.onRelease);
       this.byVip.set(key, e);
+      this.vipOfLease.set(e.leaseName, key);
       e.start();
     }
   }
@@ -127,6 +134,12 @@ export class VipElections {
   }
 
   /** The elections, one per VIP. */
+  /** A Lease seen by the agent's watch: handed to the election campaigning on it (others are ignored). */
+  observe(leaseName: string, l: LeaseObject): void {
+    const e = this.byVip.get(this.vipOfLease.get(leaseName) ?? '');
+    if (e?.leaseName === leaseName) e.observe(l);
+  }
+
   elections(): VipElection[] {
     return [...this.byVip.values()];
   }
@@ -135,6 +148,7 @@ export class VipElections {
   async stop(opts: { release?: boolean } = {}): Promise<void> {
     const all = [...this.byVip.values()];
     this.byVip.clear();
+    this.vipOfLease.clear();
     this.vipOf.clear();
     await Promise.all(all.map((e) => e.stop(opts)));
   }

@@ -78,7 +78,7 @@ export function registerAgentMetrics(registry: Registry): AgentMetrics {
   });
   const vipReleases = new Counter({
     name: 'lvs_vip_releases_total',
-    help: 'VIPs this director gave up, by reason: lost (another director holds the Lease), stopped (no longer planned here, or shutdown), renew-deadline.',
+    help: 'VIPs this director gave up, by reason: lost (another director holds the Lease), conflict (another director answered ARP for a VIP kept without a Lease), stopped (no longer planned here, or shutdown), renew-deadline.',
     labelNames: ['vip', 'reason'] as const,
     registers,
   });

@@ -130,6 +130,13 @@ export interface PlannedService {
   /** Whether this director binds and announces the VIP (the others keep the same table as hot standbys). */
   holdVip: boolean;
   /**
+   * How many other directors are planned for this service (hot standbys). With VIP election and at least
+   * one standby, the holder binds the VIP with a kernel lifetime it keeps refreshing, so the address leaves
+   * a director whose agent died; with none, a dead agent's VIP stays (the kernel keeps serving). Absent: 0.
+   * @minimum 0
+   */
+  standbyDirectors?: number;
+  /**
    * The VIPPool that admitted the VIP. A cluster agent refuses a service without one (defence in depth:
    * only the controller's admission may put a VIP on a node).
    * @maxLength 253

@@ -197,6 +197,65 @@ describe('LeaseVipElection', () => {
     expect(a.events.length).toBe(2);
   });
 
+  it('a retained holder that still reaches the segment yields when the new holder answers ARP for the VIP, without the apiserver', async () => {
+    const { node, run, clock, t0 } = setup();
+    // The segment as seen by a's probe: who has the VIP bound and answers ARP for it.
+    const probes: number[] = [];
+    let bBound = false;
+    const a = node('director-a', true, {
+      conflictProbe: async () => {
+        probes.push(clock.now() - t0);
+        return bBound ? ['02:00:00:00:56:35'] : [];
+      },
+    });
+    const b = node('director-b', false);
+    b.el.onHold(() => (bBound = true));
+    a.el.start();
+    b.el.start();
+    await run(5_000);
+    expect(probes).toEqual([]); // holding: never probed
+    const cut = clock.now() - t0;
+    a.api.partitioned = true; // cut off from the apiserver only, and for good
+    await run(5_000);
+    expect(b.el.state()).toBe('holding');
+    expect(a.el.state()).toBe('standby');
+    const released = a.events.at(-1)!;
+    expect(released).toMatch(/ release:another director answers ARP for the VIP \(02:00:00:00:56:35\)$/);
+    // Within one probe interval (1 s) of b's hold; probing started a lease duration after a stopped leading
+    // (no standby can win earlier), not at once: a holder that merely missed renewals on a busy node stays quiet.
+    expect(Number(released.split(' ')[0]) - b.heldAt[0]!).toBeLessThanOrEqual(1_000 + 50);
+    expect(probes[0]! - cut).toBeGreaterThan(1_000 + 2_000);
+    const n = probes.length;
+    await run(3_000);
+    expect(probes.length).toBe(n); // standby: probing stopped
+  });
+
+  it('a retained holder nobody else answers for (apiserver down for everyone) keeps the VIP; probe errors keep it too', async () => {
+    const { node, run } = setup();
+    let calls = 0;
+    const a = node('director-a', true, {
+      conflictProbe: async () => {
+        calls++;
+        if (calls % 2) throw new Error('arping exited 2: interface down');
+        return [];
+      },
+    });
+    a.el.start();
+    await run(3_000);
+    a.api.partitioned = true;
+    await run(10_000, () => expect(a.el.holdsVip()).toBe(true));
+    expect(a.el.state()).toBe('retained');
+    expect(calls).toBeGreaterThanOrEqual(6); // every second from 2 s into 'retained'
+    // Back: renews its own Lease, stops probing.
+    a.api.partitioned = false;
+    await run(2_000);
+    expect(a.el.state()).toBe('holding');
+    const n = calls;
+    await run(3_000);
+    expect(calls).toBe(n);
+    expect(a.events).toEqual(['0 hold prev=-']);
+  });
+
   it('keepVipWhenUnreachable: false releases at the renew deadline, before anyone else may take over', async () => {
     const { node, run, clock, t0 } = setup();
     const a = node('director-a', true, { keepVipWhenUnreachable: false });
@@ -482,6 +541,23 @@ describe('LeaseVipElection after an agent restart (heldAtStart)', () => {
     expect(a.events).toEqual([expect.stringMatching(/^\d+ release:lease taken by director-b$/)]);
     expect(Number(a.events[0]!.split(' ')[0])).toBeLessThanOrEqual(1_050); // at its first read, right after start
     expect(states(a, b)).toEqual(['standby', 'holding']);
+  });
+});
+
+describe('LeaseVipElection after an agent restart: the ARP probe', () => {
+  it('a restarted holder that finds another director answering for its VIP releases before any Lease read', async () => {
+    const { node, run, store } = setup();
+    const b = node('director-b', true);
+    b.el.start();
+    await run(1_000);
+    // a comes back while the apiserver is unreachable for it: only the segment can tell it lost.
+    const a = node('director-a', false, { heldAtStart: true, conflictProbe: async () => ['02:00:00:00:56:35'] });
+    a.api.partitioned = true;
+    a.el.start();
+    await run(100);
+    expect(a.el.state()).toBe('standby');
+    expect(a.events).toEqual([expect.stringMatching(/^\d+ release:another director answers ARP for the VIP \(02:00:00:00:56:35\)$/)]);
+    expect(store.read(NS, vipLeaseName(VIP))?.record.holderIdentity).toBe('director-b');
   });
 });
 

@@ -10,6 +10,8 @@ export class FakeLeaseStore {
   rv = 100;
   leases = new Map<string, LeaseObject>();
   writes: Array<{ op: 'create' | 'update'; by: string; record: LeaseRecord }> = [];
+  /** Watchers: called with every created or updated Lease, as a watch would deliver it. */
+  readonly watchers: Array<(name: string, l: LeaseObject) => void> = [];
 
   key(ns: string, name: string): string {
     return `${ns}/${name}`;
@@ -46,6 +48,7 @@ export class FakeLeaseStore {
         const l: LeaseObject = { record: structuredClone(record), resourceVersion: String(++store().rv) };
         store().leases.set(store().key(ns, name), l);
         store().writes.push({ op: 'create', by, record: structuredClone(record) });
+        for (const w of store().watchers) w(name, structuredClone(l));
         return structuredClone(l);
       },
       async update(ns: string, name: string, record: LeaseRecord, prev: LeaseObject, signal: AbortSignal) {
@@ -59,6 +62,7 @@ export class FakeLeaseStore {
         cur.record = structuredClone(record);
         cur.resourceVersion = String(++store().rv);
         store().writes.push({ op: 'update', by, record: structuredClone(record) });
+        for (const w of store().watchers) w(name, structuredClone(cur));
         return structuredClone(cur);
       },
     };

@@ -1,6 +1,6 @@
 import { FakeClock } from '../../../src/kube/clock.ts';
 import type { Clock } from '../../../src/kube/clock.ts';
-import { LeaderElector, formatMicroTime } from '../../../src/kube/leader.ts';
+import { LeaderElector, formatMicroTime, newerResourceVersion } from '../../../src/kube/leader.ts';
 import type { LeaderElectorOptions } from '../../../src/kube/leader.ts';
 import { createLogger } from '../../../src/util/log.ts';
 import { FakeLeaseStore } from './fake-lease-api.ts';
@@ -137,6 +137,67 @@ describe('LeaderElector', () => {
     const tookOver = store.writes.find((w) => w.by === 'b')!;
     expect(tookOver.record).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
     await b.el.stop({ release: false });
+  });
+
+  it('a standby fed by a Lease watch takes over one lease duration after the last renewal itself, not after its next poll', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const a = candidate(store, clock, 'a');
+    a.el.start();
+    await clock.advance(0);
+    // The standby polls every 2 s, but a renewal reaches it when it is written (the agent's Lease watch).
+    await clock.advance(700); // b's polls come 0.7 s after a's renewals (2 s apart each)
+    const b = candidate(store, clock, 'b');
+    let lastRenewal = 0;
+    store.watchers.push((_name, l) => {
+      if (l.record.holderIdentity === 'a') lastRenewal = clock.now();
+      b.el.observe(l);
+    });
+    b.el.start();
+    await clock.advance(7_300);
+    await a.el.stop({ release: false }); // crash 1.3 s after a renewal
+    let tookOverAt = 0;
+    for (let t = 0; t < 25_000 && !tookOverAt; t += 10) {
+      await clock.advance(10);
+      if (b.el.isLeader()) tookOverAt = clock.now();
+    }
+    expect(tookOverAt - lastRenewal).toBeGreaterThanOrEqual(15_000);
+    expect(tookOverAt - lastRenewal).toBeLessThanOrEqual(15_000 + 10);
+    await b.el.stop({ release: false });
+  });
+
+  it('a release seen by the watch wakes the standby at once; versions older than the one known are ignored', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const a = candidate(store, clock, 'a');
+    a.el.start();
+    await clock.advance(0);
+    const b = candidate(store, clock, 'b');
+    const seen: Array<{ name: string; rv: string }> = [];
+    store.watchers.push((name, l) => {
+      seen.push({ name, rv: l.resourceVersion });
+      b.el.observe(l);
+    });
+    b.el.start();
+    await clock.advance(3_000);
+    const stale = store.read(NS, NAME);
+    await clock.advance(1_100); // past b's last poll: its next one is ~0.9 s away
+    await a.el.release();
+    await clock.advance(10);
+    expect(b.el.isLeader()).toBe(true);
+    // A late event with an older version does not bring a back.
+    b.el.observe(stale!);
+    expect(b.el.leader()).toBe('b');
+    expect(seen.at(-1)!.rv > seen[0]!.rv).toBe(true);
+    await b.el.stop({ release: false });
+  });
+
+  it('newerResourceVersion compares etcd integers as numbers; anything else by difference', () => {
+    expect(newerResourceVersion('1000', '999')).toBe(true);
+    expect(newerResourceVersion('999', '1000')).toBe(false);
+    expect(newerResourceVersion('1000', '1000')).toBe(false);
+    expect(newerResourceVersion('123456789012345678901', '123456789012345678900')).toBe(true);
+    expect(newerResourceVersion('abc', 'abd')).toBe(true);
   });
 
   it('judges expiry by local observation, not by the renewTime another machine wrote (clock skew)', async () => {

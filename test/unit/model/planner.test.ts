@@ -150,6 +150,9 @@ describe('planner: rules', () => {
     expect(p.nodes.get('director2')!.director.find((s) => s.id === 'lab/a')).toBeDefined();
     expect(p.nodes.get('edge')!.director).toEqual([expect.objectContaining({ id: 'lab/b', interface: 'eth1', holdVip: true })]);
     expect(p.services.get('lab/a')!.activeDirector).toBe(holders[0]);
+    // Each of the two directors of lab/a knows it has a standby (its VIP gets a kernel lifetime); edge has none.
+    for (const n of ['director', 'director2']) expect(p.nodes.get(n)!.director.find((s) => s.id === 'lab/a')!.standbyDirectors).toBe(1);
+    expect(p.nodes.get('edge')!.director[0]!.standbyDirectors).toBeUndefined();
   });
 
   it('deleted objects are planned away', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { BackgroundAnnouncer, CommandArpAnnouncer, announceCommands, execRunner, type Command } from '../../../src/netif/arp.ts';
+import { BackgroundAnnouncer, CommandArpAnnouncer, CommandVipConflictProbe, announceCommands, conflictProbeCommand, execRunner, parseArpingReplies, type Command, type OutputRunner } from '../../../src/netif/arp.ts';
 import { FakeNetif } from '../../../src/netif/fake.ts';
 import { syncVipChanges } from '../../../src/agent/vips.ts';
 import { emptyState } from '../../../src/agent/state.ts';
@@ -176,5 +176,47 @@ describe('BackgroundAnnouncer', () => {
     expect(removed.removed).toEqual(['eth0|192.168.56.40']);
     expect(inner.aborted).toEqual(['eth0|192.168.56.40']);
     await bg.idle();
+  });
+});
+
+describe('CommandVipConflictProbe (arping -D)', () => {
+  // iputils-arping's DAD output: exit 1 with a reply line when someone answers, 0 when nobody does.
+  const REPLY = 'ARPING 192.168.56.40 from 0.0.0.0 eth0\nUnicast reply from 192.168.56.40 [02:00:00:00:56:35]  0.711ms\nSent 1 probes (1 broadcast(s))\nReceived 1 response(s)\n';
+  const runner = (r: { code: number; stdout?: string; stderr?: string } | Error, seen: Command[] = []): OutputRunner => async (cmd) => {
+    seen.push(cmd);
+    if (r instanceof Error) throw r;
+    return { stdout: '', stderr: '', ...r };
+  };
+
+  it('the command: DAD mode, count requests within count seconds, IPv4 only', () => {
+    expect(conflictProbeCommand('eth0', '192.168.56.40', 1)).toEqual({ file: 'arping', args: ['-D', '-c', '1', '-w', '1', '-I', 'eth0', '192.168.56.40'] });
+    expect(conflictProbeCommand('eth0', '2001:db8::40', 1)).toBeUndefined();
+  });
+
+  it('parses the MACs of the reply lines, lowercase, once each', () => {
+    expect(parseArpingReplies(REPLY)).toEqual(['02:00:00:00:56:35']);
+    expect(parseArpingReplies(REPLY + 'Unicast reply from 192.168.56.40 [02:00:00:00:56:35]  0.9ms\nUnicast reply from 192.168.56.40 [AA:BB:CC:00:00:01]  1.0ms\n')).toEqual(['02:00:00:00:56:35', 'aa:bb:cc:00:00:01']);
+    expect(parseArpingReplies('Sent 1 probes (1 broadcast(s))\nReceived 0 response(s)\n')).toEqual([]);
+  });
+
+  it('answers the MACs on a reply, [] when nobody answers or for IPv6 (no command run)', async () => {
+    const seen: Command[] = [];
+    expect(await new CommandVipConflictProbe({ runner: runner({ code: 1, stdout: REPLY }, seen) }).answeredBy('eth0', '192.168.56.40')).toEqual(['02:00:00:00:56:35']);
+    expect(await new CommandVipConflictProbe({ runner: runner({ code: 0, stdout: 'Received 0 response(s)\n' }) }).answeredBy('eth0', '192.168.56.40')).toEqual([]);
+    const none: Command[] = [];
+    expect(await new CommandVipConflictProbe({ runner: runner({ code: 1, stdout: REPLY }, none) }).answeredBy('eth0', '2001:db8::40')).toEqual([]);
+    expect(none).toEqual([]);
+    expect(seen[0]!.args).toContain('-D');
+  });
+
+  it('errors name the VIP, the interface and the cause: bad interface, missing arping, timeout', async () => {
+    await expect(new CommandVipConflictProbe({ runner: runner({ code: 2, stderr: 'arping: Device nosuch0 not available.' }) }).answeredBy('nosuch0', '192.168.56.40'))
+      .rejects.toThrow('EIO: probe 192.168.56.40 dev nosuch0 (arping exited 2: arping: Device nosuch0 not available.)');
+    // Exit 1 without a reply line is not a conflict either.
+    await expect(new CommandVipConflictProbe({ runner: runner({ code: 1, stdout: 'Sent 1 probes\n' }) }).answeredBy('eth0', '192.168.56.40')).rejects.toThrow('arping exited 1');
+    await expect(new CommandVipConflictProbe({ runner: runner(Object.assign(new Error('spawn arping ENOENT'), { code: 'ENOENT' })) }).answeredBy('eth0', '192.168.56.40'))
+      .rejects.toThrow('ENOENT: probe 192.168.56.40 dev eth0 (arping not found: apt-get install iputils-arping)');
+    await expect(new CommandVipConflictProbe({ runner: runner(Object.assign(new Error('killed'), { killed: true })) }).answeredBy('eth0', '192.168.56.40'))
+      .rejects.toThrow('ETIMEDOUT: probe 192.168.56.40 dev eth0 (arping timed out)');
   });
 });

@@ -5,14 +5,16 @@
 // from the client succeed, the client's neighbour entry points at the new director's MAC, long-lived TCP
 // connections opened before the fault complete (IPVS sync daemon: master on the holder, backup on the
 // standby; the standby's `ipvsadm -Lnc` lists them before the fault), and when the old director comes back
-// the VIP stays where it is (no flapping), the old director unbinds it, and from then on only the holder
-// answers ARP for it. Times are printed; the timing target is bench:failover's, not asserted here.
+// the VIP stays where it is (no flapping): a killed agent's kernel drops the VIP by itself (its lifetime, which
+// only a live agent refreshes) before the agent is back, a director whose link returns yields as soon as the
+// new holder answers its ARP probe; broadcast ARP from an observer shows only the holder answering. Times are
+// printed; the timing target is bench:failover's, not asserted here.
 import { jest } from '@jest/globals';
 import { NetLab, assertInLabVm } from '../vm/netns.ts';
 import { eventually, sleep } from './agent-lab.ts';
 import { kubectlOut } from './cluster-lab.ts';
 import {
-  APP_NS, ClientProbe, HolderSampler, Streams, VIP, arpProbe, boundOn, clientNeighbour, fail, leaseHolders, restore, startHaStack, vipBound, waitSynced,
+  APP_NS, AddressWatch, ClientProbe, Streams, VIP, arpProbe, boundOn, clientNeighbour, fail, leaseHolders, restore, startHaStack, vipBound, waitSynced,
 } from './cluster-failover.ts';
 import type { Director, Fault, HaStack } from './cluster-failover.ts';
 
@@ -50,10 +52,9 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
   const syncDaemons = async (d: Director): Promise<string> => (await lab.exec(d.ns, ['ipvsadm', '-L', '--daemon'])).stdout;
 
   beforeAll(async () => {
-    // Behaviour, not timing, is asserted here: Lease timing with room for a loaded host. At the default 2 s /
-    // 500 ms every Lease request must answer within 1 s (2 x renew), and through the lab's relay + guestfwd
-    // (a new TLS connection per request) at host load ~15 none did: no director ever won, the VIP stayed unbound.
-    stack = await startHaStack(lab, { directorArgs: ['--failover-lease-seconds', '6', '--failover-renew-ms', '2000'] });
+    // The product's defaults (Lease 2 s, renew 500 ms, VIP lifetime 4 s): Lease requests go over kept-alive
+    // connections, so they answer in time through the lab's relay even on a loaded host.
+    stack = await startHaStack(lab);
     probe = await ClientProbe.start(stack);
   }, 2_400_000);
 
@@ -79,52 +80,76 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
   });
 
   const failoverCase = (fault: Fault): void => {
-    step(`${fault === 'kill' ? 'holder agent SIGKILLed' : 'holder link cut (lab + management)'}: the VIP moves, new connections work, the client's ARP entry and long-lived connections follow; the old director comes back without flapping`, async () => {
-      const { holder, standby } = await roles();
+    step(`${fault === 'kill' ? 'holder agent SIGKILLed' : 'holder link cut (lab + management)'}: the VIP moves, new connections work, the client's ARP entry and long-lived connections follow; the old director comes back without flapping and never answers for the VIP next to the new holder`, async () => {
+      // An earlier case that failed half-way may have left an agent dead: this case needs both.
+      for (const d of Object.values(stack.directors)) if (!d.agent.proc?.running) d.agent.start();
+      await eventually('both director agents report', async () => Object.values(stack.directors).every((d) => d.agent.status() !== undefined), 300_000, 1000);
+      const { holder, standby } = await eventually('one holder', async () => roles().catch(() => undefined), 60_000, 1000);
       // Long-lived downloads (50 s) through the holder, synced to the standby before the fault.
       const streams = await Streams.open(stack, 3, 200, 250);
       const syncMs = await waitSynced(lab, standby.ns, streams.ports(), 60_000);
+      // Which kernels have the VIP: kernel address events on both directors, with their times. Nothing polls
+      // during the failover (every process spawned competes with the agents for the two emulated CPUs).
+      const watch = { old: await AddressWatch.start(lab, holder.ns), next: await AddressWatch.start(lab, standby.ns) };
+      const addr = JSON.parse((await lab.exec(holder.ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'])).stdout) as Array<{ addr_info: Array<{ local: string; valid_life_time?: number }> }>;
+      const lifetime = addr[0]?.addr_info.find((x) => x.local === VIP)?.valid_life_time;
 
       const tFault = await fail(stack, holder, fault);
-      const tBound = await eventually(`${standby.name} binds the VIP`, async () => (await vipBound(lab, standby.ns)) && Date.now(), 120_000, 100);
-      await eventually(`${standby.name} holds the Lease`, async () => (await leaseHolders()).includes(standby.name), 120_000, 500);
       const tMoved = await eventually('the client ARP entry points at the new holder', async () => probe.movedAt(standby.mac, tFault), 120_000, 100);
       const firstOk = await eventually('a new connection after the move', async () => probe.firstOkAfter(tMoved), 120_000, 100);
-      log(`${fault}: ${holder.name} -> ${standby.name}: bound +${tBound - tFault} ms (sampled), client ARP moved +${tMoved - tFault} ms, `
-        + `first new connection through it +${firstOk.t1 - tFault} ms (streams synced ${syncMs} ms before the fault)`);
+      const tBound = watch.next.first('add', tFault);
+      log(`${fault}: ${holder.name} -> ${standby.name}: bound +${tBound === undefined ? '?' : tBound - tFault} ms, client ARP moved +${tMoved - tFault} ms, `
+        + `first new connection through it +${firstOk.t1 - tFault} ms (streams synced ${syncMs} ms before the fault; the holder's VIP had valid_lft ${lifetime} s)`);
+      expect(tBound).toBeDefined();
+      // The lifetime of a VIP with a standby: lease duration (2 s) + 2 s, refreshed while the agent lives.
+      expect(lifetime).toBeLessThanOrEqual(4);
+      await eventually(`${standby.name} holds the Lease`, async () => (await leaseHolders()).includes(standby.name), 120_000, 1000);
       // Loose bound: the target (p50 < 2 s, max < 3 s) is bench:failover's.
       expect(firstOk.t1 - tFault).toBeLessThan(30_000);
       expect(await clientNeighbour(stack)).toBe(standby.mac);
       expect(await lab.httpGet(stack.client, `http://${VIP}/`, { timeoutSec: 10 })).toMatch(/^web[12]\n$/);
 
+      let tRestore = 0;
+      if (fault === 'kill') {
+        // The dead agent refreshes nothing: its kernel drops the VIP when the lifetime runs out, long before the
+        // agent is back; from then on only the new holder answers ARP for it.
+        const tGone = await eventually(`${holder.name}'s kernel drops the VIP`, async () => watch.old.first('del', tFault), 60_000, 200);
+        const lastRefresh = watch.old.events().filter((e) => e.op === 'add' && e.t <= tFault).at(-1)?.t;
+        log(`kill: ${holder.name}'s kernel dropped the VIP +${tGone - tFault} ms after the kill, ${lastRefresh === undefined ? '?' : tGone - lastRefresh} ms after its last refresh`);
+        // 4 s after the last refresh, + the kernel's rounding to whole seconds.
+        expect(tGone - tFault).toBeLessThan(4_000 + 1_500);
+        expect(await vipBound(lab, holder.ns)).toBe(false);
+        const arpBeforeRestart = await arpProbe(stack, 4);
+        expect([...arpBeforeRestart.keys()]).toEqual([standby.mac]);
+        // Restart it now (a minute or more to load under TCG), while the downloads run through the new holder.
+        tRestore = await restore(stack, holder, fault);
+      }
       const results = await streams.done(180_000);
       log(`${fault}: streams ${JSON.stringify(results)}`);
       expect(results.map((r) => ({ port: r.port, ok: r.ok, err: r.err }))).toEqual(results.map((r) => ({ port: r.port, ok: true, err: undefined })));
       // ...and each of them was still running after the client had moved: it went through the new director.
       expect(results.filter((r) => r.t <= tMoved)).toEqual([]);
 
-      // Bring the old director back (agent restarted with its state, or links up) and watch both directors.
-      const sampler = HolderSampler.start(stack);
-      const tRestore = await restore(stack, holder, fault);
-      const tReleased = await eventually(`${holder.name} unbinds the VIP`, async () => !(await vipBound(lab, holder.ns)) && Date.now(), 240_000, 100).catch(async (e: unknown) => {
-        // Diagnostics: what the returning agent is doing.
-        const pid = holder.agent.proc?.pid;
-        const ps = await lab.exec(null, ['sh', '-c', `ps -o pid,stat,time,args | grep -v grep | grep -E 'agent/main|arping' | cut -c1-200; cat /proc/${pid}/wchan; echo; cat /proc/${pid}/status | grep -E 'State|Threads'; ls -la ${holder.agent.stateDir}`], { allowFailure: true });
-        throw new Error(`${String(e)}\nrunning: ${holder.agent.proc?.running}\n${ps.stdout}${ps.stderr}\noutput:\n${holder.agent.proc?.output.slice(-3000)}`);
-      });
-      if (fault === 'kill') await eventually(`${holder.name}'s agent runs again`, async () => holder.agent.status() !== undefined, 240_000, 500);
+      // A cut link comes back now: the old director kept the VIP (retained, by design) and must give it up.
+      if (fault === 'link') tRestore = await restore(stack, holder, fault);
+      const tReleased = await eventually(`${holder.name} does not have the VIP`, async () => watch.old.first('del', tFault), 240_000, 200);
+      if (fault === 'kill') await eventually(`${holder.name}'s agent runs again`, async () => holder.agent.status() !== undefined, 300_000, 1000);
       // From here on: one binder only, the new holder, and it stays (no flapping); only its MAC answers ARP.
-      const tQuiet = Date.now();
       const arp = await arpProbe(stack, 8);
-      await sleep(4_000);
-      await sampler.stop();
-      const samples = sampler.samples();
-      const dual = samples.filter((s) => s.bound.length === 2);
-      log(`${fault}: ${holder.name} back at +${tRestore - tFault} ms, unbound the VIP ${tReleased - tRestore} ms after; `
-        + `${dual.length}/${samples.length} samples with both bound (${dual.length ? `${dual[0]!.t - tRestore}..${dual.at(-1)!.t - tRestore} ms after the restore` : 'none'}); `
+      await sleep(2_000);
+      await watch.old.stop();
+      await watch.next.stop();
+      const rebound = watch.old.events().filter((e) => e.op === 'add' && e.t > tReleased);
+      const dropped = watch.next.events().filter((e) => e.op === 'del' && e.t > tBound!);
+      log(`${fault}: ${holder.name} back at +${tRestore - tFault} ms; both had the VIP from +${tBound! - tFault} to +${tReleased - tFault} ms `
+        + `(${fault === 'kill' ? 'the dead kernel\'s lifetime' : `${Math.max(0, tReleased - tRestore)} ms after the link came back`}); `
         + `broadcast ARP replies after that: ${JSON.stringify(Object.fromEntries(arp))}`);
-      expect(samples.filter((s) => s.t >= tQuiet).length).toBeGreaterThan(5);
-      expect(samples.filter((s) => s.t >= tQuiet).every((s) => s.bound.length === 1 && s.bound[0] === standby.name)).toBe(true);
+      // The old director never bound the VIP again, the new holder never lost it.
+      expect(rebound).toEqual([]);
+      expect(dropped).toEqual([]);
+      // Kill: gone before the agent came back. Link: the returning director yields within a few probe intervals.
+      if (fault === 'kill') expect(tReleased).toBeLessThan(tRestore);
+      else expect(tReleased - tRestore).toBeLessThan(5_000);
       expect([...arp.keys()]).toEqual([standby.mac]);
       expect((await leaseHolders()).filter(Boolean)).toEqual([standby.name]);
       expect(await boundOn(stack)).toEqual([standby.name]);
