@@ -241,7 +241,10 @@ try {
 
     if (tRestoreKill === undefined) await fo.restore(stack, holder, fault);
     const tUnbound = await eventually(`${holder.name} does not have the VIP`, async () => watch.old.first('del', tFault), 240_000, 200);
-    if (fault === 'kill') await eventually(`${holder.name}'s agent runs again`, async () => holder.agent.status() !== undefined, 240_000, 500);
+    if (fault === 'kill') {
+      await eventually(`${holder.name}'s agent runs again`, async () => holder.agent.status() !== undefined, 300_000, 1000);
+      await holder.agent.renice(0);
+    }
     await sleep(3_000);
     // No flapping: the VIP stays with the new holder once the old director is back.
     const after = await fo.boundOn(stack);

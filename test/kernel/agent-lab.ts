@@ -53,13 +53,24 @@ export class AgentProc {
       '--interface', 'eth0', '--resync', '1', ...extra];
   }
 
-  start(): void {
+  /**
+   * `nice`: start at a lower CPU priority. The lab's "nodes" share the VM's two emulated CPUs, and a Node
+   * process loading for a minute there would starve the others (their Lease renewals), which separate
+   * machines never do.
+   */
+  start(opts: { nice?: number } = {}): void {
     fs.rmSync(this.statusFile, { force: true });
-    this.proc = this.#lab.spawn(this.#ns, [process.execPath, AGENT, ...this.#args], { env: { LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'info' } });
+    const argv = [process.execPath, AGENT, ...this.#args];
+    this.proc = this.#lab.spawn(this.#ns, opts.nice ? ['nice', '-n', String(opts.nice), ...argv] : argv, { env: { LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'info' } });
   }
 
   async stop(): Promise<void> {
     await this.proc?.stop('SIGTERM', 10_000);
+  }
+
+  /** Back to normal CPU priority (after a `start({ nice })`, once the agent runs). */
+  async renice(nice = 0): Promise<void> {
+    if (this.proc?.running) await this.#lab.exec(null, ['renice', '-n', String(nice), '-p', String(this.proc.pid)], { allowFailure: true });
   }
 
   status(): AgentReport | undefined {

@@ -221,7 +221,7 @@ export async function fail(s: HaStack, d: Director, fault: Fault): Promise<numbe
 /** Undoes `fail`: restarts the agent (same state dir: it finds the VIP it had bound) or sets the links up. */
 export async function restore(s: HaStack, d: Director, fault: Fault): Promise<number> {
   const t = Date.now();
-  if (fault === 'kill') d.agent.start();
+  if (fault === 'kill') d.agent.start({ nice: 10 });
   else await s.lab.exec(null, ['sh', '-c', `ip link set ${d.labLink.peer} up && ip link set ${d.mgmtLink.peer} up`]);
   return t;
 }

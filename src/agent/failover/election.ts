@@ -17,7 +17,8 @@
  *   apiserver again and reads the new holder. Set `keepVipWhenUnreachable: false` for the other choice
  *   (release at the renew deadline, so never two binders, but an apiserver outage drops every VIP).
  * - On losing (another holder observed) the VIP is released at once. A retained VIP is also released as soon
- *   as another host answers ARP for it (conflictProbe, every renew interval): a director back from a
+ *   as another host answers ARP for it (conflictProbe, every second from one lease duration into
+ *   'retained' on; at once for a restarted holder): a director back from a
  *   partition, or restarted after being killed, yields to the one that took over without waiting for the
  *   apiserver, so two directors answer for the VIP for at most one probe.
  * - After an apiserver outage that hit everyone nobody fails over: the holder ('retained') renews its own
@@ -373,10 +374,12 @@ export class LeaseVipElection implements VipElection {
     this.probing = true;
     void (async () => {
       if (delayMs > 0) await new Promise<void>((r) => this.clock.setTimeout(r, delayMs));
+      if (this.st === 'retained' && !this.stopping) this.log.info({ everyMs: this.conflictProbeIntervalMs }, 'VIP kept without a Lease: probing the segment for another director answering ARP for it');
       while (this.st === 'retained' && !this.stopping) {
         let macs: string[] = [];
         try {
           macs = await probe(this.vip, AbortSignal.timeout(Math.max(10_000, this.leaseDurationMs)));
+          this.log.debug({ answeredBy: macs }, 'VIP conflict probe');
         } catch (e) {
           this.log.warn({ err: describeError(e) }, 'VIP conflict probe failed');
         }
