@@ -26,7 +26,7 @@ const repo = path.resolve(import.meta.dirname, '..');
 if (process.env.LVS_VM !== '1') {
   // On the host: the apiserver, then this file inside the VM. The VM's vCPUs are host threads, so the host's
   // load (other VMs, builds) shows up in the timings: record it next to the results.
-  const [{ runInVm }, { startHostApi }] = await Promise.all([import('../test/vm/lab.ts'), import('../test/vm/host-api.ts')]);
+  const [{ runInVm, vmCacheDir }, { startHostApi }] = await Promise.all([import('../test/vm/lab.ts'), import('../test/vm/host-api.ts')]);
   const out = process.env.LVS_VM_OUT ?? path.join(repo, 'bench', 'results');
   fs.mkdirSync(out, { recursive: true });
   const log = (m: string): void => {
@@ -40,9 +40,11 @@ if (process.env.LVS_VM !== '1') {
     const r = await runInVm({
       command: [process.execPath, '--no-warnings', import.meta.filename],
       cwd: repo,
-      env: { ...hostApi.vm.env, ...Object.fromEntries(['BENCH_ROUNDS', 'BENCH_STREAMS', 'BENCH_AGENT_ARGS', 'LVS_LOG_LEVEL'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : []))) },
+      // The kernel suites' writable cache share: Node's compile cache (every agent restart loads the whole
+      // Kubernetes client under TCG) and the lab's whole logs (lab-logs/).
+      env: { ...hostApi.vm.env, NODE_COMPILE_CACHE: '/var/cache/lvs-operator-jest/node-compile-cache', ...Object.fromEntries(['BENCH_ROUNDS', 'BENCH_STREAMS', 'BENCH_AGENT_ARGS', 'LVS_LOG_LEVEL'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : []))) },
       outDir: out,
-      shares: hostApi.vm.shares,
+      shares: [...hostApi.vm.shares, { hostPath: (fs.mkdirSync(path.join(vmCacheDir(), 'jest-cache'), { recursive: true }), path.join(vmCacheDir(), 'jest-cache')), guestPath: '/var/cache/lvs-operator-jest' }],
       hostForwards: hostApi.vm.hostForwards,
       timeoutMs: 90 * 60_000,
       stream: true,
@@ -108,8 +110,11 @@ let failure: string | undefined;
 let stack: HaStack;
 let probe: ClientProbe;
 try {
-  stack = await fo.startHaStack(lab, { directorArgs: AGENT_ARGS });
+  say('starting the stack (chart, controller, two directors, two realservers)');
+  const t0 = Date.now();
+  stack = await fo.startHaStack(lab, { directorArgs: AGENT_ARGS, log: say });
   probe = await fo.ClientProbe.start(stack, 100, 1000);
+  say(`stack serving after ${Math.round((Date.now() - t0) / 1000)} s; ${ROUNDS} rounds`);
 } catch (e) {
   // Record why there are no numbers (e.g. no director ever won the Lease on a starved host).
   failure = `setup: ${e instanceof Error ? e.message : String(e)}`;

@@ -68,9 +68,11 @@ export class AgentProc {
     await this.proc?.stop('SIGTERM', 10_000);
   }
 
-  /** Back to normal CPU priority (after a `start({ nice })`, once the agent runs). */
+  /** Back to normal CPU priority (after a `start({ nice })`, once the agent runs): every thread, not just the main one. */
   async renice(nice = 0): Promise<void> {
-    if (this.proc?.running) await this.#lab.exec(null, ['renice', '-n', String(nice), '-p', String(this.proc.pid)], { allowFailure: true });
+    if (!this.proc?.running) return;
+    const pid = this.proc.pid;
+    await this.#lab.exec(null, ['sh', '-c', `for t in /proc/${pid}/task/*; do renice -n ${nice} -p "\${t##*/}" >/dev/null; done`], { allowFailure: true });
   }
 
   status(): AgentReport | undefined {

@@ -54,6 +54,8 @@ export interface HaStack {
 export interface HaStackOptions {
   /** Extra lvs-agent arguments for the directors (e.g. failover timing). */
   directorArgs?: string[];
+  /** Progress of the (minutes-long) start-up. */
+  log?: (msg: string) => void;
 }
 
 const MACS: Record<DirectorName | 'client', string> = {
@@ -136,8 +138,11 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
     },
   };
 
+  const progress = opts.log ?? ((): void => undefined);
   try {
+    progress('chart installed, nodes registered; waiting for the controller');
     await controller.waitReady(900_000);
+    progress('controller ready; applying the DR example');
     await kubectl(['create', 'namespace', APP_NS]);
     await kubectl(['apply', '-f', POOL_FILE]);
     await kubectl(['apply', '-n', APP_NS, '-f', '-'], { input: EXAMPLE });
@@ -147,7 +152,9 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
     for (const d of Object.values(directors)) {
       await eventually(`DR rules on ${d.name}`, async () => JSON.stringify(await ipvsadmSave(lab, d.ns)) === JSON.stringify(want), 600_000, 1000);
     }
+    progress('DR rules on both directors');
     for (const ns of [dr.web1, dr.web2]) await eventually(`VIP on lo of ${ns}`, async () => (await addresses(lab, ns, 'lo')).includes(`${VIP}/32`), 300_000, 1000);
+    progress('realservers prepared; waiting for one director to bind the VIP');
     await eventually('exactly one director binds the VIP', async () => (await boundOn(stack)).length === 1, 300_000, 500);
     await eventually('the VIP answers', async () => (await lab.httpGet(dr.client, `http://${VIP}/`, { timeoutSec: 5, allowFailure: true })) !== null, 300_000, 1000);
   } catch (e) {
