@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackgroundProcess, Link, NetLab } from '../vm/netns.ts';
 import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, sleep } from './agent-lab.ts';
-import { ControllerProc, ManagementNetwork, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
+import { ControllerProc, ManagementNetwork, helm, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
 
 export const VIP = '192.168.56.40';
 export const APP_NS = 'lab';
@@ -135,6 +135,8 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
       for (const n of [...DIRECTOR_NAMES, 'web1', 'web2']) await kubectl(['delete', 'node', n, '--ignore-not-found'], { allowFailure: true });
       await kubectl(['delete', '-f', POOL_FILE, '--ignore-not-found'], { allowFailure: true });
       await kubectl(['delete', 'namespace', APP_NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
+      // Other whole-stack suites in the same VM run install the chart under the same release name.
+      await helm(['uninstall', 'lvs-operator', '-n', 'lvs-system', '--wait'], { allowFailure: true }).catch(() => undefined);
     },
   };
 
