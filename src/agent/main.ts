@@ -169,9 +169,11 @@ async function main(argv: string[]): Promise<number> {
         conflictProbe: async (vip, signal) => conflictProbe.answeredBy(await vipInterface(vip), vip, signal),
         // Where each VIP was bound (the state file), one address dump per interface per round.
         refreshVipLifetimes: async (vips, lifetimeSeconds) => {
+          // One pass over the state file, not a search per VIP (this runs every renew interval).
+          const bound = new Map(state.load().vips.map((v) => [v.vip, v.ifname]));
           const byIf = new Map<string, string[]>();
           for (const vip of vips) {
-            const ifname = await vipInterface(vip);
+            const ifname = bound.get(vip) ?? (await defaultInterface());
             byIf.set(ifname, [...(byIf.get(ifname) ?? []), vip]);
           }
           for (const [ifname, list] of byIf) await netif.setVipLifetimes(ifname, list, lifetimeSeconds);

@@ -9,7 +9,7 @@ import { canonicalAddress } from '../../api/ip.ts';
 import { DIRECTOR_OWNER_PREFIX } from '../director/reconciler.ts';
 import type { OwnedVip } from '../state.ts';
 import type { Logger } from '../../util/log.ts';
-import { VipElections } from './elections.ts';
+import { VipElections, vipKey } from './elections.ts';
 import type { VipElectionsOptions } from './elections.ts';
 import { electionTiming, vipLifetimeSeconds } from './election.ts';
 import { realClock } from '../../kube/clock.ts';
@@ -43,15 +43,6 @@ export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHo
    */
   refreshVipLifetimes?: (vips: readonly string[], lifetimeSeconds: number | undefined) => Promise<void>;
 }
-
-/** The canonical text of a VIP (one election per address, however it is spelled). */
-const vipKey = (vip: string): string => {
-  try {
-    return canonicalAddress(vip);
-  } catch {
-    return vip;
-  }
-};
 
 /**
  * The VIPs this node had bound as a director when the agent started (its state file), canonical: their
@@ -160,10 +151,11 @@ export class DirectorFailover {
     const refresh = this.#o.refreshVipLifetimes;
     if (!refresh || this.#refreshing) return;
     const held = this.#elections.elections().filter((e) => e.holdsVip());
-    const limit = held.filter((e) => (this.#standbys.get(vipKey(e.vip)) ?? 0) > 0).map((e) => e.vip);
+    const hasStandby = (vip: string): boolean => (this.#standbys.get(vipKey(vip)) ?? 0) > 0;
+    const limit = held.filter((e) => hasStandby(e.vip)).map((e) => e.vip);
     const heldKeys = new Set(held.map((e) => vipKey(e.vip)));
     for (const k of this.#limited) if (!heldKeys.has(k)) this.#limited.delete(k);
-    const unlimit = held.filter((e) => this.#limited.has(vipKey(e.vip)) && !((this.#standbys.get(vipKey(e.vip)) ?? 0) > 0)).map((e) => e.vip);
+    const unlimit = held.filter((e) => this.#limited.has(vipKey(e.vip)) && !hasStandby(e.vip)).map((e) => e.vip);
     if (limit.length === 0 && unlimit.length === 0) return;
     this.#refreshing = true;
     try {

@@ -39,7 +39,7 @@ export interface VipElectionsOptions {
 }
 
 /** The canonical text of a VIP, the key of its election (2001:DB8::1 and 2001:db8::1 are one VIP). */
-const vipKey = (vip: string): string => {
+export const vipKey = (vip: string): string => {
   try {
     return canonicalAddress(vip);
   } catch {
