@@ -88,6 +88,8 @@ interface Round {
   failoverMs: number;
   /** fault -> the new holder logged the takeover (Lease won). */
   leaseMs: number | null;
+  /** fault -> the new holder's kernel had the VIP (ip monitor address). */
+  bindMs: number | null;
   /** fault -> the client's ARP entry pointed at the new holder. */
   arpMs: number;
   /** Longest run of failed probes started after the fault (first failure -> next success start). */
@@ -163,6 +165,7 @@ function writeResults(): Record<string, unknown> {
     settings,
     failoverMs: { all: stats(of().map((r) => r.failoverMs)), kill: stats(of('kill').map((r) => r.failoverMs)), link: stats(of('link').map((r) => r.failoverMs)) },
     leaseMs: stats(of().flatMap((r) => (r.leaseMs === null ? [] : [r.leaseMs]))),
+    bindMs: stats(of().flatMap((r) => (r.bindMs === null ? [] : [r.bindMs]))),
     arpMs: stats(of().map((r) => r.arpMs)),
     outageMs: { kill: stats(of('kill').map((r) => r.outageMs)), link: stats(of('link').map((r) => r.outageMs)) },
     streams: { total: streamsTotal, survived: survivedTotal, share: streamsTotal ? survivedTotal / streamsTotal : Number.NaN },
@@ -190,6 +193,7 @@ function writeResults(): Record<string, unknown> {
     `| … agent killed | ${s(summary.failoverMs.kill)} |`,
     `| … link cut | ${s(summary.failoverMs.link)} |`,
     `| fault → new holder won the Lease ("VIP taken over" in its log) | ${s(summary.leaseMs)} |`,
+    `| fault → the new holder's kernel has the VIP (\`ip monitor address\`) | ${s(summary.bindMs)} |`,
     `| fault → client ARP entry points at the new holder | ${s(summary.arpMs)} |`,
     `| longest run of failed new connections, agent killed | ${s(summary.outageMs.kill)} |`,
     `| longest run of failed new connections, link cut | ${s(summary.outageMs.link)} |`,
@@ -206,9 +210,9 @@ function writeResults(): Record<string, unknown> {
     + 'itself ("old director had the VIP until", from the fault; "both bound": how long both kernels had it, from kernel address events). After a cut link the old director keeps the VIP '
     + '("retained", by design) until the new holder answers its ARP probe or it reads the new holder from the apiserver.',
     '',
-    '| round | fault | from → to | failover | lease | arp | outage | streams survived | sync before fault | old director had the VIP until | both bound |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rounds.map((r) => `| ${r.round} | ${r.fault} | ${r.from} → ${r.to} | ${r.failoverMs} | ${r.leaseMs ?? '–'} | ${r.arpMs} | ${r.outageMs} | ${r.survived}/${r.streams} | ${r.syncMs} | ${r.oldHeldMs} | ${r.bothBoundMs} |`),
+    '| round | fault | from → to | failover | lease | bind | arp | outage | streams survived | sync before fault | old director had the VIP until | both bound |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rounds.map((r) => `| ${r.round} | ${r.fault} | ${r.from} → ${r.to} | ${r.failoverMs} | ${r.leaseMs ?? '–'} | ${r.bindMs ?? '–'} | ${r.arpMs} | ${r.outageMs} | ${r.survived}/${r.streams} | ${r.syncMs} | ${r.oldHeldMs} | ${r.bothBoundMs} |`),
     '',
     `VM load average at the end: ${summary.vmLoadAverage}.`,
     '',
@@ -256,12 +260,13 @@ try {
     if (after.length !== 1 || after[0] !== standby.name) flaps.push(`round ${i + 1}: bound on [${after.join(', ')}] 3 s after ${holder.name} was back`);
     await watch.old.stop();
     await watch.next.stop();
-    const tBound = watch.next.first('add', tFault) ?? tMoved;
+    const boundAt = watch.next.first('add', tFault);
+    const tBound = boundAt ?? tMoved;
     if (watch.old.events().some((e) => e.op === 'add' && e.t > tUnbound)) flaps.push(`round ${i + 1}: ${holder.name} bound the VIP again`);
 
     const r: Round = {
       round: i + 1, fault, from: holder.name, to: standby.name,
-      failoverMs: first.t1 - tFault, leaseMs: leaseAt === undefined ? null : leaseAt - tFault, arpMs: tMoved - tFault, outageMs: outage(tFault),
+      failoverMs: first.t1 - tFault, leaseMs: leaseAt === undefined ? null : leaseAt - tFault, bindMs: boundAt === undefined ? null : boundAt - tFault, arpMs: tMoved - tFault, outageMs: outage(tFault),
       streams: results.length, survived, syncMs, oldHeldMs: tUnbound - tFault, bothBoundMs: Math.max(0, tUnbound - tBound),
     };
     rounds.push(r);
@@ -274,7 +279,8 @@ try {
   say(`FAILED ${failure}`);
 } finally {
   await probe.stop().catch(() => undefined);
-  if (rounds.length < ROUNDS) stack.dumpLogs(true);
+  // Whole logs on the cache share every time (where the time went, per process); printed only on failure.
+  stack.dumpLogs(rounds.length < ROUNDS);
   await stack.stop().catch(() => undefined);
   await lab.destroy().catch(() => undefined);
 }

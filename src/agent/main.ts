@@ -3,7 +3,8 @@
  * lvs-agent: programs IPVS, VIPs and sysctls on one node.
  *
  *   lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR] ...
- *             [--vip-election [--namespace NS] [--failover-lease-seconds 2] [--failover-renew-ms 500] [--sync-id 1]]
+ *             [--vip-election [--namespace NS] [--failover-lease-seconds 2] [--failover-renew-ms 500] [--sync-id 1]
+ *                             [--failover-heartbeat-ms 100|0] [--failover-heartbeat-group 224.0.0.83:7838]]
  *   lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
  *             [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
  *   lvs-agent teardown [--state-dir DIR]      remove everything the agent added, restore sysctls
@@ -29,6 +30,7 @@ import { defaultRouteInterface } from './hostinfo.ts';
 import { createLvsMetrics } from './metrics/registry.ts';
 import { parseListenAddress, startMetricsServer } from './metrics/server.ts';
 import { yieldTakenOverVips } from './failover/startup.ts';
+import { HEARTBEAT_GROUP, HEARTBEAT_PORT, UdpHeartbeatTransport, parseHeartbeatGroup } from './failover/heartbeat.ts';
 import { ipvsSnapshotReader } from './metrics/snapshot.ts';
 import type { ClusterSource } from './cluster.ts';
 import type { DirectorFailover } from './failover/director-failover.ts';
@@ -36,7 +38,8 @@ import type { V1Lease } from '@kubernetes/client-node';
 
 const USAGE = `usage: lvs-agent --cluster --node NAME [--kubeconfig FILE] [--interface IF] [--state-dir DIR]
                  [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE]
-                 [--vip-election [--namespace NS] [--failover-lease-seconds N] [--failover-renew-ms MS] [--sync-id ID]]
+                 [--vip-election [--namespace NS] [--failover-lease-seconds N] [--failover-renew-ms MS] [--sync-id ID]
+                                 [--failover-heartbeat-ms MS|0] [--failover-heartbeat-group ADDR:PORT]]
        lvs-agent --config DIR --node NAME [--director] [--interface IF] [--state-dir DIR]
                  [--metrics-address HOST:PORT|none] [--resync SECONDS] [--status-file FILE] [--once]
        lvs-agent teardown [--state-dir DIR]`;
@@ -64,6 +67,9 @@ async function main(argv: string[]): Promise<number> {
       'failover-lease-seconds': { type: 'string', default: '2' },
       'failover-renew-ms': { type: 'string', default: '500' },
       'sync-id': { type: 'string', default: '1' },
+      // Director heartbeats (multicast UDP on the VIPs' segments): early takeover of a silent holder's Lease.
+      'failover-heartbeat-ms': { type: 'string', default: '100' },
+      'failover-heartbeat-group': { type: 'string', default: `${HEARTBEAT_GROUP}:${HEARTBEAT_PORT}` },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -158,6 +164,9 @@ async function main(argv: string[]): Promise<number> {
       for (const vip of given) boundAtStart.delete(vip);
       const vipInterface = async (vip: string): Promise<string> => state.load().vips.find((v) => v.vip === vip)?.ifname ?? (await defaultInterface());
       const namespace = values.namespace ?? process.env['POD_NAMESPACE'] ?? 'lvs-system';
+      const heartbeatMs = Number(values['failover-heartbeat-ms']);
+      if (!(heartbeatMs >= 0)) throw new Error(`--failover-heartbeat-ms must be a number of milliseconds ≥ 0 (0: off), got "${values['failover-heartbeat-ms']}"`);
+      const heartbeatGroup = parseHeartbeatGroup(values['failover-heartbeat-group']);
       const elections = new Failover({
         // Renewals every renewIntervalMilliseconds for every VIP: over kept-alive connections, not a TLS handshake each.
         api: keepAliveLeaseApi(kc, `lvs-agent/${node}`),
@@ -179,6 +188,15 @@ async function main(argv: string[]): Promise<number> {
           for (const [ifname, list] of byIf) await netif.setVipLifetimes(ifname, list, lifetimeSeconds);
         },
         metrics,
+        ...(heartbeatMs > 0
+          ? {
+            heartbeat: {
+              transport: new UdpHeartbeatTransport({ ...heartbeatGroup, log: log.child({ component: 'heartbeat' }) }),
+              intervalMs: heartbeatMs,
+              interfaceOf: async (s) => s.interface ?? (await defaultInterface()),
+            },
+          }
+          : {}),
         syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
         // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): its services again.
         onChange: (ev) => {

@@ -38,6 +38,12 @@ export interface FailoverConfig {
   renewIntervalMilliseconds: number;
   /** The IPVS connection-sync daemons' sync id (1..255): distinct from any other sync daemon on the LAN. */
   syncId: number;
+  /**
+   * Director heartbeats (multicast UDP on the VIPs' segments, src/agent/failover/heartbeat.ts) every this many
+   * ms; 0 turns them off. Unset: the agent's default (100 ms). They let a standby take over a silent holder's
+   * VIP after two renew intervals instead of the lease duration.
+   */
+  heartbeatIntervalMilliseconds?: number;
 }
 
 /**
@@ -101,6 +107,8 @@ export function loadConfig(file: string | undefined): ControllerConfig {
     }
   }
   const failover: FailoverConfig = { ...base.failover, ...(raw.failover ?? {}) };
+  // A values file from before heartbeats renders null: the agent's default.
+  if (failover.heartbeatIntervalMilliseconds === null) delete failover.heartbeatIntervalMilliseconds;
   checkFailover(failover, file);
   return {
     agent: { ...base.agent, ...(raw.agent ?? {}), failover },
@@ -122,4 +130,8 @@ function checkFailover(f: FailoverConfig, file: string): void {
     bad(`renewIntervalMilliseconds: ${JSON.stringify(renew)} must be a positive whole number less than half of leaseDurationSeconds (${f.leaseDurationSeconds} s)`);
   }
   if (!Number.isInteger(f.syncId) || f.syncId < 1 || f.syncId > 255) bad(`syncId: ${JSON.stringify(f.syncId)} is not 1..255`);
+  const hb = f.heartbeatIntervalMilliseconds;
+  if (hb !== undefined && (!Number.isInteger(hb) || hb < 0 || (hb > 0 && 5 * hb > f.leaseDurationSeconds * 1000))) {
+    bad(`heartbeatIntervalMilliseconds: ${JSON.stringify(hb)} must be 0 (off) or a positive whole number of at most a fifth of leaseDurationSeconds (${f.leaseDurationSeconds} s)`);
+  }
 }

@@ -18,6 +18,7 @@ export function failoverArgs(role: AgentRole, f: FailoverConfig | undefined): st
     '--failover-lease-seconds', String(f.leaseDurationSeconds),
     '--failover-renew-ms', String(f.renewIntervalMilliseconds),
     '--sync-id', String(f.syncId),
+    ...(f.heartbeatIntervalMilliseconds !== undefined ? ['--failover-heartbeat-ms', String(f.heartbeatIntervalMilliseconds)] : []),
   ];
 }
 

@@ -120,6 +120,12 @@ export class FakeClock implements Clock {
     for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
   }
 
+  /** A stall (GC pause, starved process): time jumps by `ms` with no timer firing, then the due ones fire late. */
+  async stall(ms: number): Promise<void> {
+    this.t += ms;
+    await this.advance(0);
+  }
+
   /** Move time forward by `ms`, firing every timer that falls due, in order. */
   async advance(ms: number): Promise<void> {
     const target = this.t + ms;

@@ -22,7 +22,7 @@
 import { V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { realClock, sleep } from './clock.ts';
-import type { Clock } from './clock.ts';
+import type { Clock, TimerHandle } from './clock.ts';
 import { describeError, isAlreadyExists, isConflict, isNotFound } from './errors.ts';
 import { Writer } from './writer.ts';
 import { createLogger } from '../util/log.ts';
@@ -162,6 +162,13 @@ export interface LeaderElectorOptions extends LeaderCallbacks {
   mayAcquire?: (signal: AbortSignal) => Promise<boolean>;
   /** After every successful acquire or renew (the lease is ours until at least renewDeadline from now). */
   onRenewed?: () => void;
+  /**
+   * Early expiry: while this says the holder is down (director heartbeats stopped), its lease expires
+   * `earlyExpiryMs` after its last observed change instead of leaseDuration. The takeover is the same
+   * conditional write, so a holder that renewed after all keeps the lease. Call recheck() when it changes.
+   */
+  holderDown?: (identity: string) => boolean;
+  earlyExpiryMs?: number;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -197,6 +204,7 @@ export class LeaderElector {
   private lastRenew = 0;
   private running: Promise<void> | undefined;
   private wakeAcquire: (() => void) | undefined;
+  private recheckTimer: TimerHandle | undefined;
   private stopCtl: AbortController | undefined;
   private readonly counters: LeaderStats = { acquisitions: 0, losses: 0, renewFailures: 0, conflicts: 0, releases: 0 };
 
@@ -207,6 +215,7 @@ export class LeaderElector {
     if (!(o.leaseDurationSeconds * 1000 > o.renewDeadlineMs)) throw new Error('LeaderElector: leaseDuration must be greater than renewDeadline');
     if (!(o.renewDeadlineMs > o.retryPeriodMs)) throw new Error('LeaderElector: renewDeadline must be greater than retryPeriod');
     if (!(o.retryPeriodMs > 0)) throw new Error('LeaderElector: retryPeriod must be positive');
+    if (o.earlyExpiryMs !== undefined && !(o.earlyExpiryMs > 0)) throw new Error('LeaderElector: earlyExpiryMs must be positive');
     this.o = o;
     this.identity = o.identity;
     this.clock = o.clock ?? realClock;
@@ -257,7 +266,29 @@ export class LeaderElector {
   expiresInMs(): number | undefined {
     const rec = this.observed?.record;
     if (!rec || !this.observedFresh || rec.holderIdentity === '' || rec.holderIdentity === this.identity) return undefined;
-    return this.observedTime + rec.leaseDurationSeconds * 1000 - this.clock.now();
+    return this.observedTime + this.effectiveDurationMs(rec) - this.clock.now();
+  }
+
+  /**
+   * The holder's state as `holderDown` sees it may have changed: a standby waiting for the lease to expire
+   * judges it again now (and wakes when an early expiry comes due), instead of at its next retry.
+   */
+  recheck(): void {
+    this.clock.clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
+    if (!this.wakeAcquire) return;
+    const left = this.expiresInMs();
+    if (left === undefined) return;
+    if (left <= 0) this.wakeAcquire();
+    else this.recheckTimer = this.clock.setTimeout(() => this.recheck(), left);
+  }
+
+  /** How long a lease held by someone else lasts from its last observed change (see earlyExpiryMs). */
+  private effectiveDurationMs(rec: LeaseRecord): number {
+    const full = rec.leaseDurationSeconds * 1000;
+    const early = this.o.earlyExpiryMs;
+    if (early === undefined || early >= full || !this.o.holderDown?.(rec.holderIdentity)) return full;
+    return early;
   }
 
   /**
@@ -265,6 +296,8 @@ export class LeaderElector {
    * empty holder; without it the lease simply expires (what a crash looks like). Resolves when done.
    */
   async stop(opts: { release?: boolean } = {}): Promise<void> {
+    this.clock.clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
     this.stopCtl?.abort(new Error('leader elector stopped'));
     await this.running;
     if (this.leading) {
@@ -430,7 +463,7 @@ export class LeaderElector {
       this.setObserved(cur, now);
       const rec = cur.record;
       const held = rec.holderIdentity !== '' && rec.holderIdentity !== identity;
-      if (held && this.observedTime + rec.leaseDurationSeconds * 1000 > now) return false;
+      if (held && this.observedTime + this.effectiveDurationMs(rec) > now) return false;
       const mineAlready = rec.holderIdentity === identity;
       if (!mineAlready && !(await this.mayAcquire(signal))) return false;
       const next: LeaseRecord = {

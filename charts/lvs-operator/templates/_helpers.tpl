@@ -117,7 +117,8 @@ needs to run the agent DaemonSets, to plan failover and to refuse reserved VIPs.
     "enabled" .Values.failover.enabled
     "leaseDurationSeconds" .Values.failover.leaseDurationSeconds
     "renewIntervalMilliseconds" .Values.failover.renewIntervalMilliseconds
-    "syncId" .Values.failover.syncId)
+    "syncId" .Values.failover.syncId
+    "heartbeatIntervalMilliseconds" .Values.failover.heartbeatIntervalMilliseconds)
   "reserved" (dict
     "serviceCIDRs" (.Values.reserved.serviceCIDRs | default list)
     "podCIDRs" (.Values.reserved.podCIDRs | default list)
@@ -133,6 +134,10 @@ Checks the schema cannot express.
 {{- $leaseMs := mul .Values.failover.leaseDurationSeconds 1000 }}
 {{- if ge (mul 2 (int .Values.failover.renewIntervalMilliseconds)) (int $leaseMs) }}
 {{- fail (printf "failover.renewIntervalMilliseconds (%v) must be less than half of failover.leaseDurationSeconds (%v s): the holder steps down one interval before a standby may take over" .Values.failover.renewIntervalMilliseconds .Values.failover.leaseDurationSeconds) }}
+{{- end }}
+{{- $hb := int (.Values.failover.heartbeatIntervalMilliseconds | default 0) }}
+{{- if and (gt $hb 0) (gt (mul 5 $hb) (int $leaseMs)) }}
+{{- fail (printf "failover.heartbeatIntervalMilliseconds (%v) must be 0 (off) or at most a fifth of failover.leaseDurationSeconds (%v s): a holder is judged down after 5 missed heartbeats" .Values.failover.heartbeatIntervalMilliseconds .Values.failover.leaseDurationSeconds) }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "serviceMonitor.enabled needs metrics.service.enabled: the ServiceMonitor scrapes the controller through that Service" }}

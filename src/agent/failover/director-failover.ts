@@ -16,6 +16,8 @@ import { realClock } from '../../kube/clock.ts';
 import type { Clock, TimerHandle } from '../../kube/clock.ts';
 import type { ReleaseReason, TakeoverCause, VipHoldEvent, VipReleaseEvent } from './election.ts';
 import type { SyncDaemons } from './syncd.ts';
+import { HeartbeatMonitor } from './heartbeat.ts';
+import type { HeartbeatTransport } from './heartbeat.ts';
 
 export type FailoverEvent = ({ type: 'hold' } & VipHoldEvent) | ({ type: 'release' } & VipReleaseEvent);
 
@@ -30,7 +32,7 @@ export interface FailoverMetrics {
   countRelease(vip: string, reason: ReleaseReason): void;
 }
 
-export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHold' | 'onRelease' | 'logger'> {
+export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHold' | 'onRelease' | 'logger' | 'holderDown'> {
   log: Logger;
   /** Optional: sync daemons master while holding a VIP, backup while directing anything. */
   syncDaemons?: SyncDaemons;
@@ -42,6 +44,17 @@ export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHo
    * it VIPs are bound forever, as without standbys.
    */
   refreshVipLifetimes?: (vips: readonly string[], lifetimeSeconds: number | undefined) => Promise<void>;
+  /**
+   * Director heartbeats (heartbeat.ts) on the interfaces of the planned VIPs: a standby takes the Lease of a
+   * holder whose heartbeats stopped after two renew intervals instead of the lease duration. Optional.
+   */
+  heartbeat?: {
+    transport: HeartbeatTransport;
+    /** Default 100 ms. */
+    intervalMs?: number;
+    /** The interface a planned service's VIP is bound on. */
+    interfaceOf: (s: PlannedService) => Promise<string>;
+  };
 }
 
 /**
@@ -67,12 +80,26 @@ export class DirectorFailover {
   /** Held VIPs given a lifetime: when their last standby leaves the plan they are made permanent again. */
   #limited = new Set<string>();
   #stopped = false;
+  readonly #heartbeat: HeartbeatMonitor | undefined;
+  /** The interfaces heartbeats last went out on (sorted, joined). */
+  #heartbeatOn = '';
 
   constructor(o: DirectorFailoverOptions) {
     electionTiming(o.settings); // reject bad settings at start-up, not at the first plan
     this.#o = o;
+    const hb = o.heartbeat;
+    const monitor = hb
+      ? new HeartbeatMonitor({
+        node: o.node, transport: hb.transport, log: o.log.child({ component: 'heartbeat' }),
+        ...(hb.intervalMs !== undefined ? { intervalMs: hb.intervalMs } : {}),
+        ...(o.clock ? { clock: o.clock } : {}),
+        onDown: () => this.#elections.recheck(),
+      })
+      : undefined;
+    this.#heartbeat = monitor;
     this.#elections = new VipElections({
       ...o,
+      ...(monitor ? { holderDown: (node: string) => monitor.isDown(node) } : {}),
       logger: o.log,
       onHold: (ev) => this.#changed({ type: 'hold', ...ev }),
       onRelease: (ev) => this.#changed({ type: 'release', ...ev }),
@@ -90,6 +117,7 @@ export class DirectorFailover {
     this.#armRefresh();
     await this.#elections.sync(director.map((s) => ({ id: s.id, vip: s.vip, holdVip: s.holdVip })));
     this.#updateHolderGauge();
+    await this.#updateHeartbeat(director);
     const directing = director.length > 0;
     if (directing !== this.#directing) {
       this.#directing = directing;
@@ -128,10 +156,27 @@ export class DirectorFailover {
     this.#clock.clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
     await this.#elections.stop(opts);
+    this.#heartbeat?.close();
     this.#updateHolderGauge();
     this.#directing = false;
     this.#updateSyncDaemons();
     await this.#syncd;
+  }
+
+  /** Heartbeats on the interfaces of the planned VIPs (none when directing nothing). */
+  async #updateHeartbeat(director: readonly PlannedService[]): Promise<void> {
+    const hb = this.#o.heartbeat;
+    if (!hb || !this.#heartbeat || this.#stopped) return;
+    try {
+      const ifnames = [...new Set(await Promise.all(director.map((s) => hb.interfaceOf(s))))].sort();
+      const key = ifnames.join(',');
+      if (key === this.#heartbeatOn) return;
+      await this.#heartbeat.setInterfaces(ifnames);
+      this.#heartbeatOn = key;
+      this.#o.log.info({ interfaces: ifnames, intervalMs: this.#heartbeat.intervalMs }, ifnames.length ? 'director heartbeats on' : 'director heartbeats off');
+    } catch (e) {
+      this.#o.log.warn({ err: (e as Error).message }, 'director heartbeats not updated: standbys judge this node by the Lease duration');
+    }
   }
 
   get #clock(): Clock {

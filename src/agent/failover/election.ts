@@ -96,6 +96,8 @@ export interface VipElection {
   start(): void;
   /** The VIP's Lease as a watch saw it (see LeaderElector.observe). */
   observe(l: LeaseObject): void;
+  /** The heartbeats say a director went down: judge the holder's Lease again now (early expiry). */
+  recheck(): void;
   /** Stop campaigning; a holder releases the VIP, and with `release` (default) the Lease too. */
   stop(opts?: { release?: boolean }): Promise<void>;
 }
@@ -121,6 +123,14 @@ export interface ElectionTiming {
  */
 export function vipLifetimeSeconds(s: FailoverSettings): number {
   return s.leaseDurationSeconds + 2;
+}
+
+/**
+ * How long after its last observed renewal the Lease of a holder whose heartbeats stopped is taken over: two
+ * renew intervals, so a live holder has missed at least one renewal (and its heartbeats) before.
+ */
+export function earlyExpiryMs(s: FailoverSettings): number {
+  return 2 * s.renewIntervalMilliseconds;
 }
 
 /**
@@ -171,6 +181,13 @@ export interface LeaseVipElectionOptions {
    * on a busy node must not add a probe process per renew interval to the load that made it miss.
    */
   conflictProbeIntervalMs?: number;
+  /**
+   * Director heartbeats (heartbeat.ts): while this says the Lease holder is down, its Lease expires
+   * `earlyExpiryMs` after its last observed renewal instead of the lease duration.
+   */
+  holderDown?: (node: string) => boolean;
+  /** Default: 2 renew intervals (less than the lease duration, by electionTiming's rule). */
+  earlyExpiryMs?: number;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -254,6 +271,7 @@ export class LeaseVipElection implements VipElection {
       onNewLeader: (id) => this.onNewLeader(id),
       mayAcquire: (signal) => this.noLiveLegacyHolder(signal),
       onRenewed: () => this.renewLegacy(),
+      ...(o.holderDown ? { holderDown: o.holderDown, earlyExpiryMs: o.earlyExpiryMs ?? earlyExpiryMs(o.settings) } : {}),
     });
   }
 
@@ -309,6 +327,10 @@ export class LeaseVipElection implements VipElection {
 
   observe(l: LeaseObject): void {
     this.elector.observe(l);
+  }
+
+  recheck(): void {
+    this.elector.recheck();
   }
 
   async stop(opts: { release?: boolean } = {}): Promise<void> {

@@ -31,6 +31,8 @@ export interface VipElectionsOptions {
   heldAtStart?: (vip: string) => boolean;
   /** See LeaseVipElectionOptions.conflictProbe. */
   conflictProbe?: (vip: string, signal: AbortSignal) => Promise<string[]>;
+  /** See LeaseVipElectionOptions.holderDown. */
+  holderDown?: (node: string) => boolean;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -95,6 +97,7 @@ export class VipElections {
         ...(this.o.keepVipWhenUnreachable !== undefined ? { keepVipWhenUnreachable: this.o.keepVipWhenUnreachable } : {}),
         heldAtStart: this.o.heldAtStart?.(key) ?? false,
         ...(this.o.conflictProbe ? { conflictProbe: this.o.conflictProbe } : {}),
+        ...(this.o.holderDown ? { holderDown: this.o.holderDown } : {}),
         ...(this.o.clock ? { clock: this.o.clock } : {}),
         ...(this.o.random ? { random: this.o.random } : {}),
         ...(this.o.logger ? { logger: this.o.logger } : {}),
@@ -133,13 +136,18 @@ export class VipElections {
     return [...this.vipOf.keys()].filter((id) => this.byVip.has(this.vipOf.get(id)!)).sort();
   }
 
-  /** The elections, one per VIP. */
+  /** A director's heartbeats stopped: every election judges its holder's Lease again (early expiry). */
+  recheck(): void {
+    for (const e of this.byVip.values()) e.recheck();
+  }
+
   /** A Lease seen by the agent's watch: handed to the election campaigning on it (others are ignored). */
   observe(leaseName: string, l: LeaseObject): void {
     const e = this.byVip.get(this.vipOfLease.get(leaseName) ?? '');
     if (e?.leaseName === leaseName) e.observe(l);
   }
 
+  /** The elections, one per VIP. */
   elections(): VipElection[] {
     return [...this.byVip.values()];
   }

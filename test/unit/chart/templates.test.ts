@@ -101,6 +101,11 @@ describe('chart with default values (release lvs-operator in lvs-system)', () =>
     for (const v of pod.volumes) expect(Object.keys(v).filter((k) => k !== 'name')).toEqual([expect.stringMatching(/^(configMap|emptyDir)$/)]);
   });
 
+  it('refuses director heartbeats slower than a fifth of the lease duration, with the reason', () => {
+    expect(() => render(['--set', 'failover.heartbeatIntervalMilliseconds=500'])).toThrow(/failover\.heartbeatIntervalMilliseconds \(500\) must be 0 \(off\) or at most a fifth of failover\.leaseDurationSeconds \(2 s\)/);
+    expect(directorArgs(render(['--set', 'failover.heartbeatIntervalMilliseconds=400']))).toEqual(expect.arrayContaining(['--failover-heartbeat-ms', '400']));
+  });
+
   it('restarts the controller when its configuration changes', () => {
     const other = render(['--set', 'failover.leaseDurationSeconds=3']);
     const sum = (o: K8sObject[]) => (find(o, 'Deployment', 'lvs-operator-controller') as Deployment).spec.template.metadata.annotations['checksum/config'];
@@ -122,13 +127,13 @@ describe('chart with default values (release lvs-operator in lvs-system)', () =>
         serviceAccountName: 'lvs-operator-agent',
       },
       defaultDirectorSelector: { 'lvs.operator.dev/director': 'true' },
-      failover: { enabled: true, leaseDurationSeconds: 2, renewIntervalMilliseconds: 500, syncId: 1 },
+      failover: { enabled: true, leaseDurationSeconds: 2, renewIntervalMilliseconds: 500, syncId: 1, heartbeatIntervalMilliseconds: 100 },
       reserved: { serviceCIDRs: [], podCIDRs: [], addresses: [] },
     });
   });
 
   it('runs the director agents with VIP election by default, and without it when failover.enabled is false', () => {
-    expect(directorArgs(objs)).toEqual(expect.arrayContaining(['--vip-election', '--failover-lease-seconds', '2', '--failover-renew-ms', '500', '--sync-id', '1']));
+    expect(directorArgs(objs)).toEqual(expect.arrayContaining(['--vip-election', '--failover-lease-seconds', '2', '--failover-renew-ms', '500', '--sync-id', '1', '--failover-heartbeat-ms', '100']));
     expect(agentDaemonSet('realserver', 'lvs-system', loadedConfig(objs).agent).spec!.template.spec!.containers[0]!.args).not.toContain('--vip-election');
     const off = directorArgs(render(['--set', 'failover.enabled=false']));
     expect(off).not.toContain('--vip-election');
@@ -278,14 +283,14 @@ describe('chart with a non-default value set', () => {
         serviceAccountName: 'lvs-x-lvs-operator-agent',
       },
       defaultDirectorSelector: { 'lvs.operator.dev/director': 'true' },
-      failover: { enabled: true, leaseDurationSeconds: 5, renewIntervalMilliseconds: 1000, syncId: 42 },
+      failover: { enabled: true, leaseDurationSeconds: 5, renewIntervalMilliseconds: 1000, syncId: 42, heartbeatIntervalMilliseconds: 0 },
       reserved: { serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/112'], podCIDRs: ['10.244.0.0/16'], addresses: ['192.168.56.1'] },
     });
   });
 
   it('passes the failover overrides to the director agents', () => {
     const args = directorArgs(objs, 'lvs-x-lvs-operator-config');
-    expect(args.slice(args.indexOf('--vip-election'))).toEqual(['--vip-election', '--failover-lease-seconds', '5', '--failover-renew-ms', '1000', '--sync-id', '42']);
+    expect(args.slice(args.indexOf('--vip-election'))).toEqual(['--vip-election', '--failover-lease-seconds', '5', '--failover-renew-ms', '1000', '--sync-id', '42', '--failover-heartbeat-ms', '0']);
   });
 
   it('creates the VIPPools of the values', () => {

@@ -35,12 +35,24 @@ describe('agent DaemonSets and failover', () => {
     expect(failoverArgs('director', undefined)).toEqual([]);
   });
 
+  it('passes the director heartbeat interval when set (0: off), the agent default when not (null from old values)', () => {
+    const on = loadConfig(configFile({ failover: { heartbeatIntervalMilliseconds: 200 } }));
+    expect(failoverArgs('director', on.failover)).toEqual(expect.arrayContaining(['--failover-heartbeat-ms', '200']));
+    const off = loadConfig(configFile({ failover: { heartbeatIntervalMilliseconds: 0 } }));
+    expect(failoverArgs('director', off.failover)).toEqual(expect.arrayContaining(['--failover-heartbeat-ms', '0']));
+    const old = loadConfig(configFile({ failover: { heartbeatIntervalMilliseconds: null } }));
+    expect(old.failover).not.toHaveProperty('heartbeatIntervalMilliseconds');
+    expect(failoverArgs('director', old.failover)).not.toContain('--failover-heartbeat-ms');
+  });
+
   it.each([
     [{ leaseDurationSeconds: 1, renewIntervalMilliseconds: 500 }, /failover\.renewIntervalMilliseconds: 500 must be .* less than half of leaseDurationSeconds \(1 s\)/],
     [{ leaseDurationSeconds: 0 }, /failover\.leaseDurationSeconds: 0 is not a whole number/],
     [{ leaseDurationSeconds: 2.5 }, /failover\.leaseDurationSeconds: 2\.5/],
     [{ syncId: 0 }, /failover\.syncId: 0 is not 1\.\.255/],
     [{ enabled: 'yes' }, /failover\.enabled: "yes" is not a boolean/],
+    [{ heartbeatIntervalMilliseconds: 401 }, /failover\.heartbeatIntervalMilliseconds: 401 must be 0 \(off\) or a positive whole number of at most a fifth of leaseDurationSeconds \(2 s\)/],
+    [{ heartbeatIntervalMilliseconds: -1 }, /failover\.heartbeatIntervalMilliseconds: -1/],
   ])('refuses failover %j at start-up, with the file and the setting', (failover, message) => {
     const file = configFile({ failover });
     expect(() => loadConfig(file)).toThrow(message);

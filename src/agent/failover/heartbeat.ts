@@ -1,0 +1,296 @@
+/**
+ * Director heartbeats: each director agent multicasts "I am alive" on the segments of its VIPs every
+ * `intervalMs` (UDP to a link-local group, as VRRP does on 224.0.0.18), and listens for the others. The Lease
+ * stays the only authority on who holds a VIP; the heartbeats only let a standby take an expired-looking
+ * Lease EARLY: a holder whose heartbeats stopped (dead agent, dead node, cut link) and that has not renewed
+ * its Lease for a shorter time (`earlyExpiryMs`, 2 renew intervals by default) is taken over then instead of
+ * after the whole lease duration. The takeover is the Lease's own conditional write (the resourceVersion last
+ * seen), so a holder that renewed after all keeps it.
+ *
+ * Why this is as safe as the Lease alone:
+ * - a holder never heard from is never judged down (no multicast on the segment, a firewall): the Lease
+ *   duration applies, as without heartbeats;
+ * - a forged or replayed heartbeat can only keep a standby from taking over early;
+ * - both signals must fail together: a holder that renews but whose heartbeats are lost keeps the VIP, and one
+ *   whose heartbeats flow but that cannot renew is judged by the Lease duration;
+ * - a standby that was itself stalled (its check ran late: a GC pause, a starved node) gives every holder
+ *   a fresh grace period first, since the heartbeats queued in its socket have not been read yet.
+ */
+import * as dgram from 'node:dgram';
+import * as os from 'node:os';
+import { realClock } from '../../kube/clock.ts';
+import type { Clock, TimerHandle } from '../../kube/clock.ts';
+import type { Logger } from '../../util/log.ts';
+
+/** Defaults: a link-local group (IANA: 224.0.0.69–100 unassigned) and a port of our own. */
+export const HEARTBEAT_GROUP = '224.0.0.83';
+export const HEARTBEAT_PORT = 7838;
+
+/** "224.0.0.83:7838" → group and port; a clear error for anything else (an IPv4 multicast group is required). */
+export function parseHeartbeatGroup(text: string): { group: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text.trim());
+  const first = m ? Number(m[1]!.split('.')[0]) : NaN;
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(first >= 224 && first <= 239) || m[1]!.split('.').some((o) => Number(o) > 255) || !(port >= 1 && port <= 65535)) {
+    throw new Error(`--failover-heartbeat-group must be an IPv4 multicast group and a UDP port, like ${HEARTBEAT_GROUP}:${HEARTBEAT_PORT}; got "${text}"`);
+  }
+  return { group: m[1]!, port };
+}
+
+/** What a heartbeat says (JSON, one datagram). */
+export interface Heartbeat {
+  /** Sender's node name (the Lease holder identity). */
+  node: string;
+  /** Sender's heartbeat interval: receivers judge it by the slower of theirs and its. */
+  intervalMs: number;
+  seq: number;
+}
+
+const MAGIC = 'lvs-operator.heartbeat.v1';
+
+export function encodeHeartbeat(h: Heartbeat): Buffer {
+  return Buffer.from(JSON.stringify({ t: MAGIC, ...h }));
+}
+
+/** undefined for anything that is not a well-formed heartbeat (other traffic on the group, garbage). */
+export function decodeHeartbeat(b: Buffer): Heartbeat | undefined {
+  if (b.length > 1024) return undefined;
+  try {
+    const o = JSON.parse(b.toString('utf8')) as Partial<Heartbeat> & { t?: unknown };
+    if (o.t !== MAGIC || typeof o.node !== 'string' || !o.node || typeof o.intervalMs !== 'number' || !(o.intervalMs > 0) || typeof o.seq !== 'number') return undefined;
+    return { node: o.node, intervalMs: o.intervalMs, seq: o.seq };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The network side, behind an interface so that the monitor runs on a fake in unit tests. */
+export interface HeartbeatTransport {
+  /** Listen and send on these interfaces from now on (joins the group on each). */
+  setInterfaces(ifnames: readonly string[]): Promise<void>;
+  /** One datagram on every interface set. */
+  send(payload: Buffer): Promise<void>;
+  onMessage(cb: (payload: Buffer) => void): void;
+  close(): void;
+}
+
+export interface HeartbeatMonitorOptions {
+  node: string;
+  transport: HeartbeatTransport;
+  /** Send interval (default 100 ms). */
+  intervalMs?: number;
+  /** A sender is down after this many of its intervals without a heartbeat (default 5). */
+  missed?: number;
+  /** A node went down (its heartbeats stopped): the elections judge its Leases again. */
+  onDown?: (node: string) => void;
+  clock?: Clock;
+  log: Logger;
+}
+
+interface Peer {
+  lastSeen: number;
+  intervalMs: number;
+  down: boolean;
+}
+
+export class HeartbeatMonitor {
+  readonly #o: HeartbeatMonitorOptions;
+  readonly #clock: Clock;
+  readonly #intervalMs: number;
+  readonly #missed: number;
+  readonly #peers = new Map<string, Peer>();
+  #timer: TimerHandle | undefined;
+  #lastTick = 0;
+  #seq = 0;
+  #sending = false;
+  #closed = false;
+  #sendFailing = false;
+
+  constructor(o: HeartbeatMonitorOptions) {
+    this.#o = o;
+    this.#clock = o.clock ?? realClock;
+    this.#intervalMs = o.intervalMs ?? 100;
+    this.#missed = o.missed ?? 5;
+    if (!(this.#intervalMs > 0) || !(this.#missed >= 2)) throw new Error('heartbeat: intervalMs must be positive and missed at least 2');
+    o.transport.onMessage((b) => this.#received(b));
+  }
+
+  get intervalMs(): number {
+    return this.#intervalMs;
+  }
+
+  /** Send (and listen) on these interfaces; [] stops sending (a node that directs nothing is nobody's holder). */
+  async setInterfaces(ifnames: readonly string[]): Promise<void> {
+    if (this.#closed) return;
+    await this.#o.transport.setInterfaces(ifnames);
+    this.#sending = ifnames.length > 0;
+    if (this.#sending && this.#timer === undefined) {
+      this.#lastTick = this.#clock.now();
+      this.#tick();
+    }
+  }
+
+  /**
+   * Whether `node` is known to be down: heard from before, and silent for `missed` of its intervals since.
+   * A node never heard from is not down (the Lease alone judges it).
+   */
+  isDown(node: string): boolean {
+    const p = this.#peers.get(node);
+    return p !== undefined && this.#clock.now() - p.lastSeen > this.#missMs(p);
+  }
+
+  /** The nodes heard from, with how long ago (ms): for logs and tests. */
+  peers(): Map<string, number> {
+    const now = this.#clock.now();
+    return new Map([...this.#peers].map(([n, p]) => [n, now - p.lastSeen]));
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#sending = false;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#o.transport.close();
+  }
+
+  #missMs(p: Peer): number {
+    return this.#missed * Math.max(p.intervalMs, this.#intervalMs);
+  }
+
+  #received(b: Buffer): void {
+    const h = decodeHeartbeat(b);
+    if (!h || h.node === this.#o.node) return; // our own, looped back
+    const p = this.#peers.get(h.node);
+    if (!p) {
+      this.#o.log.info({ peer: h.node, intervalMs: h.intervalMs }, 'heartbeats from another director: its Leases may be taken over early if they stop');
+    } else if (p.down) {
+      this.#o.log.info({ peer: h.node }, 'heartbeats from director again');
+    }
+    this.#peers.set(h.node, { lastSeen: this.#clock.now(), intervalMs: h.intervalMs, down: false });
+  }
+
+  #tick(): void {
+    this.#timer = undefined;
+    if (this.#closed || !this.#sending) return;
+    const now = this.#clock.now();
+    // Our own timer ran late (a stall here, not there): what the others sent meanwhile is still unread.
+    if (now - this.#lastTick > this.#intervalMs * 3) {
+      for (const p of this.#peers.values()) p.lastSeen = Math.max(p.lastSeen, now);
+      this.#o.log.debug({ lateMs: Math.round(now - this.#lastTick - this.#intervalMs) }, 'heartbeat check ran late: peers get a fresh grace period');
+    }
+    this.#lastTick = now;
+    for (const [node, p] of this.#peers) {
+      if (p.down || now - p.lastSeen <= this.#missMs(p)) continue;
+      p.down = true;
+      this.#o.log.warn({ peer: node, silentMs: Math.round(now - p.lastSeen) }, 'director heartbeats stopped');
+      try {
+        this.#o.onDown?.(node);
+      } catch (e) {
+        this.#o.log.error({ err: (e as Error).message }, 'heartbeat onDown threw');
+      }
+    }
+    this.#o.transport.send(encodeHeartbeat({ node: this.#o.node, intervalMs: this.#intervalMs, seq: this.#seq++ })).then(() => {
+      if (this.#sendFailing) this.#o.log.info('heartbeats sent again');
+      this.#sendFailing = false;
+    }, (e: unknown) => {
+      if (!this.#sendFailing) this.#o.log.warn({ err: (e as Error).message }, 'heartbeat not sent: standbys fall back to the Lease duration');
+      this.#sendFailing = true;
+    });
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), this.#intervalMs);
+  }
+}
+
+/** The interface's first IPv4 address (multicast membership and sending are per local address). */
+function ipv4Of(ifname: string): string | undefined {
+  return os.networkInterfaces()[ifname]?.find((a) => a.family === 'IPv4')?.address;
+}
+
+/**
+ * UDP multicast on the node's interfaces (hostNetwork agents): one socket bound to the group's port, a
+ * membership per interface, TTL 1 (link-local: never routed). IPv4 only: an interface without an IPv4
+ * address is skipped (its VIPs are judged by the Lease duration alone).
+ */
+export class UdpHeartbeatTransport implements HeartbeatTransport {
+  readonly #group: string;
+  readonly #port: number;
+  readonly #log: Logger;
+  readonly #socket: dgram.Socket;
+  readonly #ready: Promise<void>;
+  /** ifname → local address joined. */
+  #joined = new Map<string, string>();
+  #cb: ((b: Buffer) => void) | undefined;
+
+  constructor(o: { group?: string; port?: number; log: Logger }) {
+    this.#group = o.group ?? HEARTBEAT_GROUP;
+    this.#port = o.port ?? HEARTBEAT_PORT;
+    this.#log = o.log;
+    this.#socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    this.#socket.on('message', (b) => this.#cb?.(b));
+    this.#socket.on('error', (e) => this.#log.warn({ err: e.message }, 'heartbeat socket error'));
+    this.#ready = new Promise((resolve, reject) => {
+      this.#socket.once('error', reject);
+      this.#socket.bind(this.#port, () => {
+        this.#socket.off('error', reject);
+        this.#socket.setMulticastTTL(1);
+        this.#socket.setMulticastLoopback(false);
+        this.#socket.unref();
+        resolve();
+      });
+    });
+    this.#ready.catch(() => undefined);
+  }
+
+  async setInterfaces(ifnames: readonly string[]): Promise<void> {
+    await this.#ready;
+    const next = new Map<string, string>();
+    for (const ifname of new Set(ifnames)) {
+      const addr = ipv4Of(ifname);
+      if (addr) next.set(ifname, addr);
+      else if (!this.#joined.has(ifname)) this.#log.info({ interface: ifname }, 'no IPv4 address: no director heartbeats on this interface');
+    }
+    for (const [ifname, addr] of this.#joined) {
+      if (next.get(ifname) === addr) continue;
+      try {
+        this.#socket.dropMembership(this.#group, addr);
+      } catch {
+        // the address is gone with its interface
+      }
+    }
+    for (const [ifname, addr] of next) {
+      if (this.#joined.get(ifname) === addr) continue;
+      try {
+        this.#socket.addMembership(this.#group, addr);
+      } catch (e) {
+        this.#log.warn({ interface: ifname, group: this.#group, err: (e as Error).message }, 'cannot join the heartbeat group');
+        next.delete(ifname);
+      }
+    }
+    this.#joined = next;
+  }
+
+  async send(payload: Buffer): Promise<void> {
+    await this.#ready;
+    let failure: Error | undefined;
+    for (const [ifname, addr] of this.#joined) {
+      try {
+        this.#socket.setMulticastInterface(addr);
+        await new Promise<void>((resolve, reject) => this.#socket.send(payload, this.#port, this.#group, (e) => (e ? reject(e) : resolve())));
+      } catch (e) {
+        failure = new Error(`heartbeat on ${ifname} (${addr}): ${(e as Error).message}`);
+      }
+    }
+    if (failure) throw failure;
+  }
+
+  onMessage(cb: (payload: Buffer) => void): void {
+    this.#cb = cb;
+  }
+
+  close(): void {
+    try {
+      this.#socket.close();
+    } catch {
+      // already closed
+    }
+  }
+}
