@@ -200,8 +200,14 @@ async function main(argv: string[]): Promise<number> {
         syncDaemons: new SyncDaemons({ ops: ipvs, interface: defaultInterface, syncId: Number(values['sync-id']), log }),
         // A VIP taken (bind + gratuitous ARP through the reconciler) or given up (unbind): its services again.
         onChange: (ev) => {
-          recordFailoverEvent(events, node, ev);
-          agent.touch(ev.services).catch((e: unknown) => log.error({ vip: ev.vip, err: (e as Error).message }, 'reconcile after failover failed'));
+          const t0 = performance.now();
+          return agent.touch(ev.services).then(
+            (run) => log.info({ vip: ev.vip, change: ev.type, ms: Math.round(performance.now() - t0), runMs: Math.round(run.durationMs) }, ev.type === 'hold' ? 'VIP bound and announced after the takeover' : 'VIP unbound after the release'),
+            (e: unknown) => log.error({ vip: ev.vip, err: (e as Error).message }, 'reconcile after failover failed'),
+          ).finally(() => {
+            // The Event (an API write) after the VIP: nothing of it runs before the bind.
+            recordFailoverEvent(events, node, ev);
+          });
         },
       });
       failover = elections;

@@ -37,8 +37,11 @@ export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHo
   /** Optional: sync daemons master while holding a VIP, backup while directing anything. */
   syncDaemons?: SyncDaemons;
   metrics?: FailoverMetrics;
-  /** A VIP of this node was taken or given up: reconcile the director part in full. */
-  onChange: (ev: FailoverEvent) => void;
+  /**
+   * A VIP of this node was taken or given up: reconcile its services (bind + announce, or unbind). The sync
+   * daemons follow once the returned promise settles, so their netlink requests do not queue before the VIP's.
+   */
+  onChange: (ev: FailoverEvent) => unknown;
   /**
    * Restart the kernel lifetime of these bound VIPs (every renew interval, while held). Optional: without
    * it VIPs are bound forever, as without standbys.
@@ -222,11 +225,20 @@ export class DirectorFailover {
     if (ev.type === 'hold') m?.countTakeover(ev.vip, ev.cause);
     else m?.countRelease(ev.vip, ev.reason);
     this.#updateHolderGauge();
-    this.#updateSyncDaemons();
+    // The VIP first: the sync daemons' netlink requests would otherwise queue before its bind.
+    let done: unknown;
     try {
-      this.#o.onChange(ev);
+      done = this.#o.onChange(ev);
     } catch (e) {
       this.#o.log.error({ err: (e as Error).message }, 'failover onChange threw');
+    }
+    if (done instanceof Promise) {
+      this.#syncd = done.catch(() => undefined).then(() => {
+        this.#updateSyncDaemons();
+        return this.#syncd;
+      });
+    } else {
+      this.#updateSyncDaemons();
     }
   }
 
