@@ -169,6 +169,15 @@ export interface LeaderElectorOptions extends LeaderCallbacks {
    */
   holderDown?: (identity: string) => boolean;
   earlyExpiryMs?: number;
+  /**
+   * The other side: while this says the holder is alive (its heartbeats arrive), its lease does not expire
+   * until it has been unchanged for `aliveMaxMs` (default 10 lease durations): a holder that only lost the
+   * API server, or is slow to renew, keeps serving instead of being replaced (as a VRRP backup that hears its
+   * master's adverts never takes over). Past that bound the lease expires anyway: a holder cut off from the
+   * API server for long gets no plan changes.
+   */
+  holderAlive?: (identity: string) => boolean;
+  aliveMaxMs?: number;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -283,12 +292,13 @@ export class LeaderElector {
     else this.recheckTimer = this.clock.setTimeout(() => this.recheck(), left);
   }
 
-  /** How long a lease held by someone else lasts from its last observed change (see earlyExpiryMs). */
+  /** How long a lease held by someone else lasts from its last observed change (earlyExpiryMs, holderAlive). */
   private effectiveDurationMs(rec: LeaseRecord): number {
     const full = rec.leaseDurationSeconds * 1000;
     const early = this.o.earlyExpiryMs;
-    if (early === undefined || early >= full || !this.o.holderDown?.(rec.holderIdentity)) return full;
-    return early;
+    if (early !== undefined && early < full && this.o.holderDown?.(rec.holderIdentity)) return early;
+    if (this.o.holderAlive?.(rec.holderIdentity)) return Math.max(full, this.o.aliveMaxMs ?? 10 * full);
+    return full;
   }
 
   /**

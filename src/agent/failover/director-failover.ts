@@ -32,7 +32,7 @@ export interface FailoverMetrics {
   countRelease(vip: string, reason: ReleaseReason): void;
 }
 
-export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHold' | 'onRelease' | 'logger' | 'holderDown'> {
+export interface DirectorFailoverOptions extends Omit<VipElectionsOptions, 'onHold' | 'onRelease' | 'logger' | 'holderDown' | 'holderAlive'> {
   log: Logger;
   /** Optional: sync daemons master while holding a VIP, backup while directing anything. */
   syncDaemons?: SyncDaemons;
@@ -102,7 +102,7 @@ export class DirectorFailover {
     this.#heartbeat = monitor;
     this.#elections = new VipElections({
       ...o,
-      ...(monitor ? { holderDown: (node: string) => monitor.isDown(node) } : {}),
+      ...(monitor ? { holderDown: (node: string) => monitor.isDown(node), holderAlive: (node: string) => monitor.isAlive(node) } : {}),
       logger: o.log,
       onHold: (ev) => this.#changed({ type: 'hold', ...ev }),
       onRelease: (ev) => this.#changed({ type: 'release', ...ev }),

@@ -188,6 +188,8 @@ export interface LeaseVipElectionOptions {
   holderDown?: (node: string) => boolean;
   /** Default: 2 renew intervals (less than the lease duration, by electionTiming's rule). */
   earlyExpiryMs?: number;
+  /** Director heartbeats: while the holder's arrive, its Lease does not expire (see LeaderElector.holderAlive). */
+  holderAlive?: (node: string) => boolean;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -272,6 +274,7 @@ export class LeaseVipElection implements VipElection {
       mayAcquire: (signal) => this.noLiveLegacyHolder(signal),
       onRenewed: () => this.renewLegacy(),
       ...(o.holderDown ? { holderDown: o.holderDown, earlyExpiryMs: o.earlyExpiryMs ?? earlyExpiryMs(o.settings) } : {}),
+      ...(o.holderAlive ? { holderAlive: o.holderAlive } : {}),
     });
   }
 

@@ -31,8 +31,9 @@ export interface VipElectionsOptions {
   heldAtStart?: (vip: string) => boolean;
   /** See LeaseVipElectionOptions.conflictProbe. */
   conflictProbe?: (vip: string, signal: AbortSignal) => Promise<string[]>;
-  /** See LeaseVipElectionOptions.holderDown. */
+  /** See LeaseVipElectionOptions.holderDown and holderAlive. */
   holderDown?: (node: string) => boolean;
+  holderAlive?: (node: string) => boolean;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -98,6 +99,7 @@ export class VipElections {
         heldAtStart: this.o.heldAtStart?.(key) ?? false,
         ...(this.o.conflictProbe ? { conflictProbe: this.o.conflictProbe } : {}),
         ...(this.o.holderDown ? { holderDown: this.o.holderDown } : {}),
+        ...(this.o.holderAlive ? { holderAlive: this.o.holderAlive } : {}),
         ...(this.o.clock ? { clock: this.o.clock } : {}),
         ...(this.o.random ? { random: this.o.random } : {}),
         ...(this.o.logger ? { logger: this.o.logger } : {}),

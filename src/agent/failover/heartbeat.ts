@@ -1,11 +1,13 @@
 /**
  * Director heartbeats: each director agent multicasts "I am alive" on the segments of its VIPs every
  * `intervalMs` (UDP to a link-local group, as VRRP does on 224.0.0.18), and listens for the others. The Lease
- * stays the only authority on who holds a VIP; the heartbeats only let a standby take an expired-looking
- * Lease EARLY: a holder whose heartbeats stopped (dead agent, dead node, cut link) and that has not renewed
- * its Lease for a shorter time (`earlyExpiryMs`, 2 renew intervals by default) is taken over then instead of
- * after the whole lease duration. The takeover is the Lease's own conditional write (the resourceVersion last
- * seen), so a holder that renewed after all keeps it.
+ * stays the only authority on who holds a VIP (a standby still has to win it with a conditional write); the
+ * heartbeats only change WHEN a standby considers the holder's Lease expired:
+ * - early, for a holder whose heartbeats stopped (dead agent, dead node, cut link) and that has not renewed
+ *   its Lease for `earlyExpiryMs` (2 renew intervals by default) instead of the whole lease duration;
+ * - late, for a holder whose heartbeats still arrive (it only lost the API server, or renews slowly on a busy
+ *   node): not before the Lease has been unchanged for 10 lease durations, as a VRRP backup that hears its
+ *   master never takes over. The holder keeps the VIP meanwhile ('retained'), so nothing flaps.
  *
  * Why this is as safe as the Lease alone:
  * - a holder never heard from is never judged down (no multicast on the segment, a firewall): the Lease
@@ -137,6 +139,12 @@ export class HeartbeatMonitor {
   isDown(node: string): boolean {
     const p = this.#peers.get(node);
     return p !== undefined && this.#clock.now() - p.lastSeen > this.#missMs(p);
+  }
+
+  /** Whether `node`'s heartbeats arrive: one within the last `missed` of its intervals. */
+  isAlive(node: string): boolean {
+    const p = this.#peers.get(node);
+    return p !== undefined && this.#clock.now() - p.lastSeen <= this.#missMs(p);
   }
 
   /** The nodes heard from, with how long ago (ms): for logs and tests. */

@@ -92,15 +92,18 @@ describe('HeartbeatMonitor', () => {
     await clock.advance(1_000);
     expect(b.peers().get('a')).toBeLessThanOrEqual(100);
     expect(b.isDown('a')).toBe(false);
+    expect(b.isAlive('a')).toBe(true);
     expect(a.isDown('b')).toBe(false);
     a.close();
     await clock.advance(500);
     expect(b.isDown('a')).toBe(false); // 5 × 100 ms not yet passed since the last one
     await clock.advance(200);
     expect(b.isDown('a')).toBe(true);
+    expect(b.isAlive('a')).toBe(false);
     await clock.advance(2_000);
     expect(downs).toEqual(['b saw a down']);
     expect(b.isDown('nobody')).toBe(false);
+    expect(b.isAlive('nobody')).toBe(false);
     b.close();
   });
 
@@ -201,17 +204,37 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
     await b.f.stop({ release: false });
   });
 
-  it('a holder whose heartbeats still flow but that cannot renew is judged by the lease duration', async () => {
+  it('a holder whose heartbeats still arrive but that cannot renew keeps the VIP for 10 lease durations, then the Lease expires', async () => {
     const { clock, a, b } = cluster(true);
     await a.f.setPlan([svc(true)]);
     await b.f.setPlan([svc(false)]);
     await clock.advance(5_000);
     const cut = clock.now();
-    a.api.partitioned = true; // apiserver unreachable, segment fine
-    await clock.advance(5_000);
+    a.api.partitioned = true; // apiserver unreachable (or too slow), segment fine
+    await clock.advance(15_000);
+    // No takeover while the holder is heard: it keeps serving ('retained'), nobody else binds.
+    expect(b.events).toEqual([]);
+    expect(a.f.elections.get('192.0.2.40')?.state()).toBe('retained');
+    await clock.advance(10_000);
     const took = b.events.find((e) => e.ev.type === 'hold');
     expect(took).toBeDefined();
-    expect(took!.t - cut).toBeGreaterThanOrEqual(1_500);
+    expect(took!.t - cut).toBeGreaterThanOrEqual(19_500);
+    expect(took!.t - cut).toBeLessThanOrEqual(21_000);
+    await a.f.stop({ release: false });
+    await b.f.stop({ release: false });
+  });
+
+  it('a holder that released its Lease is replaced at once, although its heartbeats still arrive', async () => {
+    const { clock, a, b } = cluster(true);
+    await a.f.setPlan([svc(true)]);
+    await b.f.setPlan([svc(false)]);
+    await clock.advance(5_000);
+    const t = clock.now();
+    await a.f.setPlan([]); // no longer planned here: releases the Lease (heartbeats stop with the plan)
+    await clock.advance(1_000);
+    const took = b.events.find((e) => e.ev.type === 'hold');
+    expect(took?.ev).toMatchObject({ cause: 'released' });
+    expect(took!.t - t).toBeLessThanOrEqual(600);
     await a.f.stop({ release: false });
     await b.f.stop({ release: false });
   });
