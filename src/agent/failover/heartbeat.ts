@@ -8,6 +8,9 @@
  * - late, for a holder whose heartbeats still arrive (it only lost the API server, or renews slowly on a busy
  *   node): not before the Lease has been unchanged for 10 lease durations, as a VRRP backup that hears its
  *   master never takes over. The holder keeps the VIP meanwhile ('retained'), so nothing flaps.
+ * Heartbeats are sent from a worker thread: a heartbeat says "this agent's process lives and its NIC works",
+ * and must not stop while the main thread is busy (a netlink request the kernel serves slowly, such as
+ * starting a sync daemon, blocks it for seconds under emulation), or a busy holder would look dead.
  *
  * Why this is as safe as the Lease alone:
  * - a holder never heard from is never judged down (no multicast on the segment, a firewall): the Lease
@@ -20,6 +23,7 @@
  */
 import * as dgram from 'node:dgram';
 import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { realClock } from '../../kube/clock.ts';
 import type { Clock, TimerHandle } from '../../kube/clock.ts';
 import type { Logger } from '../../util/log.ts';
@@ -68,11 +72,14 @@ export function decodeHeartbeat(b: Buffer): Heartbeat | undefined {
 
 /** The network side, behind an interface so that the monitor runs on a fake in unit tests. */
 export interface HeartbeatTransport {
-  /** Listen and send on these interfaces from now on (joins the group on each). */
-  setInterfaces(ifnames: readonly string[]): Promise<void>;
-  /** One datagram on every interface set. */
-  send(payload: Buffer): Promise<void>;
+  /**
+   * Listen on these interfaces, and send `heartbeat` on each every `intervalMs` (seq counted up by the
+   * sender); [] stops sending. Joins the group on each.
+   */
+  setInterfaces(ifnames: readonly string[], heartbeat: Omit<Heartbeat, 'seq'>): Promise<void>;
   onMessage(cb: (payload: Buffer) => void): void;
+  /** Sending failed (or works again: undefined). */
+  onSendError(cb: (err: string | undefined) => void): void;
   close(): void;
 }
 
@@ -103,10 +110,8 @@ export class HeartbeatMonitor {
   readonly #peers = new Map<string, Peer>();
   #timer: TimerHandle | undefined;
   #lastTick = 0;
-  #seq = 0;
   #sending = false;
   #closed = false;
-  #sendFailing = false;
 
   constructor(o: HeartbeatMonitorOptions) {
     this.#o = o;
@@ -115,6 +120,10 @@ export class HeartbeatMonitor {
     this.#missed = o.missed ?? 5;
     if (!(this.#intervalMs > 0) || !(this.#missed >= 2)) throw new Error('heartbeat: intervalMs must be positive and missed at least 2');
     o.transport.onMessage((b) => this.#received(b));
+    o.transport.onSendError((err) => {
+      if (err === undefined) o.log.info('heartbeats sent again');
+      else o.log.warn({ err }, 'heartbeat not sent: standbys fall back to the Lease duration');
+    });
   }
 
   get intervalMs(): number {
@@ -124,7 +133,7 @@ export class HeartbeatMonitor {
   /** Send (and listen) on these interfaces; [] stops sending (a node that directs nothing is nobody's holder). */
   async setInterfaces(ifnames: readonly string[]): Promise<void> {
     if (this.#closed) return;
-    await this.#o.transport.setInterfaces(ifnames);
+    await this.#o.transport.setInterfaces(ifnames, { node: this.#o.node, intervalMs: this.#intervalMs });
     this.#sending = ifnames.length > 0;
     if (this.#sending && this.#timer === undefined) {
       this.#lastTick = this.#clock.now();
@@ -197,13 +206,6 @@ export class HeartbeatMonitor {
         this.#o.log.error({ err: (e as Error).message }, 'heartbeat onDown threw');
       }
     }
-    this.#o.transport.send(encodeHeartbeat({ node: this.#o.node, intervalMs: this.#intervalMs, seq: this.#seq++ })).then(() => {
-      if (this.#sendFailing) this.#o.log.info('heartbeats sent again');
-      this.#sendFailing = false;
-    }, (e: unknown) => {
-      if (!this.#sendFailing) this.#o.log.warn({ err: (e as Error).message }, 'heartbeat not sent: standbys fall back to the Lease duration');
-      this.#sendFailing = true;
-    });
     this.#timer = this.#clock.setTimeout(() => this.#tick(), this.#intervalMs);
   }
 }
@@ -214,9 +216,64 @@ function ipv4Of(ifname: string): string | undefined {
 }
 
 /**
- * UDP multicast on the node's interfaces (hostNetwork agents): one socket bound to the group's port, a
- * membership per interface, TTL 1 (link-local: never routed). IPv4 only: an interface without an IPv4
- * address is skipped (its VIPs are judged by the Lease duration alone).
+ * The sender, in a worker thread (see the module comment). CommonJS source evaluated in the worker: plain
+ * dgram, no project imports, so it runs the same from the TypeScript sources and from the built image.
+ */
+const SENDER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const dgram = require('node:dgram');
+let sock;
+let timer;
+let cfg;
+let seq = 0;
+let failing = false;
+const report = (err) => {
+  if ((err !== undefined) === failing) return;
+  failing = err !== undefined;
+  parentPort.postMessage({ type: 'sendError', err });
+};
+function sendAll() {
+  const c = cfg;
+  if (!c || !sock) return;
+  const payload = Buffer.from(JSON.stringify({ t: c.magic, node: c.node, intervalMs: c.intervalMs, seq: seq++ }));
+  let i = 0;
+  const next = (err) => {
+    if (err) return report(err.message);
+    if (i >= c.addrs.length) return report(undefined);
+    const addr = c.addrs[i++];
+    try {
+      sock.setMulticastInterface(addr);
+      sock.send(payload, c.port, c.group, next);
+    } catch (e) {
+      report(addr + ': ' + e.message);
+    }
+  };
+  next();
+}
+parentPort.on('message', (m) => {
+  clearInterval(timer);
+  timer = undefined;
+  cfg = m.addrs && m.addrs.length ? m : undefined;
+  if (!cfg) return;
+  const start = () => {
+    sendAll();
+    timer = setInterval(sendAll, cfg.intervalMs);
+  };
+  if (sock) return start();
+  sock = dgram.createSocket({ type: 'udp4' });
+  sock.on('error', (e) => report(e.message));
+  sock.bind(0, () => {
+    sock.setMulticastTTL(1);
+    sock.setMulticastLoopback(false);
+    if (cfg) start();
+  });
+});
+`;
+
+/**
+ * UDP multicast on the node's interfaces (hostNetwork agents): one socket bound to the group's port with a
+ * membership per interface for receiving, a worker thread for sending, TTL 1 (link-local: never routed).
+ * IPv4 only: an interface without an IPv4 address is skipped (its VIPs are judged by the Lease alone).
  */
 export class UdpHeartbeatTransport implements HeartbeatTransport {
   readonly #group: string;
@@ -227,6 +284,8 @@ export class UdpHeartbeatTransport implements HeartbeatTransport {
   /** ifname → local address joined. */
   #joined = new Map<string, string>();
   #cb: ((b: Buffer) => void) | undefined;
+  #errCb: ((err: string | undefined) => void) | undefined;
+  #worker: Worker | undefined;
 
   constructor(o: { group?: string; port?: number; log: Logger }) {
     this.#group = o.group ?? HEARTBEAT_GROUP;
@@ -239,8 +298,6 @@ export class UdpHeartbeatTransport implements HeartbeatTransport {
       this.#socket.once('error', reject);
       this.#socket.bind(this.#port, () => {
         this.#socket.off('error', reject);
-        this.#socket.setMulticastTTL(1);
-        this.#socket.setMulticastLoopback(false);
         this.#socket.unref();
         resolve();
       });
@@ -248,7 +305,7 @@ export class UdpHeartbeatTransport implements HeartbeatTransport {
     this.#ready.catch(() => undefined);
   }
 
-  async setInterfaces(ifnames: readonly string[]): Promise<void> {
+  async setInterfaces(ifnames: readonly string[], heartbeat: Omit<Heartbeat, 'seq'>): Promise<void> {
     await this.#ready;
     const next = new Map<string, string>();
     for (const ifname of new Set(ifnames)) {
@@ -274,27 +331,34 @@ export class UdpHeartbeatTransport implements HeartbeatTransport {
       }
     }
     this.#joined = next;
+    if (next.size === 0 && !this.#worker) return;
+    this.#sender().postMessage({ magic: MAGIC, node: heartbeat.node, intervalMs: heartbeat.intervalMs, group: this.#group, port: this.#port, addrs: [...next.values()] });
   }
 
-  async send(payload: Buffer): Promise<void> {
-    await this.#ready;
-    let failure: Error | undefined;
-    for (const [ifname, addr] of this.#joined) {
-      try {
-        this.#socket.setMulticastInterface(addr);
-        await new Promise<void>((resolve, reject) => this.#socket.send(payload, this.#port, this.#group, (e) => (e ? reject(e) : resolve())));
-      } catch (e) {
-        failure = new Error(`heartbeat on ${ifname} (${addr}): ${(e as Error).message}`);
-      }
+  #sender(): Worker {
+    if (!this.#worker) {
+      const w = new Worker(SENDER_SOURCE, { eval: true, name: 'lvs-heartbeat' });
+      w.on('message', (m: { type: string; err?: string }) => {
+        if (m.type === 'sendError') this.#errCb?.(m.err);
+      });
+      w.on('error', (e) => this.#log.error({ err: e.message }, 'heartbeat sender thread failed: standbys fall back to the Lease duration'));
+      w.unref();
+      this.#worker = w;
     }
-    if (failure) throw failure;
+    return this.#worker;
   }
 
   onMessage(cb: (payload: Buffer) => void): void {
     this.#cb = cb;
   }
 
+  onSendError(cb: (err: string | undefined) => void): void {
+    this.#errCb = cb;
+  }
+
   close(): void {
+    void this.#worker?.terminate();
+    this.#worker = undefined;
     try {
       this.#socket.close();
     } catch {

@@ -5,7 +5,8 @@
 import { FakeClock } from '../../../src/kube/clock.ts';
 import { DirectorFailover } from '../../../src/agent/failover/index.ts';
 import { HeartbeatMonitor, decodeHeartbeat, encodeHeartbeat, parseHeartbeatGroup } from '../../../src/agent/failover/heartbeat.ts';
-import type { HeartbeatTransport } from '../../../src/agent/failover/heartbeat.ts';
+import type { Heartbeat, HeartbeatTransport } from '../../../src/agent/failover/heartbeat.ts';
+import type { TimerHandle } from '../../../src/kube/clock.ts';
 import type { FailoverEvent } from '../../../src/agent/failover/index.ts';
 import type { PlannedService } from '../../../src/model/plan.ts';
 import { createLogger } from '../../../src/util/log.ts';
@@ -17,34 +18,49 @@ const settings = { leaseDurationSeconds: 2, renewIntervalMilliseconds: 500 };
 /** A shared segment: what one transport sends, every other joined one receives (at once). */
 class FakeSegment {
   readonly members = new Set<FakeTransport>();
+  readonly clock: FakeClock;
+  constructor(clock: FakeClock) {
+    this.clock = clock;
+  }
   transport(): FakeTransport {
     return new FakeTransport(this);
   }
 }
 
+/** Sends on the fake clock, as UdpHeartbeatTransport's worker does on its own timer. */
 class FakeTransport implements HeartbeatTransport {
   ifnames: readonly string[] = [];
   /** Cut: neither sends nor receives (a pulled cable, a dead node). */
   cut = false;
   sent = 0;
   #cb: ((b: Buffer) => void) | undefined;
+  #timer: TimerHandle | undefined;
+  #seq = 0;
   readonly seg: FakeSegment;
   constructor(seg: FakeSegment) {
     this.seg = seg;
     seg.members.add(this);
   }
-  async setInterfaces(ifnames: readonly string[]): Promise<void> {
+  async setInterfaces(ifnames: readonly string[], hb: Omit<Heartbeat, 'seq'>): Promise<void> {
     this.ifnames = [...ifnames];
-  }
-  async send(payload: Buffer): Promise<void> {
-    if (this.cut) throw new Error('ENETUNREACH');
-    this.sent++;
-    for (const m of this.seg.members) if (m !== this && !m.cut && m.ifnames.length) m.#cb?.(payload);
+    this.seg.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const send = (): void => {
+      if (!this.cut) {
+        this.sent++;
+        const b = encodeHeartbeat({ ...hb, seq: this.#seq++ });
+        for (const m of this.seg.members) if (m !== this && !m.cut && m.ifnames.length) m.#cb?.(b);
+      }
+      this.#timer = this.seg.clock.setTimeout(send, hb.intervalMs);
+    };
+    if (ifnames.length) send();
   }
   onMessage(cb: (b: Buffer) => void): void {
     this.#cb = cb;
   }
+  onSendError(): void {}
   close(): void {
+    this.seg.clock.clearTimeout(this.#timer);
     this.seg.members.delete(this);
   }
 }
@@ -78,7 +94,7 @@ describe('heartbeat wire format and settings', () => {
 describe('HeartbeatMonitor', () => {
   const pair = () => {
     const clock = new FakeClock();
-    const seg = new FakeSegment();
+    const seg = new FakeSegment(clock);
     const downs: string[] = [];
     const mk = (node: string) => new HeartbeatMonitor({ node, transport: seg.transport(), clock, log, intervalMs: 100, missed: 5, onDown: (n) => downs.push(`${node} saw ${n} down`) });
     return { clock, seg, downs, a: mk('a'), b: mk('b') };
@@ -146,7 +162,7 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
   const cluster = (heartbeats: boolean) => {
     const clock = new FakeClock();
     const store = new FakeLeaseStore();
-    const seg = new FakeSegment();
+    const seg = new FakeSegment(clock);
     const node = (name: string) => {
       const api = store.view(name);
       const events: Array<{ t: number; ev: FailoverEvent }> = [];
