@@ -1,7 +1,7 @@
 // `npm run bench:failover`: director failover timing and connection survival, measured in the lab VM on the
 // whole stack (test/kernel/cluster-failover.ts: real kube-apiserver on the host, chart, controller, two
 // directors running lvs-agent --cluster --vip-election, two DR realservers, a client). 20 rounds alternate a
-// SIGKILLed holder agent and a cut holder link (lab + management links down); each round fails over from the
+// SIGKILLed holder agent and a cut holder link (its lab and management switch ports disabled); each round fails over from the
 // current holder, then restores the old director as the standby (agent restarted / links up).
 // Per round, on the VM clock:
 //   - failover: fault -> first successful NEW connection (a probe every 100 ms, each a fresh TCP connection
@@ -185,7 +185,7 @@ function writeResults(): Record<string, unknown> {
     '',
     `${rounds.length} failovers on the whole stack (real kube-apiserver on the host, chart, controller, two directors with \`lvs-agent --cluster --vip-election\`, `
     + `Lease ${settings.leaseDurationSeconds} s / renew ${settings.renewIntervalMilliseconds} ms), alternating a SIGKILLed holder agent and a cut holder link `
-    + '(lab + management links down); each round restores the old director as the standby. Times in ms from the fault, on the VM clock (QEMU TCG, 2 vCPU).',
+    + '(its lab and management bridge ports disabled: no frame in or out); each round restores the old director as the standby. Times in ms from the fault, on the VM clock (QEMU TCG, 2 vCPU).',
     '',
     '| measure | p50 / max (min) |',
     '|---|---|',

@@ -210,10 +210,13 @@ export type Fault = 'kill' | 'link';
 
 /**
  * Fails director `d` and returns the VM-clock time of the fault: `kill` SIGKILLs its agent (the kernel keeps
- * what it had: VIP, IPVS table, sync daemon); `link` sets both of its links down at the bridge (lab and
- * management network: a pulled cable), in one `ip -batch` so they go together. The link fault's time is the
- * kernel's (`ip -ts monitor link`): starting `ip` costs a few hundred ms under TCG, which would otherwise
- * count as failover time.
+ * what it had: VIP, IPVS table, sync daemon); `link` makes the switch stop forwarding for it: both of its
+ * bridge ports (lab and management network) go to the disabled state in one `ip -batch`, so no frame gets
+ * in or out (a dead switch port or cable beyond the NIC). Not `ip link set down`: all the lab's "nodes" share
+ * one kernel, and taking a veth down holds the kernel-wide RTNL lock through RCU grace periods (seconds under
+ * emulation), which stalled the OTHER director's address and sync-daemon requests: a cost no real cable cut
+ * puts on another machine. The link fault's time is the kernel's (`ip -ts monitor link` sees the port's state
+ * change): starting `ip` costs a few hundred ms under TCG, which would otherwise count as failover time.
  */
 export async function fail(s: HaStack, d: Director, fault: Fault): Promise<number> {
   if (fault === 'kill') {
@@ -224,30 +227,38 @@ export async function fail(s: HaStack, d: Director, fault: Fault): Promise<numbe
     await p.exited;
     return t;
   }
+  return setPorts(s, d, 0);
+}
+
+/** Bridge port state of both of `d`'s links (0 disabled, 3 forwarding); the kernel time of the lab port's change. */
+async function setPorts(s: HaStack, d: Director, state: 0 | 3): Promise<number> {
   const watch = s.lab.spawn(null, ['ip', '-ts', 'monitor', 'link'], { label: 'ip monitor link' });
   await sleep(1_000);
   const t = Date.now();
-  await s.lab.exec(null, ['ip', '-batch', '-'], { input: `link set ${d.labLink.peer} down\nlink set ${d.mgmtLink.peer} down\n` });
-  let down: number | undefined;
-  for (let i = 0; i < 50 && down === undefined; i++) {
-    // [2026-12-02T07:25:01.123456] 12: lab0v3@if11: <BROADCAST,MULTICAST> mtu 1500 ... state DOWN
-    for (const m of watch.output.matchAll(/^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)\] \d+: ([^:@\s]+)[@:][^<]*<([^>]*)>/gm)) {
-      if (m[2] === d.labLink.peer && !m[3]!.split(',').includes('UP')) {
-        down = Date.parse(`${m[1]!.slice(0, 23)}Z`);
+  await s.lab.exec(null, ['ip', '-batch', '-'], {
+    input: [d.labLink.peer, d.mgmtLink.peer].map((port) => `link set dev ${port} type bridge_slave state ${state}\n`).join(''),
+  });
+  let at: number | undefined;
+  for (let i = 0; i < 50 && at === undefined; i++) {
+    // [2026-12-02T12:09:49.491964] 4: lab0v3@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master lab0br56 state UP
+    for (const m of watch.output.matchAll(/^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)\] \d+: ([^:@\s]+)[@:]/gm)) {
+      const when = Date.parse(`${m[1]!.slice(0, 23)}Z`);
+      if (m[2] === d.labLink.peer && when >= t - 50) {
+        at = when;
         break;
       }
     }
-    if (down === undefined) await sleep(100);
+    if (at === undefined) await sleep(100);
   }
   await watch.stop('SIGKILL');
-  return down ?? t;
+  return at ?? t;
 }
 
-/** Undoes `fail`: restarts the agent (same state dir: it finds the VIP it had bound) or sets the links up. */
+/** Undoes `fail`: restarts the agent (same state dir: it finds the VIP it had bound) or lets its switch ports forward again. */
 export async function restore(s: HaStack, d: Director, fault: Fault): Promise<number> {
+  if (fault === 'link') return setPorts(s, d, 3);
   const t = Date.now();
-  if (fault === 'kill') d.agent.start({ nice: 10 });
-  else await s.lab.exec(null, ['sh', '-c', `ip link set ${d.labLink.peer} up && ip link set ${d.mgmtLink.peer} up`]);
+  d.agent.start({ nice: 10 });
   return t;
 }
 

@@ -1,7 +1,7 @@
 // Director failover end to end (issue #7) in the lab VM: a real kube-apiserver, the chart, the controller and
 // lvs-agent --cluster --vip-election on TWO directors (director-a, director-b), two DR realservers and a
 // client on one bridge (test/kernel/cluster-failover.ts). For a killed agent (SIGKILL) and for a cut link
-// (lab and management links down) it shows: the VIP moves to the standby (kernel, Lease), new connections
+// (its lab and management switch ports disabled) it shows: the VIP moves to the standby (kernel, Lease), new connections
 // from the client succeed, the client's neighbour entry points at the new director's MAC, long-lived TCP
 // connections opened before the fault complete (IPVS sync daemon: master on the holder, backup on the
 // standby; the standby's `ipvsadm -Lnc` lists them before the fault), and when the old director comes back
