@@ -80,6 +80,8 @@ export class DirectorFailover {
   #standbys = new Map<string, number>();
   #refreshTimer: TimerHandle | undefined;
   #refreshing = false;
+  /** When the last refresh of limited VIPs went through (clock ms), to warn when one comes late. */
+  #refreshedAt: number | undefined;
   /** Held VIPs given a lifetime: when their last standby leaves the plan they are made permanent again. */
   #limited = new Set<string>();
   #stopped = false;
@@ -204,10 +206,19 @@ export class DirectorFailover {
     const heldKeys = new Set(held.map((e) => vipKey(e.vip)));
     for (const k of this.#limited) if (!heldKeys.has(k)) this.#limited.delete(k);
     const unlimit = held.filter((e) => this.#limited.has(vipKey(e.vip)) && !hasStandby(e.vip)).map((e) => e.vip);
+    if (limit.length === 0) this.#refreshedAt = undefined;
     if (limit.length === 0 && unlimit.length === 0) return;
     this.#refreshing = true;
+    const lifetimeMs = vipLifetimeSeconds(this.#o.settings) * 1000;
+    const since = this.#refreshedAt === undefined ? 0 : this.#clock.now() - this.#refreshedAt;
+    // A stalled agent (a slow kernel request holding the event loop, a starved node) nears the point where the
+    // kernel drops a VIP it still holds: say so, it explains a VIP that vanished on a live holder.
+    if (limit.length && since > lifetimeMs / 2) this.#o.log.warn({ vips: limit, sinceLastRefreshMs: Math.round(since), lifetimeMs }, 'VIP lifetime refresh is late');
     try {
-      if (limit.length) await refresh(limit, vipLifetimeSeconds(this.#o.settings));
+      if (limit.length) {
+        await refresh(limit, vipLifetimeSeconds(this.#o.settings));
+        this.#refreshedAt = this.#clock.now();
+      }
       for (const vip of limit) this.#limited.add(vipKey(vip));
       // The last standby left the plan: nobody would take over, so a dead agent's VIP must stay.
       if (unlimit.length) await refresh(unlimit, undefined);
