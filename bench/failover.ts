@@ -206,7 +206,7 @@ function writeResults(): Record<string, unknown> {
     `Reference: ${summary.keepalivedReference}.`,
     '',
     'A killed agent leaves its kernel state (VIP, IPVS table, sync daemon) in place, so clients see no outage until the new holder\'s gratuitous ARP moves them; '
-    + 'with a standby planned, the holder binds the VIP with a kernel lifetime (lease duration + 2 s) its agent refreshes, so the killed agent\'s node drops it by '
+    + 'with a standby planned, the holder binds the VIP with a kernel lifetime (lease duration + 6 s) its agent refreshes, so the killed agent\'s node drops it by '
     + 'itself ("old director had the VIP until", from the fault; "both bound": how long both kernels had it, from kernel address events). After a cut link the old director keeps the VIP '
     + '("retained", by design) until the new holder answers its ARP probe or it reads the new holder from the apiserver.',
     '',

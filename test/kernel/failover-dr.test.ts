@@ -52,7 +52,7 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
   const syncDaemons = async (d: Director): Promise<string> => (await lab.exec(d.ns, ['ipvsadm', '-L', '--daemon'])).stdout;
 
   beforeAll(async () => {
-    // The product's defaults (Lease 2 s, renew 500 ms, VIP lifetime 4 s): Lease requests go over kept-alive
+    // The product's defaults (Lease 2 s, renew 500 ms, VIP lifetime 8 s): Lease requests go over kept-alive
     // connections, so they answer in time through the lab's relay even on a loaded host.
     stack = await startHaStack(lab);
     probe = await ClientProbe.start(stack);
@@ -101,8 +101,8 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
       log(`${fault}: ${holder.name} -> ${standby.name}: bound +${tBound === undefined ? '?' : tBound - tFault} ms, client ARP moved +${tMoved - tFault} ms, `
         + `first new connection through it +${firstOk.t1 - tFault} ms (streams synced ${syncMs} ms before the fault; the holder's VIP had valid_lft ${lifetime} s)`);
       expect(tBound).toBeDefined();
-      // The lifetime of a VIP with a standby: lease duration (2 s) + 2 s, refreshed while the agent lives.
-      expect(lifetime).toBeLessThanOrEqual(4);
+      // The lifetime of a VIP with a standby: lease duration (2 s) + 6 s, refreshed while the agent lives.
+      expect(lifetime).toBeLessThanOrEqual(8);
       await eventually(`${standby.name} holds the Lease`, async () => (await leaseHolders()).includes(standby.name), 120_000, 1000);
       // Loose bound: the target (p50 < 2 s, max < 3 s) is bench:failover's.
       expect(firstOk.t1 - tFault).toBeLessThan(30_000);
@@ -116,8 +116,8 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
         const tGone = await eventually(`${holder.name}'s kernel drops the VIP`, async () => watch.old.first('del', tFault), 60_000, 200);
         const lastRefresh = watch.old.events().filter((e) => e.op === 'add' && e.t <= tFault).at(-1)?.t;
         log(`kill: ${holder.name}'s kernel dropped the VIP +${tGone - tFault} ms after the kill, ${lastRefresh === undefined ? '?' : tGone - lastRefresh} ms after its last refresh`);
-        // 4 s after the last refresh, + the kernel's rounding to whole seconds.
-        expect(tGone - tFault).toBeLessThan(4_000 + 1_500);
+        // 8 s after the last refresh, + the kernel's rounding to whole seconds.
+        expect(tGone - tFault).toBeLessThan(8_000 + 1_500);
         expect(await vipBound(lab, holder.ns)).toBe(false);
         const arpBeforeRestart = await arpProbe(stack, 4);
         expect([...arpBeforeRestart.keys()]).toEqual([standby.mac]);

@@ -117,12 +117,15 @@ export interface ElectionTiming {
 
 /**
  * Kernel lifetime of a VIP bound by an election with standbys, refreshed every renew interval while the agent
- * lives: a director whose agent died loses the address this long after its last refresh, about when a
- * standby has taken over (one lease duration after the last renewal), so the dead node stops answering ARP
- * for it; the 2 s margin keeps a busy but live agent (a long GC pause, a starved node) from losing it.
+ * lives: a director whose agent died loses the address this long after its last refresh, a few seconds after
+ * a standby has taken over (one lease duration after the last renewal at the latest), so the dead node stops
+ * answering ARP for it (meanwhile it still forwards correctly: same table, synced connections). The 6 s
+ * margin keeps a live but starved agent from losing it: in the lab VM a holder's event loop got no CPU for
+ * over 4 s right after a takeover, and a holder whose heartbeats arrive is not replaced, so a VIP lost
+ * there would be an outage until the next resync.
  */
 export function vipLifetimeSeconds(s: FailoverSettings): number {
-  return s.leaseDurationSeconds + 2;
+  return s.leaseDurationSeconds + 6;
 }
 
 /**

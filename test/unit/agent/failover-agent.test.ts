@@ -190,9 +190,9 @@ describe('agents with VIP election', () => {
       await a.settle();
       await b.settle();
     }
-    // Lease 2 s: lifetime 4 s, refreshed every renew interval (500 ms).
-    expect(a.kernel.netif.changes).toContain(`add ${VIP}/32 dev eth0 valid_lft 4`);
-    expect((await a.kernel.netif.listAddresses('eth0')).map((x) => x.validLifetimeSeconds)).toEqual([4]);
+    // Lease 2 s: lifetime 8 s, refreshed every renew interval (500 ms).
+    expect(a.kernel.netif.changes).toContain(`add ${VIP}/32 dev eth0 valid_lft 8`);
+    expect((await a.kernel.netif.listAddresses('eth0')).map((x) => x.validLifetimeSeconds)).toEqual([8]);
     const before = a.kernel.netif.lifetimeRefreshes;
     for (let t = 0; t < 2_000; t += 100) {
       await clock.advance(100);
@@ -214,7 +214,7 @@ describe('agents with VIP election', () => {
       await clock.advance(100);
       await a.settle();
     }
-    expect((await a.kernel.netif.listAddresses('eth0')).map((x) => x.validLifetimeSeconds)).toEqual([4]);
+    expect((await a.kernel.netif.listAddresses('eth0')).map((x) => x.validLifetimeSeconds)).toEqual([8]);
 
     // a's agent dies (no release, no more refreshes): the kernel drops the VIP when the lifetime runs out,
     // and b takes over. A restarted a finds no VIP: it starts as a standby, nothing to give up.
@@ -237,7 +237,7 @@ describe('agents with VIP election', () => {
       await b.settle();
     }
     expect(a.kernel.netif.lifetimeRefreshes).toBe(refreshes);
-    expect(a.kernel.netif.expire('eth0', VIP)).toBe(true); // what the kernel does 4 s after the last refresh
+    expect(a.kernel.netif.expire('eth0', VIP)).toBe(true); // what the kernel does 8 s after the last refresh
     expect(await b.vips()).toEqual([VIP]);
     const adds = a.kernel.netif.changes.filter((c) => c.startsWith('add ')).length;
     const given = await yieldTakenOverVips({ vips: a.kernel.state.load().vips, probe: { answeredBy: async () => [] }, netif: a.kernel.netif, log });
