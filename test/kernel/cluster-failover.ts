@@ -211,7 +211,7 @@ export type Fault = 'kill' | 'link';
 /**
  * Fails director `d` and returns the VM-clock time of the fault: `kill` SIGKILLs its agent (the kernel keeps
  * what it had: VIP, IPVS table, sync daemon); `link` makes the switch stop forwarding for it: both of its
- * bridge ports (lab and management network) go to the disabled state in one `ip -batch`, so no frame gets
+ * bridge ports (lab and management network) go to the disabled state in one `bridge -batch`, so no frame gets
  * in or out (a dead switch port or cable beyond the NIC). Not `ip link set down`: all the lab's "nodes" share
  * one kernel, and taking a veth down holds the kernel-wide RTNL lock through RCU grace periods (seconds under
  * emulation), which stalled the OTHER director's address and sync-daemon requests: a cost no real cable cut
@@ -235,9 +235,14 @@ async function setPorts(s: HaStack, d: Director, state: 0 | 3): Promise<number> 
   const watch = s.lab.spawn(null, ['ip', '-ts', 'monitor', 'link'], { label: 'ip monitor link' });
   await sleep(1_000);
   const t = Date.now();
-  await s.lab.exec(null, ['ip', '-batch', '-'], {
-    input: [d.labLink.peer, d.mgmtLink.peer].map((port) => `link set dev ${port} type bridge_slave state ${state}\n`).join(''),
+  // `bridge`, not `ip link set … type bridge_slave state N`: that one exits 0 and leaves the state alone.
+  await s.lab.exec(null, ['bridge', '-batch', '-'], {
+    input: [d.labLink.peer, d.mgmtLink.peer].map((port) => `link set dev ${port} state ${state}\n`).join(''),
   });
+  for (const port of [d.labLink.peer, d.mgmtLink.peer]) {
+    const shown = (await s.lab.exec(null, ['bridge', 'link', 'show', 'dev', port])).stdout;
+    if (!shown.includes(state === 0 ? 'state disabled' : 'state forwarding')) throw new Error(`bridge port ${port} of ${d.name} not set to state ${state}: ${shown.trim()}`);
+  }
   let at: number | undefined;
   for (let i = 0; i < 50 && at === undefined; i++) {
     // [2026-12-02T12:09:49.491964] 4: lab0v3@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master lab0br56 state UP
