@@ -47,22 +47,10 @@ export class RtNetif implements NetInterfaceOps {
 
   async listAddresses(ifname: string): Promise<InterfaceAddress[]> {
     const index = (await this.#link(ifname)).data.index;
-    // Without NETLINK_GET_STRICT_CHK the kernel ignores dump filters, so filter here.
     const msgs = await this.#call((s, o) => s.getAddresses({}, {}, o)).catch((err: unknown) => {
       throw toNetifError(err, 'list', `addresses dev ${ifname}`);
     });
-    const out: InterfaceAddress[] = [];
-    for (const m of msgs) {
-      if (m.data.index !== index) continue;
-      const family = familyOfAf(m.data.family);
-      // IPv4: IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on point-to-point links);
-      // IPv6 dumps carry only IFA_ADDRESS.
-      const bytes = family === 4 ? (m.attrs.local ?? m.attrs.address) : m.attrs.address;
-      if (!family || !bytes) continue;
-      const valid = m.attrs.cacheInfo?.ifaValid;
-      out.push({ family, address: formatAddress(bytes), prefixlen: m.data.prefixlen ?? 0, ...(valid !== undefined && valid !== FOREVER ? { validLifetimeSeconds: valid } : {}) });
-    }
-    return out;
+    return addressesOf(msgs, index);
   }
 
   async addVip(ifname: string, vip: string, opts: VipOptions = {}): Promise<boolean> {
@@ -93,23 +81,28 @@ export class RtNetif implements NetInterfaceOps {
     const index = (await this.#link(ifname)).data.index;
     // Only addresses bound now: RTM_NEWADDR with NLM_F_REPLACE adds a missing IPv4 address (devinet.c
     // ignores the absent NLM_F_CREATE), and a VIP the kernel let expire must come back through the reconciler.
-    const bound = new Set((await this.listAddresses(ifname)).map((x) => `${x.address}/${x.prefixlen}`));
-    const done: string[] = [];
-    for (const vip of vips) {
-      const a = hostAddress(vip);
-      if (!bound.has(`${a.address}/${a.prefixlen}`)) continue;
-      await this.#call((s, o) =>
-        s.newAddress(
+    // The read and the replaces are ONE job of the request queue: a removeVip queued meanwhile (a release)
+    // runs before or after all of it, never between the read and a replace that would bind the VIP again.
+    return this.#call(async (s, o) => {
+      const msgs = await s.getAddresses({}, {}, o).catch((err: unknown) => {
+        throw toNetifError(err, 'list', `addresses dev ${ifname}`);
+      });
+      const bound = new Set(addressesOf(msgs, index).map((x) => `${x.address}/${x.prefixlen}`));
+      const done: string[] = [];
+      for (const vip of vips) {
+        const a = hostAddress(vip);
+        if (!bound.has(`${a.address}/${a.prefixlen}`)) continue;
+        await s.newAddress(
           { family: afOf(a.family), prefixlen: a.prefixlen, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
           { ...addressAttrs(a.family, a.bytes), cacheInfo: { ifaPrefered: lifetime, ifaValid: lifetime, cstamp: 0, tstamp: 0 } },
           { ...o, flags: FlagsNew.REPLACE },
-        ),
-      ).catch((err: unknown) => {
-        throw toNetifError(err, 'change', `${cidr(a)} dev ${ifname}`);
-      });
-      done.push(vip);
-    }
-    return done;
+        ).catch((err: unknown) => {
+          throw toNetifError(err, 'change', `${cidr(a)} dev ${ifname}`);
+        });
+        done.push(vip);
+      }
+      return done;
+    });
   }
 
   async removeVip(ifname: string, vip: string): Promise<boolean> {
@@ -238,6 +231,22 @@ export class RtNetif implements NetInterfaceOps {
     this.#tail = result.catch(() => undefined);
     return result;
   }
+}
+
+/** The addresses of interface `index` in an address dump (the kernel ignores dump filters without NETLINK_GET_STRICT_CHK). */
+function addressesOf(msgs: readonly rt.AddressMessage[], index: number | undefined): InterfaceAddress[] {
+  const out: InterfaceAddress[] = [];
+  for (const m of msgs) {
+    if (m.data.index !== index) continue;
+    const family = familyOfAf(m.data.family);
+    // IPv4: IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on point-to-point links);
+    // IPv6 dumps carry only IFA_ADDRESS.
+    const bytes = family === 4 ? (m.attrs.local ?? m.attrs.address) : m.attrs.address;
+    if (!family || !bytes) continue;
+    const valid = m.attrs.cacheInfo?.ifaValid;
+    out.push({ family, address: formatAddress(bytes), prefixlen: m.data.prefixlen ?? 0, ...(valid !== undefined && valid !== FOREVER ? { validLifetimeSeconds: valid } : {}) });
+  }
+  return out;
 }
 
 function toInterface(link: rt.LinkMessage): NetInterface {
