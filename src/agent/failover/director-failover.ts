@@ -102,8 +102,13 @@ export class DirectorFailover {
       })
       : undefined;
     this.#heartbeat = monitor;
+    const probe = o.conflictProbe;
     this.#elections = new VipElections({
       ...o,
+      // A retained holder releases only for a LIVE director answering ARP (see liveDirectorMacs): a standby that
+      // took over while this node was starved must not be confused with a dead agent's kernel, which answers
+      // until its VIP's lifetime runs out.
+      ...(probe && monitor ? { conflictProbe: async (vip: string, signal: AbortSignal) => monitor.liveDirectorMacs(await probe(vip, signal)) } : {}),
       ...(monitor ? { holderDown: (node: string) => monitor.isDown(node), holderAlive: (node: string) => monitor.isAlive(node) } : {}),
       logger: o.log,
       onHold: (ev) => this.#changed({ type: 'hold', ...ev }),

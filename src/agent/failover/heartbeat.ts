@@ -50,6 +50,8 @@ export interface Heartbeat {
   /** Sender's heartbeat interval: receivers judge it by the slower of theirs and its. */
   intervalMs: number;
   seq: number;
+  /** MACs of the sender's heartbeat interfaces (lower case): who answers ARP for a VIP, as a director. */
+  macs?: string[];
 }
 
 const MAGIC = 'lvs-operator.heartbeat.v1';
@@ -64,7 +66,8 @@ export function decodeHeartbeat(b: Buffer): Heartbeat | undefined {
   try {
     const o = JSON.parse(b.toString('utf8')) as Partial<Heartbeat> & { t?: unknown };
     if (o.t !== MAGIC || typeof o.node !== 'string' || !o.node || typeof o.intervalMs !== 'number' || !(o.intervalMs > 0) || typeof o.seq !== 'number') return undefined;
-    return { node: o.node, intervalMs: o.intervalMs, seq: o.seq };
+    const macs = Array.isArray(o.macs) ? o.macs.filter((m): m is string => typeof m === 'string').map((m) => m.toLowerCase()) : [];
+    return { node: o.node, intervalMs: o.intervalMs, seq: o.seq, ...(macs.length ? { macs } : {}) };
   } catch {
     return undefined;
   }
@@ -100,6 +103,7 @@ interface Peer {
   lastSeen: number;
   intervalMs: number;
   down: boolean;
+  macs: string[];
 }
 
 export class HeartbeatMonitor {
@@ -156,6 +160,19 @@ export class HeartbeatMonitor {
     return p !== undefined && this.#clock.now() - p.lastSeen <= this.#missMs(p);
   }
 
+  /**
+   * Of the MACs that answered ARP for a VIP, those that count as another director holding it: the MACs of
+   * directors whose heartbeats arrive. A MAC of no live director (a dead agent's node, whose kernel answers
+   * until the VIP's lifetime runs out; a foreign host) does not count, unless no director was ever heard
+   * (heartbeats blocked): then every answer counts, as without heartbeats.
+   */
+  liveDirectorMacs(macs: readonly string[]): string[] {
+    if (this.#peers.size === 0) return [...macs];
+    const live = new Set<string>();
+    for (const [node, p] of this.#peers) if (this.isAlive(node)) for (const m of p.macs) live.add(m);
+    return macs.filter((m) => live.has(m.toLowerCase()));
+  }
+
   /** The nodes heard from, with how long ago (ms): for logs and tests. */
   peers(): Map<string, number> {
     const now = this.#clock.now();
@@ -183,7 +200,7 @@ export class HeartbeatMonitor {
     } else if (p.down) {
       this.#o.log.info({ peer: h.node }, 'heartbeats from director again');
     }
-    this.#peers.set(h.node, { lastSeen: this.#clock.now(), intervalMs: h.intervalMs, down: false });
+    this.#peers.set(h.node, { lastSeen: this.#clock.now(), intervalMs: h.intervalMs, down: false, macs: h.macs ?? [] });
   }
 
   #tick(): void {
@@ -215,6 +232,11 @@ function ipv4Of(ifname: string): string | undefined {
   return os.networkInterfaces()[ifname]?.find((a) => a.family === 'IPv4')?.address;
 }
 
+function macOf(ifname: string): string | undefined {
+  const mac = os.networkInterfaces()[ifname]?.[0]?.mac;
+  return mac && mac !== '00:00:00:00:00:00' ? mac.toLowerCase() : undefined;
+}
+
 /**
  * The sender, in a worker thread (see the module comment). CommonJS source evaluated in the worker: plain
  * dgram, no project imports, so it runs the same from the TypeScript sources and from the built image.
@@ -235,7 +257,7 @@ const report = (err) => {
 function sendAll() {
   const c = cfg;
   if (!c || !sock) return;
-  const payload = Buffer.from(JSON.stringify({ t: c.magic, node: c.node, intervalMs: c.intervalMs, seq: seq++ }));
+  const payload = Buffer.from(JSON.stringify({ t: c.magic, node: c.node, intervalMs: c.intervalMs, seq: seq++, macs: c.macs }));
   let i = 0;
   const next = (err) => {
     if (err) return report(err.message);
@@ -332,7 +354,8 @@ export class UdpHeartbeatTransport implements HeartbeatTransport {
     }
     this.#joined = next;
     if (next.size === 0 && !this.#worker) return;
-    this.#sender().postMessage({ magic: MAGIC, node: heartbeat.node, intervalMs: heartbeat.intervalMs, group: this.#group, port: this.#port, addrs: [...next.values()] });
+    const macs = [...next.keys()].flatMap((ifname) => macOf(ifname) ?? []);
+    this.#sender().postMessage({ magic: MAGIC, node: heartbeat.node, intervalMs: heartbeat.intervalMs, macs, group: this.#group, port: this.#port, addrs: [...next.values()] });
   }
 
   #sender(): Worker {

@@ -33,6 +33,8 @@ class FakeTransport implements HeartbeatTransport {
   /** Cut: neither sends nor receives (a pulled cable, a dead node). */
   cut = false;
   sent = 0;
+  /** The MAC its heartbeats carry. */
+  mac: string | undefined;
   #cb: ((b: Buffer) => void) | undefined;
   #timer: TimerHandle | undefined;
   #seq = 0;
@@ -48,7 +50,7 @@ class FakeTransport implements HeartbeatTransport {
     const send = (): void => {
       if (!this.cut) {
         this.sent++;
-        const b = encodeHeartbeat({ ...hb, seq: this.#seq++ });
+        const b = encodeHeartbeat({ ...hb, seq: this.#seq++, ...(this.mac ? { macs: [this.mac] } : {}) });
         for (const m of this.seg.members) if (m !== this && !m.cut && m.ifnames.length) m.#cb?.(b);
       }
       this.#timer = this.seg.clock.setTimeout(send, hb.intervalMs);
@@ -75,6 +77,7 @@ describe('heartbeat wire format and settings', () => {
   it('round-trips a heartbeat and rejects anything else', () => {
     const h = { node: 'director-a', intervalMs: 100, seq: 7 };
     expect(decodeHeartbeat(encodeHeartbeat(h))).toEqual(h);
+    expect(decodeHeartbeat(encodeHeartbeat({ ...h, macs: ['02:00:00:00:56:34'] }))).toEqual({ ...h, macs: ['02:00:00:00:56:34'] });
     expect(decodeHeartbeat(Buffer.from('{"node":"x","intervalMs":100,"seq":1}'))).toBeUndefined(); // no magic
     expect(decodeHeartbeat(Buffer.from('\u0000\u0001garbage'))).toBeUndefined();
     expect(decodeHeartbeat(Buffer.from(JSON.stringify({ t: 'lvs-operator.heartbeat.v1', node: '', intervalMs: 100, seq: 1 })))).toBeUndefined();
@@ -120,6 +123,23 @@ describe('HeartbeatMonitor', () => {
     expect(downs).toEqual(['b saw a down']);
     expect(b.isDown('nobody')).toBe(false);
     expect(b.isAlive('nobody')).toBe(false);
+    b.close();
+  });
+
+  it('counts an ARP answer as another director only from a live director\'s MAC (all of them while nobody was heard)', async () => {
+    const { clock, seg, a, b } = pair();
+    const [ta] = [...seg.members];
+    expect(b.liveDirectorMacs(['02:00:00:00:00:0a', '02:00:00:00:00:99'])).toEqual(['02:00:00:00:00:0a', '02:00:00:00:00:99']);
+    ta!.mac = '02:00:00:00:00:0a';
+    await a.setInterfaces(['eth0']);
+    await b.setInterfaces(['eth0']);
+    await clock.advance(300);
+    // a is alive: its MAC counts (any case); an unknown MAC (a dead agent's kernel, a foreign host) does not.
+    expect(b.liveDirectorMacs(['02:00:00:00:00:0A', '02:00:00:00:00:99'])).toEqual(['02:00:00:00:00:0A']);
+    ta!.cut = true;
+    await clock.advance(1_000);
+    expect(b.liveDirectorMacs(['02:00:00:00:00:0a'])).toEqual([]);
+    a.close();
     b.close();
   });
 
