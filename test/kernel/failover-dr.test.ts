@@ -17,6 +17,7 @@ import {
   APP_NS, AddressWatch, ClientProbe, Streams, VIP, arpProbe, boundOn, clientNeighbour, fail, leaseHolders, restore, startHaStack, vipBound, waitSynced,
 } from './cluster-failover.ts';
 import type { Director, Fault, HaStack } from './cluster-failover.ts';
+import { trackedSteps } from './steps.ts';
 
 assertInLabVm();
 jest.setTimeout(600_000);
@@ -25,15 +26,7 @@ const log = (msg: string): void => {
   process.stderr.write(`[failover-dr] ${msg}\n`);
 };
 
-let completed = 0;
-let started = 0;
-const step = (name: string, fn: () => Promise<void>): void => {
-  it(name, async () => {
-    started++;
-    await fn();
-    completed++;
-  });
-};
+const { step, someFailed } = trackedSteps();
 
 describe('director failover (two directors, VIP election, sync daemons, DR lab)', () => {
   const lab = new NetLab();
@@ -59,7 +52,7 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
   }, 2_400_000);
 
   afterAll(async () => {
-    stack?.dumpLogs(completed < started);
+    stack?.dumpLogs(someFailed());
     await probe?.stop().catch(() => undefined);
     await stack?.stop();
     await lab.destroy();

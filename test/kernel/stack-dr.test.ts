@@ -9,6 +9,7 @@ import { NetLab, assertInLabVm } from '../vm/netns.ts';
 import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, readSysctls } from './agent-lab.ts';
 import { ControllerProc, ManagementNetwork, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
 import type { VirtualService } from '../../src/api/v1alpha1/index.ts';
+import { trackedSteps } from './steps.ts';
 
 assertInLabVm();
 jest.setTimeout(420_000);
@@ -28,16 +29,7 @@ const rules = (weights: Record<string, number>): string[] => [
 const getVs = async (): Promise<VirtualService> => JSON.parse(await kubectlOut(['get', 'lvsvs', 'web', '-n', NS, '-o', 'json'])) as VirtualService;
 const condition = (vs: VirtualService, type: string): string | undefined => vs.status?.conditions?.find((c) => c.type === type)?.status;
 
-// Tests that ran to their end; afterAll prints the processes' logs when some did not.
-let completed = 0;
-let started = 0;
-const step = (name: string, fn: () => Promise<void>): void => {
-  it(name, async () => {
-    started++;
-    await fn();
-    completed++;
-  });
-};
+const { step, someFailed } = trackedSteps();
 
 describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, cluster mode)', () => {
   const lab = new NetLab();
@@ -86,7 +78,7 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
     for (const [name, p] of Object.entries(procs)) {
       const lines = (p?.output ?? '').trimEnd().split('\n');
       const bad = lines.filter((l) => /"level":(50|60)\b/.test(l));
-      if (completed < started || bad.length || (p && !p.running)) {
+      if (someFailed() || bad.length || (p && !p.running)) {
         process.stderr.write(`--- ${name}${p && !p.running ? ' (exited)' : ''}, ${bad.length} errors; last lines:\n${lines.slice(-25).join('\n')}\n`);
       }
     }

@@ -199,12 +199,22 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
     return { clock, store, a: node('director-a'), b: node('director-b') };
   };
 
+  /** Both directors planned, a preferred; after 5 s a holds the VIP and b is its standby. */
+  const settled = async (heartbeats: boolean) => {
+    const c = cluster(heartbeats);
+    await c.a.f.setPlan([svc(true)]);
+    await c.b.f.setPlan([svc(false)]);
+    await c.clock.advance(5_000);
+    return c;
+  };
+  /** Stop as a crash would (no release): what is asserted must not change while stopping. */
+  const stopBoth = async (...nodes: Array<{ f: DirectorFailover }>): Promise<void> => {
+    for (const n of nodes) await n.f.stop({ release: false });
+  };
+
   /** a holds; then a dies (no renewals, no heartbeats): when does b take over, counted from the death? */
   const takeoverAfterDeath = async (heartbeats: boolean): Promise<number> => {
-    const { clock, a, b } = cluster(heartbeats);
-    await a.f.setPlan([svc(true)]);
-    await b.f.setPlan([svc(false)]);
-    await clock.advance(5_000);
+    const { clock, a, b } = await settled(heartbeats);
     expect(a.f.elections.get('192.0.2.40')?.state()).toBe('holding');
     expect(b.f.elections.get('192.0.2.40')?.state()).toBe('standby');
     // Die just after a renewal (the worst case for the standby: a whole renew interval of the holder's credit).
@@ -214,8 +224,7 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
     await clock.advance(5_000);
     const took = b.events.find((e) => e.ev.type === 'hold');
     expect(took?.ev).toMatchObject({ type: 'hold', cause: 'expired', previousHolder: 'director-a' });
-    await a.f.stop({ release: false });
-    await b.f.stop({ release: false });
+    await stopBoth(a, b);
     return took!.t - dead;
   };
 
@@ -228,23 +237,16 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
   });
 
   it('never takes the Lease from a holder that still renews, although its heartbeats stopped', async () => {
-    const { clock, a, b } = cluster(true);
-    await a.f.setPlan([svc(true)]);
-    await b.f.setPlan([svc(false)]);
-    await clock.advance(5_000);
+    const { clock, a, b } = await settled(true);
     a.transport.cut = true; // multicast blocked, apiserver fine
     await clock.advance(30_000);
     expect(b.events).toEqual([]);
     expect(a.f.elections.get('192.0.2.40')?.state()).toBe('holding');
-    await a.f.stop({ release: false });
-    await b.f.stop({ release: false });
+    await stopBoth(a, b);
   });
 
   it('a holder whose heartbeats still arrive but that cannot renew keeps the VIP for 10 lease durations, then the Lease expires', async () => {
-    const { clock, a, b } = cluster(true);
-    await a.f.setPlan([svc(true)]);
-    await b.f.setPlan([svc(false)]);
-    await clock.advance(5_000);
+    const { clock, a, b } = await settled(true);
     const cut = clock.now();
     a.api.partitioned = true; // apiserver unreachable (or too slow), segment fine
     await clock.advance(15_000);
@@ -256,23 +258,18 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
     expect(took).toBeDefined();
     expect(took!.t - cut).toBeGreaterThanOrEqual(19_500);
     expect(took!.t - cut).toBeLessThanOrEqual(21_000);
-    await a.f.stop({ release: false });
-    await b.f.stop({ release: false });
+    await stopBoth(a, b);
   });
 
   it('a holder that released its Lease is replaced at once, although its heartbeats still arrive', async () => {
-    const { clock, a, b } = cluster(true);
-    await a.f.setPlan([svc(true)]);
-    await b.f.setPlan([svc(false)]);
-    await clock.advance(5_000);
+    const { clock, a, b } = await settled(true);
     const t = clock.now();
     await a.f.setPlan([]); // no longer planned here: releases the Lease (heartbeats stop with the plan)
     await clock.advance(1_000);
     const took = b.events.find((e) => e.ev.type === 'hold');
     expect(took?.ev).toMatchObject({ cause: 'released' });
     expect(took!.t - t).toBeLessThanOrEqual(600);
-    await a.f.stop({ release: false });
-    await b.f.stop({ release: false });
+    await stopBoth(a, b);
   });
 
   it('sends heartbeats on the planned VIPs\' interfaces only while directing', async () => {
