@@ -150,12 +150,14 @@ export class HeartbeatMonitor {
    * A node never heard from is not down (the Lease alone judges it).
    */
   isDown(node: string): boolean {
+    this.#catchUp();
     const p = this.#peers.get(node);
     return p !== undefined && this.#clock.now() - p.lastSeen > this.#missMs(p);
   }
 
   /** Whether `node`'s heartbeats arrive: one within the last `missed` of its intervals. */
   isAlive(node: string): boolean {
+    this.#catchUp();
     const p = this.#peers.get(node);
     return p !== undefined && this.#clock.now() - p.lastSeen <= this.#missMs(p);
   }
@@ -203,15 +205,25 @@ export class HeartbeatMonitor {
     this.#peers.set(h.node, { lastSeen: this.#clock.now(), intervalMs: h.intervalMs, down: false, macs: h.macs ?? [] });
   }
 
+  /**
+   * Our own check is overdue (a stall here, not there: a starved or paused process, often the whole node):
+   * what the others sent meanwhile is still unread in the socket, so every peer gets a fresh grace period.
+   * Run before any judgement: after a stall the elections' timers may fire before the check's.
+   */
+  #catchUp(): void {
+    if (!this.#sending) return;
+    const now = this.#clock.now();
+    if (now - this.#lastTick <= this.#intervalMs * 3) return;
+    for (const p of this.#peers.values()) p.lastSeen = Math.max(p.lastSeen, now);
+    this.#o.log.debug({ lateMs: Math.round(now - this.#lastTick - this.#intervalMs) }, 'heartbeat check ran late: peers get a fresh grace period');
+    this.#lastTick = now;
+  }
+
   #tick(): void {
     this.#timer = undefined;
     if (this.#closed || !this.#sending) return;
+    this.#catchUp();
     const now = this.#clock.now();
-    // Our own timer ran late (a stall here, not there): what the others sent meanwhile is still unread.
-    if (now - this.#lastTick > this.#intervalMs * 3) {
-      for (const p of this.#peers.values()) p.lastSeen = Math.max(p.lastSeen, now);
-      this.#o.log.debug({ lateMs: Math.round(now - this.#lastTick - this.#intervalMs) }, 'heartbeat check ran late: peers get a fresh grace period');
-    }
     this.#lastTick = now;
     for (const [node, p] of this.#peers) {
       if (p.down || now - p.lastSeen <= this.#missMs(p)) continue;

@@ -143,6 +143,21 @@ describe('HeartbeatMonitor', () => {
     b.close();
   });
 
+  it('judges no one right after its own stall, before its next check has run (an election asking first)', async () => {
+    // A clock whose timers never fire: the stall is a jump of now() with the check still pending.
+    let t = 0;
+    const clock = { now: () => t, wallNow: () => new Date(t), setTimeout: () => ({ id: 0 }), clearTimeout: () => undefined };
+    let deliver: ((b: Buffer) => void) | undefined;
+    const transport: HeartbeatTransport = { setInterfaces: async () => undefined, onMessage: (cb) => void (deliver = cb), onSendError: () => undefined, close: () => undefined };
+    const m = new HeartbeatMonitor({ node: 'b', transport, clock, log, intervalMs: 100, missed: 5 });
+    await m.setInterfaces(['eth0']);
+    deliver!(encodeHeartbeat({ node: 'a', intervalMs: 100, seq: 1 }));
+    t = 2_000;
+    expect(m.isDown('a')).toBe(false);
+    expect(m.isAlive('a')).toBe(true);
+    m.close();
+  });
+
   it('a node that directs nothing sends nothing (setInterfaces([]))', async () => {
     const { clock, seg, a, b } = pair();
     await a.setInterfaces(['eth0']);
@@ -269,6 +284,15 @@ describe('early takeover on director heartbeats (DirectorFailover, fake Lease st
     const took = b.events.find((e) => e.ev.type === 'hold');
     expect(took?.ev).toMatchObject({ cause: 'released' });
     expect(took!.t - t).toBeLessThanOrEqual(600);
+    await stopBoth(a, b);
+  });
+
+  it('a stall of the whole node (both directors paused 2.5 s) moves nothing: the standby judges no one before it has read what arrived', async () => {
+    const { clock, a, b } = await settled(true);
+    await clock.stall(2_500);
+    await clock.advance(5_000);
+    expect(b.events).toEqual([]);
+    expect(a.f.elections.get('192.0.2.40')?.state()).toBe('holding');
     await stopBoth(a, b);
   });
 
