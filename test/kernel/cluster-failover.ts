@@ -130,11 +130,15 @@ export async function startHaStack(lab: NetLab, opts: HaStackOptions = {}): Prom
       }
     },
     async stop() {
+      // The namespace first, while the controller and the agents still run: its VirtualServices carry
+      // finalizers only they remove, and a namespace left terminating would keep the next whole-stack suite in
+      // this VM run (stack-dr, same namespace name) from creating it.
+      for (const d of Object.values(directors)) if (!d.agent.proc?.running) d.agent.start();
+      await kubectl(['delete', 'namespace', APP_NS, '--ignore-not-found', '--wait=true', '--timeout=240s'], { allowFailure: true, timeoutMs: 260_000 });
       for (const a of [...Object.values(directors).map((d) => d.agent), ...Object.values(realServers)]) await a.stop().catch(() => undefined);
       await controller.stop().catch(() => undefined);
       for (const n of [...DIRECTOR_NAMES, 'web1', 'web2']) await kubectl(['delete', 'node', n, '--ignore-not-found'], { allowFailure: true });
       await kubectl(['delete', '-f', POOL_FILE, '--ignore-not-found'], { allowFailure: true });
-      await kubectl(['delete', 'namespace', APP_NS, '--ignore-not-found', '--wait=false'], { allowFailure: true });
       // Other whole-stack suites in the same VM run install the chart under the same release name.
       await helm(['uninstall', 'lvs-operator', '-n', 'lvs-system', '--wait'], { allowFailure: true }).catch(() => undefined);
     },

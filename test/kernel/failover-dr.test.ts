@@ -56,7 +56,7 @@ describe('director failover (two directors, VIP election, sync daemons, DR lab)'
     await probe?.stop().catch(() => undefined);
     await stack?.stop();
     await lab.destroy();
-  }, 300_000);
+  }, 600_000);
 
   step('exactly one director holds the VIP: kernel, Lease, client ARP entry and sync daemons agree', async () => {
     const { holder, standby } = await roles();
