@@ -214,14 +214,15 @@ export class DirectorFailover {
     if (limit.length === 0) this.#refreshedAt = undefined;
     if (limit.length === 0 && unlimit.length === 0) return;
     this.#refreshing = true;
-    const lifetimeMs = vipLifetimeSeconds(this.#o.settings) * 1000;
+    const lifetimeSeconds = vipLifetimeSeconds(this.#o.settings);
+    const lifetimeMs = lifetimeSeconds * 1000;
     const since = this.#refreshedAt === undefined ? 0 : this.#clock.now() - this.#refreshedAt;
     // A stalled agent (a slow kernel request holding the event loop, a starved node) nears the point where the
     // kernel drops a VIP it still holds: say so, it explains a VIP that vanished on a live holder.
     if (limit.length && since > lifetimeMs / 2) this.#o.log.warn({ vips: limit, sinceLastRefreshMs: Math.round(since), lifetimeMs }, 'VIP lifetime refresh is late');
     try {
       if (limit.length) {
-        await refresh(limit, vipLifetimeSeconds(this.#o.settings));
+        await refresh(limit, lifetimeSeconds);
         this.#refreshedAt = this.#clock.now();
       }
       for (const vip of limit) this.#limited.add(vipKey(vip));
