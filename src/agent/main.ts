@@ -159,7 +159,7 @@ async function main(argv: string[]): Promise<number> {
         import('./failover/director-failover.ts'), import('./failover/syncd.ts'), import('../kube/leader.ts'), import('../kube/events.ts'), import('./failover/events.ts'),
         import('../kube/informer.ts'),
       ]);
-      const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
+      const events = new EventRecorder({ sink: eventsV1Sink(kc, { logger: log }), reportingController: 'lvs.operator.dev/agent', reportingInstance: node, logger: log });
       failoverEvents = events;
       // VIPs this agent had bound as a director before a restart (or an upgrade from per-service Leases):
       // their elections start 'retained' (no drop, no hand-over), unless the start-up check gave them up.

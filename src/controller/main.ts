@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   const identity = process.env.POD_NAME ?? `${os.hostname()}-${process.pid}`;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const events = new EventRecorder({ sink: eventsV1Sink(kc), reportingInstance: identity, logger: log });
+  const events = new EventRecorder({ sink: eventsV1Sink(kc, { logger: log }), reportingInstance: identity, logger: log });
   const controller = new Controller({ kc, namespace, config, log, events, registry, manageDaemonSets: !values['no-daemonsets'] });
 
   // Metrics and probes on separate ports, as the chart expects (8080 metrics, 8081 /healthz and /readyz).

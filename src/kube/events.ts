@@ -64,16 +64,64 @@ export interface EventSink {
   close?(): void;
 }
 
+export interface EventsSinkOptions {
+  /** Per request, from when it is sent (default 10 s). */
+  timeoutMs?: number;
+  /** Requests in flight (default 8). */
+  concurrency?: number;
+  /** Events waiting for a slot; beyond that new ones are dropped, as client-go's broadcaster does (default 1,000). */
+  maxQueued?: number;
+  logger?: Logger;
+}
+
 /**
- * Writes Events over the keep-alive connections of a Writer: client-node's EventsV1Api opens a new TLS
- * connection per request, and a controller's initial sync at 5,000 services records thousands of Events.
+ * Writes Events over the keep-alive connections of a Writer, a few at a time. client-node's EventsV1Api opened
+ * a new TLS connection per request: a controller's initial sync at 5,000 services records thousands of Events
+ * at once, and those handshakes cost more CPU than the sync itself. Events are best effort: when more than
+ * `maxQueued` wait, new ones are dropped (counted, logged at most every 10 s) rather than held in memory.
  */
-export function eventsV1Sink(kc: KubeConfig, timeoutMs = 10_000): EventSink & { close(): void } {
+export function eventsV1Sink(kc: KubeConfig, o: EventsSinkOptions = {}): EventSink & { close(): void; readonly dropped: number } {
   const writer = new Writer(kc, 'lvs-events');
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const concurrency = o.concurrency ?? 8;
+  const maxQueued = o.maxQueued ?? 1000;
+  const log = o.logger ?? createLogger('events');
+  const waiting: Array<() => void> = [];
+  let active = 0;
+  let dropped = 0;
+  let droppedLogged = 0;
+  let lastDropLog = -Infinity;
+  /** Runs `fn` in a slot; resolves without running it when the queue is full (the Event is dropped). */
+  const inSlot = async (fn: () => Promise<void>): Promise<void> => {
+    if (active < concurrency) {
+      active++;
+    } else if (waiting.length >= maxQueued) {
+      dropped++;
+      if (Date.now() - lastDropLog >= 10_000) {
+        log.warn({ dropped: dropped - droppedLogged, waiting: waiting.length }, 'too many Events waiting to be written: dropping new ones');
+        droppedLogged = dropped;
+        lastDropLog = Date.now();
+      }
+      return;
+    } else {
+      // The slot is handed over by the request that frees it.
+      await new Promise<void>((r) => waiting.push(r));
+    }
+    try {
+      await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
   const path = (namespace: string, name?: string): string =>
     `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
   return {
-    async create(e) {
+    get dropped() {
+      return dropped;
+    },
+    create: (e) => inSlot(async () => {
       const body = {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
@@ -90,11 +138,11 @@ export function eventsV1Sink(kc: KubeConfig, timeoutMs = 10_000): EventSink & { 
         ...(e.series ? { series: { count: e.series.count, lastObservedTime: formatMicroTime(e.series.lastObservedTime) } } : {}),
       };
       await writer.request('POST', path(e.namespace), { body, contentType: 'application/json', signal: AbortSignal.timeout(timeoutMs) });
-    },
-    async updateSeries(namespace, name, series) {
+    }),
+    updateSeries: (namespace, name, series) => inSlot(async () => {
       const body = { series: { count: series.count, lastObservedTime: formatMicroTime(series.lastObservedTime) } };
       await writer.request('PATCH', path(namespace, name), { body, contentType: 'application/merge-patch+json', signal: AbortSignal.timeout(timeoutMs) });
-    },
+    }),
     close: () => writer.close(),
   };
 }
