@@ -5,9 +5,7 @@
 // weight changes where every plan object is new (a standalone reload). Each is timed from setPlan to a
 // kernel read (a second netlink socket) showing the change; we count the netlink requests the agent spent
 // on it and read its RSS. A full resync (the periodic drift repair) is timed too, and `ipvsadm -e` doing
-// single changes in the same run is the reference. Last, weight changes at random moments while periodic
-// resyncs run (every BENCH_RESYNC seconds, default 2: more often than the default 10 s, so that most changes
-// meet one), timed until a kernel read shows them. Writes bench/results/agent.{json,md}.
+// single changes in the same run is the reference. Writes bench/results/agent.{json,md}.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,7 +47,6 @@ const SERVICES = Number(process.env.BENCH_SERVICES ?? 5000);
 const DESTS = 10;
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 100);
 const RELOADS = Math.max(1, Math.round(CHANGES / 5));
-const RESYNC_S = Number(process.env.BENCH_RESYNC ?? 2);
 const out = process.env.LVS_VM_OUT ?? path.resolve(import.meta.dirname, 'results');
 
 const vip = (i: number): string => `10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
@@ -63,8 +60,6 @@ const keyOf = (s: PlannedService): ServiceKey => ({ af: 'ipv4', protocol: 'tcp',
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-agent-'));
 const log = createLogger('bench', 'silent');
 const ipvs = new IpvsClient({});
-// The agent's second handle, for whole-table reads (as in src/agent/main.ts).
-const reader = new IpvsClient({});
 // The benchmark's own socket for checking the kernel, so the agent's request counts are its own.
 const kernel = new IpvsClient({});
 // VIPs are not bound (a standby director): the benchmark is about IPVS. Sysctls are real, on lo.
@@ -82,18 +77,11 @@ class TimedStateStore extends FileStateStore {
 const state = new TimedStateStore(path.join(tmp, 'agent-state.json'));
 const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
 let waiting: ((run: AgentRun) => void) | undefined;
-const fullRuns: Array<{ end: number; ms: number }> = [];
-const reports = createReportSink({
-  metrics,
-  also: (run) => {
-    if (run.full) fullRuns.push({ end: performance.now(), ms: run.durationMs });
-    waiting?.(run);
-  },
-});
+const reports = createReportSink({ metrics, also: (run) => waiting?.(run) });
 const health = new HealthChecker({ log });
 const agent = new Agent({
-  node: 'bench', log, health, resyncSeconds: RESYNC_S,
-  director: new DirectorReconciler({ ipvs, reader, netif, sysctl, state, log, defaultInterface: async () => 'lo' }),
+  node: 'bench', log, health,
+  director: new DirectorReconciler({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'lo' }),
   realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'lo' }),
   onReport: reports.onReport,
   onError: (e) => {
@@ -205,35 +193,6 @@ const table = await kernel.listServices();
 const expected = director.length;
 if (table.length !== expected || repaired.director.drift !== expected) throw new Error(`drift repair: kernel has ${table.length} services, drift ${repaired.director.drift}, expected ${expected}`);
 
-// Weight changes while the periodic resyncs run: at random moments, each timed from setPlan until a kernel
-// read (GET_DEST every millisecond, on the benchmark's socket) shows it.
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const duringResync: number[] = [];
-let seed = 12345;
-const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-const fullBefore = fullRuns.length;
-agent.start();
-const phaseStart = performance.now();
-for (let c = 0; c < CHANGES; c++) {
-  await sleep(random() * 500);
-  const i = (c * 15485863) % director.length;
-  const cur = director[i]!;
-  const weight = 20 + (c % 50);
-  const next = director.map((s) => (s === cur ? { ...s, destinations: s.destinations.map((d, k) => (k === 1 ? { ...d, weight } : d)) } : s));
-  t = performance.now();
-  agent.setPlan(planOf(next));
-  for (;;) {
-    if ((await kernel.listDestinations(keyOf(cur))).some((d) => d.destination.address === cur.destinations[1]!.address && d.destination.weight === weight)) break;
-    if (performance.now() - t > 120_000) throw new Error('weight change during resyncs: the kernel does not show it');
-    await sleep(1);
-  }
-  duringResync.push(performance.now() - t);
-  director = next;
-}
-const phaseMs = performance.now() - phaseStart;
-agent.stop();
-const resyncsInPhase = fullRuns.slice(fullBefore);
-
 // The same single changes with ipvsadm (one process per change, as an admin or keepalived would).
 const ipvsadmMs: number[] = [];
 for (let c = 0; c < 30; c++) {
@@ -245,7 +204,6 @@ for (let c = 0; c < 30; c++) {
 agent.stop();
 state.flush();
 ipvs.close();
-reader.close();
 kernel.close();
 
 const all = [...samples.weight, ...samples.destination, ...samples.service];
@@ -277,16 +235,6 @@ const result = {
   fullResyncMs: { p50: percentile(resyncMs, 50), max: Math.max(...resyncMs) },
   kernelDumpMs: Math.round(dumpMs),
   driftRepairMs: Math.round(repairMs),
-  duringPeriodicResyncs: {
-    resyncEverySeconds: RESYNC_S,
-    changes: duringResync.length,
-    p50: percentile(duringResync, 50), p99: percentile(duringResync, 99), max: Math.max(...duringResync),
-    phaseMs: Math.round(phaseMs),
-    fullRuns: resyncsInPhase.length,
-    fullRunMsP50: percentile(resyncsInPhase.map((r) => r.ms), 50),
-    /** Share of the phase spent in full runs (their kernel read ahead not included). */
-    fullRunShare: resyncsInPhase.reduce((a, r) => a + r.ms, 0) / phaseMs,
-  },
   ipvsadmSingleChangeMs: { p50: percentile(ipvsadmMs, 50), p99: percentile(ipvsadmMs, 99) },
   ratioP50OursToIpvsadm: percentile(all, 50) / percentile(ipvsadmMs, 50),
   agentRssMiB: Math.round(rss / 1048576),
@@ -310,16 +258,13 @@ fs.writeFileSync(path.join(out, 'agent.md'), [
   `| state-file writes (coalesced, 100 ms): count, p50 / max | ${writeMs.length}, ${f(result.stateFileWriteMs.p50)} / ${f(result.stateFileWriteMs.max)} ms |`,
   `| full resync (periodic drift repair, nothing to do) p50 / max; of it, the kernel dump alone | ${f(result.fullResyncMs.p50)} / ${f(result.fullResyncMs.max)} ms; ${result.kernelDumpMs} ms |`,
   `| drift repair after \`ipvsadm -C\` (${expected} services re-created) | ${result.driftRepairMs} ms |`,
-  `| weight change -> kernel while periodic resyncs run (every ${RESYNC_S} s; ${duringResync.length} changes at random moments), p50 / p99 / max | ${f(result.duringPeriodicResyncs.p50)} / ${f(result.duringPeriodicResyncs.p99)} / ${f(result.duringPeriodicResyncs.max)} ms |`,
-  `| ... full runs during those changes: count, duration p50, share of the time (their kernel read ahead not counted) | ${resyncsInPhase.length}, ${f(result.duringPeriodicResyncs.fullRunMsP50)} ms, ${(result.duringPeriodicResyncs.fullRunShare * 100).toFixed(0)} % |`,
   `| ipvsadm -e (one process per change) p50 / p99 | ${f(result.ipvsadmSingleChangeMs.p50)} / ${f(result.ipvsadmSingleChangeMs.p99)} ms |`,
   `| ratio ours / ipvsadm (p50) | ${f(result.ratioP50OursToIpvsadm)} |`,
   `| agent RSS (max over the run) | ${result.agentRssMiB} MiB |`,
   '',
   'A change-driven run reconciles only the services whose planned objects changed (found by identity, then by value), with',
   'the kernel view kept from the last dump; the first run and the periodic resync (every 10 s by default) are full runs',
-  'that dump the kernel and repair drift. The periodic resync reads the kernel ahead of its run, on its own socket, while',
-  'changes go on; a change that arrives while the rest of a full run is in flight waits for it.',
+  'that dump the kernel and repair drift. A change that arrives while a full run is in flight waits for it.',
   '',
 ].join('\n'));
 console.log(JSON.stringify(result, null, 2));

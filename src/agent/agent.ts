@@ -13,7 +13,7 @@ import { emptyPlan } from '../model/plan.ts';
 import type { Logger } from '../util/log.ts';
 import type { HealthChecker } from './health/checker.ts';
 import type { HealthTarget } from './health/types.ts';
-import type { DirectorReconciler, DirectorReport, HealthLookup, KernelRead, ServiceReport } from './director/reconciler.ts';
+import type { DirectorReconciler, DirectorReport, HealthLookup, ServiceReport } from './director/reconciler.ts';
 import type { RealServerReconciler, RealServerVipReport } from './realserver/reconciler.ts';
 import { deepEqual, planDelta } from './plandelta.ts';
 
@@ -122,10 +122,6 @@ export class Agent {
   #last: AgentRun | undefined;
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
-  /** The periodic resync's kernel read, in flight (change-driven runs go on meanwhile). */
-  #reading = false;
-  /** Its result, for the next full run. */
-  #kernel: KernelRead | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -191,33 +187,18 @@ export class Agent {
   /**
    * The next periodic resync, counted from the end of the last full run: a full run takes seconds at
    * 5,000 services (longer on a starved host), and counted from its start every run became a full one,
-   * with each plan change waiting for one or two of them. Its kernel dump, most of a full run's time, is
-   * read first, outside the run: plan changes and health verdicts are not held up by it.
+   * with each plan change waiting for one or two of them.
    */
   #armResync(): void {
     if (!this.#periodic) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       // A full run in flight does the resync's work and arms the next one when it ends.
-      if (this.#fullRunning || this.#reading) return;
-      void this.#readThenResync();
+      if (this.#fullRunning) return;
+      this.#resync = true;
+      this.trigger();
     }, (this.#o.resyncSeconds ?? 10) * 1000);
     this.#timer.unref();
-  }
-
-  async #readThenResync(): Promise<void> {
-    this.#reading = true;
-    try {
-      this.#kernel = await this.#o.director.readKernel();
-    } catch (e) {
-      // The full run dumps the kernel itself.
-      this.#o.log.warn({ err: (e as Error).message }, 'reading the IPVS table ahead of the resync failed');
-    } finally {
-      this.#reading = false;
-    }
-    if (!this.#periodic) return;
-    this.#resync = true;
-    this.trigger();
   }
 
   /** Runs a full reconcile now (what the periodic resync does): reads the kernel, repairs drift. */
@@ -280,9 +261,7 @@ export class Agent {
     let director: DirectorReport;
     try {
       if (full) {
-        const kernel = this.#kernel;
-        this.#kernel = undefined;
-        director = await this.#o.director.reconcile(plan.director, healthy, { resync: true, ...(kernel ? { kernel } : {}) });
+        director = await this.#o.director.reconcile(plan.director, healthy, { resync: true });
       } else {
         const upsert: PlannedService[] = [];
         const remove: string[] = [];

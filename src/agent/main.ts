@@ -82,15 +82,12 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger('agent').child({ node });
   const stateDir = values['state-dir'];
   const ipvs = new IpvsClient({ logger: log });
-  // Whole-table dumps (the resync's read ahead, metrics scrapes) on their own socket: on `ipvs` they would
-  // hold its queue, and every change behind them, for seconds at thousands of services.
-  const reader = new IpvsClient({ logger: log });
   const netif = new RtNetif();
   const sysctl = new SysctlManager({ ledger: new FileLedgerStore(path.join(stateDir, 'sysctl-ledger.json')), logger: log });
   const state = new FileStateStore(path.join(stateDir, 'agent-state.json'));
   const defaultInterface = values.interface ? async (): Promise<string> => values.interface as string : defaultRouteInterface;
   const health = new HealthChecker({ log: log.child({ component: 'health' }) });
-  const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(reader, state), log });
+  const metrics = createLvsMetrics({ readSnapshot: ipvsSnapshotReader(ipvs, state), log });
   let cluster: ClusterSource | undefined;
   let failover: DirectorFailover | undefined;
   let failoverEvents: { close(): Promise<void> } | undefined;
@@ -102,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     health,
     resyncSeconds: Number(values.resync),
     director: new DirectorReconciler({
-      ipvs, reader, netif, sysctl, state, log, defaultInterface,
+      ipvs, netif, sysctl, state, log, defaultInterface,
       arp: new BackgroundAnnouncer(new CommandArpAnnouncer(), {
         onError: (err, ifname, vip) => log.warn({ vip, interface: ifname, errno: err.errno, err: err.message }, 'VIP announcement failed: neighbours keep the old MAC until their entry ages out'),
       }),
@@ -132,7 +129,6 @@ async function main(argv: string[]): Promise<number> {
     state.flush();
     reports.flush();
     ipvs.close();
-    reader.close();
     netif.close();
   };
 

@@ -12,7 +12,7 @@ import type { IpvsInterface } from '../../ipvs/interface.ts';
 import type { IpvsError } from '../../ipvs/errors.ts';
 import { destKey, serviceKey } from '../../ipvs/keys.ts';
 import { SvcFlag } from '../../ipvs/constants.ts';
-import { ZERO_COUNTERS, ZERO_STATS, type Service, type ServiceKey, type ServiceState } from '../../ipvs/types.ts';
+import { ZERO_COUNTERS, ZERO_STATS, type Service, type ServiceState } from '../../ipvs/types.ts';
 import type { NetInterfaceOps, ArpAnnouncer } from '../../netif/types.ts';
 import type { SysctlOps } from '../../sysctl/types.ts';
 import { sysctlsFor } from '../../sysctl/policy.ts';
@@ -28,11 +28,6 @@ export const DIRECTOR_OWNER_PREFIX = 'director:';
 
 export interface DirectorDeps {
   ipvs: IpvsInterface;
-  /**
-   * A second IPVS handle (its own netlink socket) for readKernel's dump: on `ipvs` a dump holds the
-   * client's queue for seconds at thousands of services, and every change would wait behind it. Default `ipvs`.
-   */
-  reader?: IpvsInterface;
   netif: NetInterfaceOps;
   sysctl: SysctlOps;
   arp?: ArpAnnouncer;
@@ -88,18 +83,6 @@ export interface ReconcileOptions {
    * VIPs (drift repair, drain progress). Without it a change costs work in proportion to the change.
    */
   resync?: boolean;
-  /** With `resync`: the table readKernel read beforehand, used instead of dumping inside the run. */
-  kernel?: KernelRead;
-}
-
-/**
- * The kernel table read ahead of a full run, while change-driven runs went on. IPVS dumps are no snapshots
- * anyway; what our own runs changed since the read began is read again before the full run diffs.
- */
-export interface KernelRead {
-  readonly view: ReadonlyMap<string, ServiceState>;
-  /** serviceKey → service of every operation applied since the read began (kept up to date until used). */
-  readonly touched: ReadonlyMap<string, ServiceKey>;
 }
 
 /** A change-driven run's input: only what changed since the last run. */
@@ -181,8 +164,6 @@ export class DirectorReconciler {
   /** Interfaces seen to exist, and the default interface, since the last full run. */
   readonly #interfaces = new Set<string>();
   #fallback: string | undefined;
-  /** While a kernel read is ahead of its full run: the services our operations touched since it began. */
-  #touched: Map<string, ServiceKey> | undefined;
 
   constructor(deps: DirectorDeps) {
     this.#d = deps;
@@ -193,26 +174,10 @@ export class DirectorReconciler {
    * over the services whose objects are not the ones last reconciled, and the ids no longer listed.
    */
   async reconcile(services: readonly PlannedService[], healthy: HealthLookup, opts: ReconcileOptions = {}): Promise<DirectorReport> {
-    if (opts.resync || !this.#view) return this.#run(services, [], true, healthy, opts.kernel);
+    if (opts.resync || !this.#view) return this.#run(services, [], true, healthy);
     const byId = new Map([...this.#entries].map(([id, e]) => [id, e.planned]));
     const delta = planDelta(byId, [], services, 'identity');
     return this.#run(delta.changed, delta.removed, false, healthy);
-  }
-
-  /**
-   * Dumps the kernel table for the next full run without holding up change-driven runs (which go on
-   * meanwhile; it uses `reader`'s socket). Pass the result to the full run as `kernel`.
-   */
-  async readKernel(): Promise<KernelRead> {
-    const touched = new Map<string, ServiceKey>();
-    this.#touched = touched;
-    try {
-      const services = await (this.#d.reader ?? this.#d.ipvs).listServices();
-      return { view: new Map(services.map((s) => [serviceKey(s.service), s])), touched };
-    } catch (e) {
-      if (this.#touched === touched) this.#touched = undefined;
-      throw e;
-    }
   }
 
   /** A change-driven run: only `changes` are looked at (a full run first when none has happened yet). */
@@ -224,7 +189,7 @@ export class DirectorReconciler {
     return this.#run([...all.values()], [], true, healthy);
   }
 
-  async #run(work: readonly PlannedService[], removedIds: readonly string[], full: boolean, healthy: HealthLookup, kernel?: KernelRead): Promise<DirectorReport> {
+  async #run(work: readonly PlannedService[], removedIds: readonly string[], full: boolean, healthy: HealthLookup): Promise<DirectorReport> {
     const { ipvs, sysctl, log } = this.#d;
     const now = (this.#d.now ?? Date.now)();
     const state = this.#d.state.load();
@@ -360,14 +325,7 @@ export class DirectorReconciler {
       const failedKeys = new Set([...failed].map((id) => serviceOf.get(id)!.key));
       owned = new Map([...this.#owned].filter(([k]) => !failedKeys.has(k)));
     }
-    if (full && kernel && kernel.touched === this.#touched) {
-      // Read ahead of this run: what our runs changed since then (failed operations included) is read again.
-      this.#touched = undefined;
-      this.#view = new Map(kernel.view);
-      this.#stale.clear();
-      for (const k of kernel.touched.keys()) this.#stale.add(k);
-      await this.#refresh(this.#view, [...kernel.touched.values()]);
-    } else if (full || !this.#view) {
+    if (full || !this.#view) {
       this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
       this.#stale.clear();
     } else if (this.#stale.size) {
@@ -383,7 +341,6 @@ export class DirectorReconciler {
     diff.ops.forEach((op: DirectorOp, i: number) => {
       const err: IpvsError | undefined = results[i];
       const key = serviceKey(op.service);
-      this.#touched?.set(key, op.service);
       if (err) {
         // Idempotent outcomes: the object is already as we want it.
         if ((op.op === 'addService' && err.code === 'EEXIST' && state.services[key] === op.owner) || (op.op.startsWith('delete') && (err.code === 'ESRCH' || err.code === 'ENOENT'))) {
@@ -479,7 +436,7 @@ export class DirectorReconciler {
   }
 
   /** Reads the stale ones among `services` from the kernel into the view (after a failed operation). */
-  async #refresh(view: Map<string, ServiceState>, services: readonly ServiceKey[]): Promise<void> {
+  async #refresh(view: Map<string, ServiceState>, services: readonly Service[]): Promise<void> {
     for (const svc of services) {
       const key = serviceKey(svc);
       if (!this.#stale.delete(key)) continue;
