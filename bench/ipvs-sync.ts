@@ -21,11 +21,12 @@ if (process.env.LVS_VM !== '1') {
   // VM's vCPUs are host threads, so the host's load shows in the times: record it with the results.
   const env = Object.entries(process.env).flatMap(([k, v]) => (k.startsWith('BENCH_') && v !== undefined ? ['--env', `${k}=${v}`] : []));
   const before = os.loadavg();
-  execFileSync(process.execPath, [path.join(repo, 'test/vm/run.ts'), '--timeout', '5000', ...env, '--', process.execPath, '--no-warnings', import.meta.filename], {
+  const dir = process.env.LVS_VM_OUT ?? path.join(repo, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync(process.execPath, [path.join(repo, 'test/vm/run.ts'), '--timeout', '5000', '--out', dir, ...env, '--', process.execPath, '--no-warnings', import.meta.filename], {
     stdio: 'inherit',
   });
   const after = os.loadavg();
-  const dir = process.env.LVS_VM_OUT ?? path.join(repo, 'bench', 'results');
   const load = { before: before.map((x) => Number(x.toFixed(2))), after: after.map((x) => Number(x.toFixed(2))), cores: os.availableParallelism() };
   const json = path.join(dir, 'ipvs-sync.json');
   fs.writeFileSync(json, `${JSON.stringify({ ...(JSON.parse(fs.readFileSync(json, 'utf8')) as object), hostLoadAverage: load }, null, 2)}\n`);
