@@ -27,22 +27,11 @@ import { ipvsSnapshotReader } from '../src/agent/metrics/snapshot.ts';
 import type { NodePlan, PlannedService } from '../src/model/plan.ts';
 import { createLogger } from '../src/util/log.ts';
 import { percentile } from '../test/support/percentile.ts';
+import { runBenchInVm } from './host.ts';
 
 if (process.env.LVS_VM !== '1') {
-  // On the host: boot the lab VM and run this file inside it. The VM's vCPUs are host threads, so the host's
-  // load (other VMs, builds) shows up in the tail: record it next to the results.
-  const repo = path.resolve(import.meta.dirname, '..');
-  const before = os.loadavg();
-  // The knobs go into the VM explicitly (it does not inherit this environment), and so does the results directory.
-  const dir = process.env.LVS_VM_OUT ?? path.join(repo, 'bench', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  const env = Object.entries(process.env).flatMap(([k, v]) => (k.startsWith('BENCH_') && v !== undefined ? ['--env', `${k}=${v}`] : []));
-  execFileSync(process.execPath, [path.join(repo, 'test/vm/run.ts'), '--timeout', '3000', '--out', dir, ...env, '--', process.execPath, '--no-warnings', import.meta.filename], { stdio: 'inherit' });
-  const after = os.loadavg();
-  const load = { before: before.map((x) => Number(x.toFixed(2))), after: after.map((x) => Number(x.toFixed(2))), cores: os.availableParallelism() };
-  const json = path.join(dir, 'agent.json');
-  fs.writeFileSync(json, JSON.stringify({ ...JSON.parse(fs.readFileSync(json, 'utf8')) as object, hostLoadAverage: load }, null, 2) + '\n');
-  fs.appendFileSync(path.join(dir, 'agent.md'), `\nHost load average (1/5/15 min) before ${load.before.join(' / ')}, after ${load.after.join(' / ')} on ${load.cores} cores.\n`);
+  // On the host: boot the lab VM and run this file inside it.
+  runBenchInVm(import.meta.filename, 'agent', 3000);
   process.exit(0);
 }
 

@@ -20,6 +20,7 @@ import path from 'node:path';
 // Types only (erased): the lab modules themselves are loaded inside the VM, below.
 import type { ClientProbe, Director, Fault, HaStack } from '../test/kernel/cluster-failover.ts';
 import { percentile } from '../test/support/percentile.ts';
+import { recordHostLoad, resultsDir } from './host.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 
@@ -27,8 +28,7 @@ if (process.env.LVS_VM !== '1') {
   // On the host: the apiserver, then this file inside the VM. The VM's vCPUs are host threads, so the host's
   // load (other VMs, builds) shows up in the timings: record it next to the results.
   const [{ runInVm, vmCacheDir }, { startHostApi }] = await Promise.all([import('../test/vm/lab.ts'), import('../test/vm/host-api.ts')]);
-  const out = process.env.LVS_VM_OUT ?? path.join(repo, 'bench', 'results');
-  fs.mkdirSync(out, { recursive: true });
+  const out = resultsDir();
   const log = (m: string): void => {
     process.stderr.write(`[bench:failover] ${m}\n`);
   };
@@ -54,14 +54,9 @@ if (process.env.LVS_VM !== '1') {
   } finally {
     await hostApi.stop();
   }
-  const after = os.loadavg();
   const json = path.join(out, 'failover.json');
   // Also after a failed or cut-short run: the rounds written so far are results too.
-  if (fs.existsSync(json) && fs.statSync(json).mtimeMs > startedAt) {
-    const load = { before: before.map((x) => Number(x.toFixed(2))), after: after.map((x) => Number(x.toFixed(2))), cores: os.availableParallelism() };
-    fs.writeFileSync(json, JSON.stringify({ ...JSON.parse(fs.readFileSync(json, 'utf8')) as object, hostLoadAverage: load }, null, 2) + '\n');
-    fs.appendFileSync(path.join(out, 'failover.md'), `\nHost load average (1/5/15 min, \`uptime\`) before ${load.before.join(' / ')}, after ${load.after.join(' / ')} on ${load.cores} cores.\n`);
-  }
+  if (fs.existsSync(json) && fs.statSync(json).mtimeMs > startedAt) recordHostLoad(out, 'failover', before);
   process.exit(code);
 }
 

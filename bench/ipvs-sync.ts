@@ -5,7 +5,7 @@
 // with `ipvsadm -R` (an equivalent rules file on stdin) and `ipvsadm -Sn`. Rounds alternate who goes
 // first. Also checks that, at that table size, a weight change costs exactly one netlink request.
 // Writes bench/results/ipvs-sync.{json,md}. Targets: ours/ipvsadm <= 1.0 for sync and for dump.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,23 +14,12 @@ import type { IpvsOp } from '../src/ipvs/interface.ts';
 import { formatIpvsadmRules } from '../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceState } from '../src/ipvs/types.ts';
 import { destination, ZERO_COUNTERS, ZERO_STATS } from '../src/ipvs/types.ts';
+import { runBenchInVm } from './host.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 if (process.env.LVS_VM !== '1') {
-  // On the host: boot the lab VM and run this file inside it (results land in bench/results). The
-  // VM's vCPUs are host threads, so the host's load shows in the times: record it with the results.
-  const env = Object.entries(process.env).flatMap(([k, v]) => (k.startsWith('BENCH_') && v !== undefined ? ['--env', `${k}=${v}`] : []));
-  const before = os.loadavg();
-  const dir = process.env.LVS_VM_OUT ?? path.join(repo, 'bench', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  execFileSync(process.execPath, [path.join(repo, 'test/vm/run.ts'), '--timeout', '5000', '--out', dir, ...env, '--', process.execPath, '--no-warnings', import.meta.filename], {
-    stdio: 'inherit',
-  });
-  const after = os.loadavg();
-  const load = { before: before.map((x) => Number(x.toFixed(2))), after: after.map((x) => Number(x.toFixed(2))), cores: os.availableParallelism() };
-  const json = path.join(dir, 'ipvs-sync.json');
-  fs.writeFileSync(json, `${JSON.stringify({ ...(JSON.parse(fs.readFileSync(json, 'utf8')) as object), hostLoadAverage: load }, null, 2)}\n`);
-  fs.appendFileSync(path.join(dir, 'ipvs-sync.md'), `\nHost load average (1/5/15 min) before ${load.before.join(' / ')}, after ${load.after.join(' / ')} on ${load.cores} cores.\n`);
+  // On the host: boot the lab VM and run this file inside it.
+  runBenchInVm(import.meta.filename, 'ipvs-sync', 5000);
   process.exit(0);
 }
 

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { realClock } from './clock.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import { describeError, isNotFound } from './errors.ts';
-import type { KubeObject } from './informer.ts';
+import { resourcePath, type KubeObject } from './informer.ts';
 import { formatMicroTime } from './leader.ts';
 import { Writer } from './writer.ts';
 import { createLogger } from '../util/log.ts';
@@ -115,8 +115,7 @@ export function eventsV1Sink(kc: KubeConfig, o: EventsSinkOptions = {}): EventSi
       else active--;
     }
   };
-  const path = (namespace: string, name?: string): string =>
-    `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+  const path = (namespace: string, name?: string): string => resourcePath({ group: 'events.k8s.io', version: 'v1', plural: 'events', namespace }, name);
   return {
     get dropped() {
       return dropped;
