@@ -191,6 +191,31 @@ describe('HeartbeatMonitor', () => {
     a.close();
     b.close();
   });
+  it('a stall gives no grace to a peer already down: a dead director\'s MAC stays out of liveDirectorMacs', async () => {
+    const { clock, seg, downs, a, b } = pair();
+    await a.setInterfaces(['eth0']);
+    await b.setInterfaces(['eth0']);
+    await clock.advance(300);
+    const [ta] = [...seg.members];
+    ta!.mac = '02:00:00:00:00:0a';
+    await clock.advance(300);
+    expect(b.liveDirectorMacs(['02:00:00:00:00:0a'])).toEqual(['02:00:00:00:00:0a']);
+    // a dies; b judges it down at its next checks.
+    ta!.cut = true;
+    await clock.advance(1_000);
+    expect(downs).toContain('b saw a down');
+    // Then b's own process stalls (a bind, a netlink call): its late check must not bring a back to life.
+    await clock.stall(2_000);
+    expect(b.isAlive('a')).toBe(false);
+    expect(b.isDown('a')).toBe(true);
+    expect(b.liveDirectorMacs(['02:00:00:00:00:0a'])).toEqual([]);
+    // Heard again: alive again.
+    ta!.cut = false;
+    await clock.advance(200);
+    expect(b.isAlive('a')).toBe(true);
+    a.close();
+    b.close();
+  });
 });
 
 describe('early takeover on director heartbeats (DirectorFailover, fake Lease store and segment)', () => {
