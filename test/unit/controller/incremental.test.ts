@@ -1,5 +1,5 @@
 import { IncrementalPlanner, type PlanSources } from '../../../src/controller/incremental.ts';
-import { canonicalSpec } from '../../../src/controller/controller.ts';
+import { specDigest } from '../../../src/controller/controller.ts';
 import { plan, type NodeInfo, type Plan } from '../../../src/model/planner.ts';
 import { shardPlan } from '../../../src/model/shards.ts';
 import { canonicalJson } from '../../../src/util/canonical.ts';
@@ -246,19 +246,45 @@ function rebuild(n: unknown): Plan {
   return { services: new Map(x.services), realServers: new Map(x.realServers), nodes: new Map(x.nodes) };
 }
 
-describe('canonicalSpec', () => {
-  it('is canonicalJson of the spec, optional fields included', () => {
+describe('specDigest', () => {
+  /** The same spec as fresh objects with their keys in another order (what a read from the server gives). */
+  const reparsed = <T>(v: T): T => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.entries(x as Record<string, unknown>).reverse()) : x))) as T;
+
+  it('is equal for specs with equal canonical JSON, different when anything in them differs', () => {
     const w = new World(3);
     for (let i = 0; i < 80; i++) w.step();
     const p = plan({ virtualServices: w.virtualServices(), realServers: w.realServers(), nodes: w.nodes() });
+    const seen = new Map<string, string>();
     let checked = 0;
     for (const np of p.nodes.values()) {
       for (const o of shardPlan(np)) {
-        expect(canonicalSpec(o.spec)).toBe(canonicalJson(o.spec));
+        const copy = reparsed(o.spec);
+        expect(canonicalJson(copy)).toBe(canonicalJson(o.spec));
+        expect(specDigest(copy)).toBe(specDigest(o.spec));
+        // Distinct specs, distinct digests.
+        const d = specDigest(o.spec);
+        const c = canonicalJson(o.spec);
+        if (seen.has(d)) expect(seen.get(d)).toBe(c);
+        seen.set(d, c);
+        // A change anywhere in an entry, or in the order of entries, changes it.
+        if (copy.director.length > 0) {
+          const changed = reparsed(o.spec);
+          changed.director[0]!.generation += 1;
+          expect(specDigest(changed)).not.toBe(d);
+        }
+        if (copy.realServer.length > 1) {
+          const swapped = reparsed(o.spec);
+          swapped.realServer.reverse();
+          if (canonicalJson(swapped) !== c) expect(specDigest(swapped)).not.toBe(d);
+        }
         checked++;
       }
     }
     expect(checked).toBeGreaterThan(3);
-    expect(canonicalSpec({ node: 'x', shard: 3, director: [], realServer: [] })).toBe(canonicalJson({ node: 'x', shard: 3, director: [], realServer: [] }));
+    const empty = { node: 'x', shard: 3, director: [], realServer: [] };
+    expect(specDigest(empty)).toBe(specDigest(reparsed(empty)));
+    expect(specDigest(empty)).not.toBe(specDigest({ ...empty, shard: 4 }));
+    expect(specDigest(empty)).not.toBe(specDigest({ ...empty, node: 'y' }));
   });
 });
