@@ -191,7 +191,7 @@ export class Controller {
   /** Our own writes coming back through the watch need no work (own-writes.ts). */
   readonly #echoes = new OwnWrites(() => this.trigger());
   /** Per shard: the spec digest (specDigest) the server holds at (uid, generation), as we last wrote or read it. */
-  readonly #shardSpecs = new Map<string, { uid: string; generation: number; canon: string }>();
+  readonly #shardSpecs = new Map<string, { uid: string; generation: number; digest: string }>();
   /** VirtualServices being deleted that still carry our finalizer. */
   readonly #deleting = new Set<string>();
   #daemonSetsCheckedAt = -Infinity;
@@ -521,14 +521,14 @@ export class Controller {
   #serverSpec(have: NodePlanObject): string {
     const name = have.metadata.name ?? '';
     const known = this.#shardSpecs.get(name);
-    if (known && known.uid === have.metadata.uid && known.generation === have.metadata.generation) return known.canon;
+    if (known && known.uid === have.metadata.uid && known.generation === have.metadata.generation) return known.digest;
     const c = specDigest(have.spec);
-    this.#shardSpecs.set(name, { uid: have.metadata.uid ?? '', generation: have.metadata.generation ?? 0, canon: c });
+    this.#shardSpecs.set(name, { uid: have.metadata.uid ?? '', generation: have.metadata.generation ?? 0, digest: c });
     return c;
   }
 
-  #remember(written: NodePlanObject | undefined, canon: string): void {
-    if (written?.metadata.name) this.#shardSpecs.set(written.metadata.name, { uid: written.metadata.uid ?? '', generation: written.metadata.generation ?? 0, canon });
+  #remember(written: NodePlanObject | undefined, digest: string): void {
+    if (written?.metadata.name) this.#shardSpecs.set(written.metadata.name, { uid: written.metadata.uid ?? '', generation: written.metadata.generation ?? 0, digest });
   }
 
   /** Brings NodePlan shards in line with the plan: all of them (`only` undefined) or the named ones. */
@@ -537,19 +537,19 @@ export class Controller {
     const liveNodes = new Set(this.nodes.keys());
     const consider = (name: string, want: NodePlanObject | undefined, have: NodePlanObject | undefined): void => {
       if (want) {
-        const canon = specDigest(want.spec);
+        const digest = specDigest(want.spec);
         if (!have) {
           writes.push(async () => {
             const written = await this.#write.create(R.nodeplans, want).catch((e: unknown) => {
               if (!isAlreadyExists(e)) throw e;
               return undefined;
             });
-            this.#remember(written, canon);
+            this.#remember(written, digest);
           });
-        } else if (this.#serverSpec(have) !== canon) {
+        } else if (this.#serverSpec(have) !== digest) {
           // Merge patch of the whole spec (lists are replaced): no resourceVersion, so an agent's status
           // write in between is no conflict. Only the leader writes specs.
-          writes.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), canon));
+          writes.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), digest));
         }
         return;
       }

@@ -209,8 +209,8 @@ export class HeartbeatMonitor {
    * Our own check is overdue (a stall here, not there: a starved or paused process, often the whole node):
    * what the others sent meanwhile is still unread in the socket, so every peer gets a fresh grace period.
    * Run before any judgement: after a stall the elections' timers may fire before the check's.
-   * Only peers alive when the stall began get it: one already silent then (judged down, or due to be at the
-   * check that came late) stays dead. Reviving it made a dead agent's kernel, still answering ARP for its VIP
+   * Only peers alive when the stall began get it: one already silent for `missed` intervals at our last check
+   * (judged down then, or due to be at the check that came late) stays dead. Reviving it made a dead agent's kernel, still answering ARP for its VIP
    * until the lifetime ran out, look like a live holder to a retained VIP's conflict probe, which then let go.
    */
   #catchUp(): void {
@@ -218,7 +218,7 @@ export class HeartbeatMonitor {
     const now = this.#clock.now();
     if (now - this.#lastTick <= this.#intervalMs * 3) return;
     for (const p of this.#peers.values()) {
-      if (p.down || this.#lastTick - p.lastSeen > this.#missMs(p)) continue;
+      if (this.#lastTick - p.lastSeen > this.#missMs(p)) continue;
       p.lastSeen = Math.max(p.lastSeen, now);
     }
     this.#o.log.debug({ lateMs: Math.round(now - this.#lastTick - this.#intervalMs) }, 'heartbeat check ran late: peers get a fresh grace period');
