@@ -23,7 +23,7 @@ import type { EventRecorder } from '../kube/events.ts';
 import { idOf, type NodeInfo, type Plan } from '../model/planner.ts';
 import { shardPlan, shardOf, shardName } from '../model/shards.ts';
 import type { PlannedRealServerVip, PlannedService } from '../model/plan.ts';
-import { transitions } from '../model/conditions.ts';
+import { conditionEvents } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
 import { createHash } from 'node:crypto';
 import { canonicalJson, sameJson } from '../util/canonical.ts';
@@ -446,9 +446,7 @@ export class Controller {
       if (!v || v.metadata.deletionTimestamp) return;
       const status = virtualServiceStatus(v, p, reports, now);
       if (sameJson(status, v.status ?? {})) return;
-      for (const c of transitions(v.status?.conditions, status.conditions ?? [])) {
-        this.#o.events?.event(v as never, c.status === 'False' && c.type !== 'Ready' ? 'Warning' : 'Normal', `${c.type}${c.status === 'True' ? '' : c.status}`, c.message);
-      }
+      for (const e of conditionEvents(v.status?.conditions, status.conditions ?? [])) this.#o.events?.event(v as never, e.type, e.reason, e.note);
       await this.#echoes.write(id, () => this.#write.patch(R.virtualservices, { name: v.metadata.name ?? '', namespace: v.metadata.namespace }, { status: statusPatch(v.status, status) }, 'status').catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       }));

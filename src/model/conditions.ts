@@ -1,4 +1,5 @@
 /** Kubernetes condition bookkeeping (Gateway API rules: merge by type, keep foreign conditions). */
+import { ConditionReady, ReasonPending } from '../api/v1alpha1/conditions.ts';
 import type { Condition } from '../api/v1alpha1/meta.ts';
 
 export interface ConditionInput {
@@ -37,4 +38,28 @@ export function mergeConditions(current: Condition[] | undefined, updates: Condi
 /** Condition changes worth an Event: new types and status flips. */
 export function transitions(before: Condition[] | undefined, after: Condition[]): Condition[] {
   return after.filter((c) => before?.find((b) => b.type === c.type)?.status !== c.status);
+}
+
+export interface ConditionEvent {
+  type: 'Normal' | 'Warning';
+  /** The condition type, with the status appended unless True (`Programmed`, `AcceptedFalse`). */
+  reason: string;
+  note: string;
+}
+
+/**
+ * The Events for a status change: one per transition, except a condition that first appears as Pending.
+ * Every new object starts so and the outcome follows (its own Event); at 5,000 new VirtualServices those
+ * were two of every five Events and crowded the sink into dropping thousands. Pending is Normal wherever it
+ * appears (a new generation being applied is no fault); other False conditions are Warnings, except Ready,
+ * which is False while a service starts.
+ */
+export function conditionEvents(before: Condition[] | undefined, after: Condition[]): ConditionEvent[] {
+  return transitions(before, after)
+    .filter((c) => c.reason !== ReasonPending || before?.some((b) => b.type === c.type))
+    .map((c) => ({
+      type: c.status === 'False' && c.type !== ConditionReady && c.reason !== ReasonPending ? 'Warning' : 'Normal',
+      reason: `${c.type}${c.status === 'True' ? '' : c.status}`,
+      note: c.message,
+    }));
 }

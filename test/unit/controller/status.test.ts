@@ -1,7 +1,7 @@
 import { plan, type NodeInfo } from '../../../src/model/planner.ts';
 import { shardPlan } from '../../../src/model/shards.ts';
 import { indexReports, virtualServiceStatus, realServerStatus } from '../../../src/controller/status.ts';
-import { mergeConditions, transitions } from '../../../src/model/conditions.ts';
+import { conditionEvents, mergeConditions, transitions } from '../../../src/model/conditions.ts';
 import type { VirtualService, RealServer, NodePlan as NodePlanObject } from '../../../src/api/v1alpha1/index.ts';
 
 const now = new Date('2026-11-25T10:00:00.123Z');
@@ -105,5 +105,36 @@ describe('conditions', () => {
     expect(transitions(a, b)).toEqual([]);
     const c = mergeConditions(b, [{ type: 'Ready', status: 'True', reason: 'Ready', message: '' }], 2, new Date('2026-01-03T00:00:00Z'));
     expect(transitions(b, c).map((x) => x.type)).toEqual(['Ready']);
+  });
+  it('make Events of transitions, but none of a condition that first appears as Pending', () => {
+    const at = (n: number): Date => new Date(`2026-01-0${n}T00:00:00Z`);
+    const created = mergeConditions(undefined, [
+      { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'valid' },
+      { type: 'Programmed', status: 'False', reason: 'Pending', message: 'waiting' },
+      { type: 'Ready', status: 'False', reason: 'Pending', message: 'not yet' },
+    ], 1, at(1));
+    expect(conditionEvents(undefined, created)).toEqual([{ type: 'Normal', reason: 'Accepted', note: 'valid' }]);
+    const programmed = mergeConditions(created, [
+      { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'on d1' },
+      { type: 'Ready', status: 'True', reason: 'Ready', message: 'held' },
+    ], 1, at(2));
+    expect(conditionEvents(created, programmed)).toEqual([
+      { type: 'Normal', reason: 'Programmed', note: 'on d1' },
+      { type: 'Normal', reason: 'Ready', note: 'held' },
+    ]);
+    // A new generation: Pending again is a Normal transition; a failure is a Warning; Ready False is Normal.
+    const pending = mergeConditions(programmed, [{ type: 'Programmed', status: 'False', reason: 'Pending', message: 'generation 2' }], 2, at(3));
+    expect(conditionEvents(programmed, pending)).toEqual([{ type: 'Normal', reason: 'ProgrammedFalse', note: 'generation 2' }]);
+    const failed = mergeConditions(programmed, [
+      { type: 'Programmed', status: 'False', reason: 'ProgrammingFailed', message: 'EEXIST' },
+      { type: 'Ready', status: 'False', reason: 'NoHealthyRealServers', message: 'none' },
+    ], 2, at(4));
+    expect(conditionEvents(programmed, failed)).toEqual([
+      { type: 'Warning', reason: 'ProgrammedFalse', note: 'EEXIST' },
+      { type: 'Normal', reason: 'ReadyFalse', note: 'none' },
+    ]);
+    // Rejected at creation: a Warning right away.
+    const rejected = mergeConditions(undefined, [{ type: 'Accepted', status: 'False', reason: 'VIPConflict', message: 'older one wins' }], 1, at(5));
+    expect(conditionEvents(undefined, rejected)).toEqual([{ type: 'Warning', reason: 'AcceptedFalse', note: 'older one wins' }]);
   });
 });
