@@ -177,6 +177,8 @@ async function lab(): Promise<void> {
   const send = (m: GuestMessage): void => void conn.write(`${JSON.stringify(m)}\n`);
   let probeProc: ChildProcess | undefined;
   let agent: ReturnType<typeof netlab.spawn> | undefined;
+  /** The host said done: the agent is stopped on purpose from now on. */
+  let ending = false;
   let finished!: () => void;
   const done = new Promise<void>((r) => (finished = r));
   try {
@@ -200,7 +202,8 @@ async function lab(): Promise<void> {
         agent = netlab.spawn(director, [process.execPath, '--no-warnings', path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
           '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'],
         { env: { LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
-        void agent.exited.then((code) => send({ op: 'log', text: `lvs-agent exited (${code}):\n${agent?.output.slice(-4000)}` }));
+        // Before 'done' an exit is a failure: the host's waits (up to an hour for the initial sync) end now.
+        void agent.exited.then((code) => send(ending ? { op: 'log', text: `lvs-agent exited (${code})` } : { op: 'failed', text: `lvs-agent exited (${code}):\n${agent?.output.slice(-4000)}` }));
         send({ op: 'agent-started' });
       } else if (m.op === 'kernel-count') {
         void netlab.exec(director, ['ipvsadm', '-S', '-n'], { timeoutMs: 600_000 }).then((r) => {
@@ -208,6 +211,7 @@ async function lab(): Promise<void> {
           send({ op: 'kernel-count', services: rules.filter((l) => l.startsWith('-A ')).length, destinations: rules.filter((l) => l.startsWith('-a ')).length });
         }, (e: unknown) => send({ op: 'failed', text: String(e) }));
       } else if (m.op === 'done') {
+        ending = true;
         finished();
       } else {
         probeProc?.stdin?.write(`${line}\n`);
