@@ -1,6 +1,7 @@
 // Proves the lab VM environment (run with `npm run test:vm`): IPVS with every scheduler, ipvsadm, network
 // namespaces with veth + bridge, TCP inside a netns, the IPVS generic netlink family from Node.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { createGenericNetlink, genl } from 'netlink';
 import { NetLab, assertInLabVm, exec, httpGet } from '../vm/netns.ts';
 
@@ -64,6 +65,26 @@ describe('lab VM kernel', () => {
       sock.socket.close();
     }
   }, T);
+
+  test('Node runs WebAssembly without tier-up here (test/vm/guest-node.mjs, preloaded through NODE_OPTIONS)', async () => {
+    // Loading TypeScript modules runs Node's type stripping, which is WebAssembly: hot functions tier up to
+    // TurboFan unless the preload turned that off. The tier-up compiles in the background (seconds here): wait.
+    // Without the compile cache, which would skip the stripping of modules it has seen.
+    const load = (env: Record<string, string>) => exec(null, [process.execPath, '--no-warnings', '--trace-wasm-compilation-times', '--input-type=module', '-e',
+      `await import(${JSON.stringify(path.resolve(import.meta.dirname, '../../src/controller/controller.ts'))}); await new Promise((r) => setTimeout(r, 5000));`],
+    { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } });
+    const compiled = (out: string, tier: string): number => out.split('\n').filter((l) => l.includes(`using ${tier}`)).length;
+    expect(process.env.NODE_OPTIONS).toContain('guest-node.mjs');
+    const output = async (env: Record<string, string>): Promise<string> => {
+      const r = await load(env);
+      return r.stdout + r.stderr;
+    };
+    const preloaded = await output({});
+    expect(compiled(preloaded, 'Liftoff')).toBeGreaterThan(100);
+    expect(compiled(preloaded, 'TurboFan')).toBe(0);
+    const plain = await output({ NODE_OPTIONS: '' });
+    expect(compiled(plain, 'TurboFan')).toBeGreaterThan(0);
+  }, 4 * T);
 });
 
 describe('lab VM networking', () => {

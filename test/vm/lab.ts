@@ -79,7 +79,8 @@ export interface RunInVmOptions {
   /** argv of the command; argv[0] is looked up in the guest PATH. */
   command: string[];
   /** Extra environment. The guest starts from a clean environment: PATH (this Node first), HOME=/root,
-   *  LANG, TERM=dumb, CI=true, LVS_VM=1, LVS_VM_OUT (when outDir is given), then these. */
+   *  LANG, TERM=dumb, CI=true, LVS_VM=1, NODE_OPTIONS (guest-node.mjs preloaded), LVS_VM_OUT (when outDir is
+   *  given), then these; a NODE_OPTIONS given here is appended to the guest's. */
   env?: Record<string, string>;
   /** Working directory inside the VM (default: process.cwd(); host paths are visible read-only). */
   cwd?: string;
@@ -474,6 +475,9 @@ export function shQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
 }
 
+/** Every Node process in the guest: WebAssembly without tier-up (why: guest-node.mjs). */
+const GUEST_NODE_OPTIONS = `--import=${path.join(import.meta.dirname, 'guest-node.mjs')}`;
+
 function defaultGuestEnv(): Record<string, string> {
   const env: Record<string, string> = {
     PATH: `${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
@@ -483,6 +487,7 @@ function defaultGuestEnv(): Record<string, string> {
     CI: 'true',
     TMPDIR: '/tmp',
     LVS_VM: '1',
+    NODE_OPTIONS: GUEST_NODE_OPTIONS,
   };
   for (const k of ['FORCE_COLOR', 'NO_COLOR', 'LVS_LOG_LEVEL']) {
     const v = process.env[k];
@@ -531,6 +536,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     env.LVS_VM_OUT = guest;
   }
   Object.assign(env, opts.env ?? {});
+  if (opts.env?.NODE_OPTIONS !== undefined) env.NODE_OPTIONS = `${GUEST_NODE_OPTIONS} ${opts.env.NODE_OPTIONS}`;
 
   const qemuArgs = [
     '-nodefaults', '-no-user-config', '-no-reboot',
