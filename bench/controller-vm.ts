@@ -201,7 +201,7 @@ async function lab(): Promise<void> {
         // The chart's agent arguments (resync 10 s, metrics on), in cluster mode as node "director".
         agent = netlab.spawn(director, [process.execPath, '--no-warnings', path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
           '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'],
-        { env: { LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
+        { env: { LVS_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL ?? process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
         // Before 'done' an exit is a failure: the host's waits (up to an hour for the initial sync) end now.
         void agent.exited.then((code) => send(ending ? { op: 'log', text: `lvs-agent exited (${code})` } : { op: 'failed', text: `lvs-agent exited (${code}):\n${agent?.output.slice(-4000)}` }));
         send({ op: 'agent-started' });
@@ -220,7 +220,10 @@ async function lab(): Promise<void> {
     conn.once('close', () => finished());
     send({ op: 'hello' });
     await done;
-    if (agent?.output.trim()) process.stdout.write(`lvs-agent output (last 2000 characters):\n${agent.output.slice(-2000)}\n`);
+    // BENCH_AGENT_LOG_LEVEL (e.g. debug: every run with its duration): the whole log, to time changes against.
+    if (agent?.output.trim()) {
+      process.stdout.write(process.env.BENCH_AGENT_LOG_LEVEL ? `lvs-agent output:\n${agent.output}\n` : `lvs-agent output (last 2000 characters):\n${agent.output.slice(-2000)}\n`);
+    }
   } finally {
     probeProc?.stdin?.end();
     await netlab.destroy().catch((e: unknown) => process.stderr.write(`${String(e)}\n`));

@@ -22,7 +22,8 @@
 // 5,000 VIPs; the run measures one such arping in the VM and reports the estimate.
 //
 // Knobs: BENCH_SERVICES (5000), BENCH_CHANGES (100 weight changes), BENCH_VM=0 (no VM: the controller leg
-// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory).
+// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_AGENT_LOG_LEVEL
+// (the agent's log level in the VM, default warn; when set, its whole log is printed at the end).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -388,7 +389,7 @@ try {
 
   // --- changes ----------------------------------------------------------------------------------------------
   type Kind = 'weight' | 'weightSsa' | 'add' | 'remove' | 'vmKubectl';
-  interface Sample { kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number }
+  interface Sample { kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number; /** Start, ISO time. */ at?: string }
   const samples: Sample[] = [];
   const weights = new Map<string, number>();
   let expectPlan: { shard: string; id: string; test: (o: NodePlan) => boolean; at?: number } | undefined;
@@ -421,7 +422,7 @@ try {
     const k = await ok(kubectl, args, adminEnv, input);
     const { at } = await seen;
     const planAt = expectPlan.at;
-    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt });
+    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString() });
   };
   const applyWeight = (kind: Kind, i: number, j: number): Promise<void> => {
     const name = `rs-${i}-${j}`;
@@ -448,7 +449,7 @@ try {
     const driverPort = (channel.server.address() as net.AddressInfo).port;
     vmRun = runInVm({
       command: [process.execPath, '--no-warnings', path.join(REPO, 'bench', 'controller-vm.ts')],
-      env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' },
+      env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_AGENT_LOG_LEVEL ? { BENCH_AGENT_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL } : {}) },
       hostForwards: [...hostApi.vm.hostForwards, { guestPort: DRIVER_GUEST_PORT, hostPort: driverPort }],
       shares: hostApi.vm.shares,
       cwd: REPO,
@@ -613,6 +614,8 @@ try {
     targets: { changeP99Ms: 1000, controllerRssMiB: 500 },
     met: { changeP99: percentile(total, 99) < 1000, changeP99ServerSideApply: percentile(totalSsa, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < 500 },
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
+    /** Every timed change (ms, rounded), to find when the slow ones happened. */
+    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs) })),
   };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'controller.json'), JSON.stringify(result, null, 2) + '\n');
