@@ -142,6 +142,25 @@ async function ok(cmd: string, args: string[], env: Record<string, string>, inpu
   return r;
 }
 
+/** The host's busy and total CPU seconds since boot, and those of its QEMU processes (the lab VM), from /proc. */
+function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
+  const [, ...f] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const t = f.map(Number);
+  const total = t.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = t[3]! + t[4]!;
+  let qemu = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (!stat.includes('(qemu-system')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      qemu += Number(fields[11]) + Number(fields[12]);
+    } catch { /* gone */ }
+  }
+  return { busySec: (total - idle) / 100, totalSec: total / 100, qemuSec: qemu / 100 };
+}
+
 /** VmRSS / VmHWM (MiB) and CPU seconds of a process, from /proc. */
 function procStats(pid: number): { rssMiB: number; hwmMiB: number; cpuSec: number } | undefined {
   try {
@@ -509,6 +528,7 @@ try {
   samples.length = 0;
   metricsBeforeChanges = await controllerMetrics(metricsPort);
   const cpuBeforeChanges = procStats(pid)!.cpuSec;
+  const hostBeforeChanges = hostCpu();
   for (let c = 0; c < WEIGHTS; c++) {
     await applyWeight('weight', (c * 7919 + 17) % SERVICES, c % RS_PER);
     await sleep(200);
@@ -536,6 +556,15 @@ try {
   }
   const changeStats = procStats(pid);
   const cpuChanges = (changeStats?.cpuSec ?? 0) - cpuBeforeChanges;
+  // How busy the host's cores were while changes were timed, and how much of that the emulated VM took: kubectl
+  // and the API server compete with it for the same cores.
+  const hostAfterChanges = hostCpu();
+  const hostDuringChanges = {
+    seconds: r1((hostAfterChanges.totalSec - hostBeforeChanges.totalSec) / machine.cpus),
+    busyPercent: Math.round((100 * (hostAfterChanges.busySec - hostBeforeChanges.busySec)) / (hostAfterChanges.totalSec - hostBeforeChanges.totalSec)),
+    qemuPercent: Math.round((100 * (hostAfterChanges.qemuSec - hostBeforeChanges.qemuSec)) / (hostAfterChanges.totalSec - hostBeforeChanges.totalSec)),
+    controllerPercent: Math.round((100 * cpuChanges) / (hostAfterChanges.totalSec - hostBeforeChanges.totalSec)),
+  };
   const metricsAfterChanges = await controllerMetrics(metricsPort);
 
   if (USE_VM) {
@@ -604,6 +633,7 @@ try {
       rssMiB: { peak: Math.round(Math.max(end.hwmMiB, maxRss)), steady: Math.round(end.rssMiB), afterSync: Math.round(afterSync.rssMiB) },
       memoryLimit: { quantity: controllerLimit.quantity, how: controllerLimit.how, heapLimitMiB: controllerHeapMiB, oomKills: controllerLimit.oomKills() },
       duringChanges: { cpuSeconds: r1(cpuChanges), metrics: delta(metricsBeforeChanges, metricsAfterChanges) },
+      hostDuringChanges,
     },
     agent: USE_VM ? {
       initialSyncThroughStackMs: Math.round(agentSyncMs ?? NaN), everyVirtualServiceReadyMs: Math.round(agentReadyMs ?? NaN), kernel: kernelCount,
@@ -676,6 +706,7 @@ try {
       `| weight changes with kubectl run inside the VM (emulated): total / kubectl alone / after kubectl, p50 (p99) | ${f(result.changes.kubectlInVm?.total.p50)} (${f(result.changes.kubectlInVm?.total.p99)}) / ${f(result.changes.kubectlInVm?.kubectl.p50)} (${f(result.changes.kubectlInVm?.kubectl.p99)}) / ${f(result.changes.kubectlInVm?.afterKubectl.p50)} (${f(result.changes.kubectlInVm?.afterKubectl.p99)}) ms |`,
       `| host -> probe -> host round trip over the VM's forward (included in every total above) p50 / p99 | ${f(result.changes.hostGuestRoundTripMs?.p50)} / ${f(result.changes.hostGuestRoundTripMs?.p99)} ms |`,
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
+      `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
       `Controller during the ${samples.length} changes: ${f(cpuChanges)} CPU s; ${JSON.stringify(c.duringChanges.metrics)}`,
     ]),
