@@ -59,7 +59,6 @@ const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
 const RSS_TARGET_MIB = 500e6 / 2 ** 20;
 // The controller runs under the chart's memory limit, as in its Pod.
 const controllerLimit = memoryLimit(`lvs-bench-controller-${process.pid}`, chartMemoryLimit(path.join(REPO, 'charts', 'lvs-operator'), 'controller'));
-const controllerHeapMiB = controllerLimit.heapLimitMiB(process.execPath);
 const NS = 'bench';
 const LABEL = 'bench.lvs.operator.dev/vs';
 const R = {
@@ -142,6 +141,12 @@ async function ok(cmd: string, args: string[], env: Record<string, string>, inpu
   return r;
 }
 
+/** utime + stime (clock ticks) from a /proc/PID/stat line. */
+function cpuTicks(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 /** The host's busy and total CPU seconds since boot, and those of its QEMU processes (the lab VM), from /proc. */
 function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
   const [, ...f] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
@@ -153,9 +158,7 @@ function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (!stat.includes('(qemu-system')) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      qemu += Number(fields[11]) + Number(fields[12]);
+      if (stat.includes('(qemu-system')) qemu += cpuTicks(stat);
     } catch { /* gone */ }
   }
   return { busySec: (total - idle) / 100, totalSec: total / 100, qemuSec: qemu / 100 };
@@ -166,10 +169,7 @@ function procStats(pid: number): { rssMiB: number; hwmMiB: number; cpuSec: numbe
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024, cpuSec: ticks / 100 };
+    return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024, cpuSec: cpuTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')) / 100 };
   } catch {
     return undefined;
   }
@@ -370,7 +370,7 @@ try {
   const [cmd, args] = controllerLimit.wrap([process.execPath, '--no-warnings', ...nodeFlags, path.join(REPO, 'src', 'controller', 'main.ts'), '--kubeconfig', api.kubeconfigs.controller,
     '--namespace', 'lvs-system', '--config', configFile, '--leader-elect', '--metrics-address', `127.0.0.1:${metricsPort}`, '--health-address', `127.0.0.1:${healthPort}`]);
   controller = spawn(cmd, args, { env: { ...process.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn' }, stdio: ['ignore', 'inherit', 'inherit'] });
-  log(`controller under the chart's memory limit ${controllerLimit.quantity} (${controllerLimit.how}; V8 heap limit ${controllerHeapMiB} MiB)`);
+  log(`controller under the chart's memory limit ${controllerLimit.quantity} (${controllerLimit.how}; V8 heap limit ${controllerLimit.heapLimitMiB} MiB)`);
   const pid = controller.pid!;
   let maxRss = 0;
   const rssTimeline: Array<{ s: number; rssMiB: number }> = [];
@@ -559,11 +559,13 @@ try {
   // How busy the host's cores were while changes were timed, and how much of that the emulated VM took: kubectl
   // and the API server compete with it for the same cores.
   const hostAfterChanges = hostCpu();
+  const coreSec = hostAfterChanges.totalSec - hostBeforeChanges.totalSec; // summed over all cores
+  const percentOfCores = (sec: number): number => Math.round((100 * sec) / coreSec);
   const hostDuringChanges = {
-    seconds: r1((hostAfterChanges.totalSec - hostBeforeChanges.totalSec) / machine.cpus),
-    busyPercent: Math.round((100 * (hostAfterChanges.busySec - hostBeforeChanges.busySec)) / (hostAfterChanges.totalSec - hostBeforeChanges.totalSec)),
-    qemuPercent: Math.round((100 * (hostAfterChanges.qemuSec - hostBeforeChanges.qemuSec)) / (hostAfterChanges.totalSec - hostBeforeChanges.totalSec)),
-    controllerPercent: Math.round((100 * cpuChanges) / (hostAfterChanges.totalSec - hostBeforeChanges.totalSec)),
+    seconds: r1(coreSec / machine.cpus),
+    busyPercent: percentOfCores(hostAfterChanges.busySec - hostBeforeChanges.busySec),
+    qemuPercent: percentOfCores(hostAfterChanges.qemuSec - hostBeforeChanges.qemuSec),
+    controllerPercent: percentOfCores(cpuChanges),
   };
   const metricsAfterChanges = await controllerMetrics(metricsPort);
 
@@ -631,7 +633,7 @@ try {
         writes: delta({}, metricsAfterSync),
       },
       rssMiB: { peak: Math.round(Math.max(end.hwmMiB, maxRss)), steady: Math.round(end.rssMiB), afterSync: Math.round(afterSync.rssMiB) },
-      memoryLimit: { quantity: controllerLimit.quantity, how: controllerLimit.how, heapLimitMiB: controllerHeapMiB, oomKills: controllerLimit.oomKills() },
+      memoryLimit: { quantity: controllerLimit.quantity, how: controllerLimit.how, heapLimitMiB: controllerLimit.heapLimitMiB, oomKills: controllerLimit.oomKills() },
       duringChanges: { cpuSeconds: r1(cpuChanges), metrics: delta(metricsBeforeChanges, metricsAfterChanges) },
       hostDuringChanges,
     },

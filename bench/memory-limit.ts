@@ -34,8 +34,8 @@ export interface MemoryLimit {
   readonly how: 'cgroup v2' | 'cgroup v1' | 'node flags';
   /** Command and arguments that run `argv` under the limit. */
   wrap(argv: readonly string[]): [string, string[]];
-  /** V8's heap_size_limit (MiB) for a Node process started as wrap() starts it. */
-  heapLimitMiB(node: string): number;
+  /** V8's heap_size_limit (MiB) of this Node binary started as wrap() starts it, measured when the limit was made. */
+  readonly heapLimitMiB: number;
   /** OOM kills in the cgroup so far (0 without one). */
   oomKills(): number;
   /** Removes the cgroup (its processes must have exited). */
@@ -68,8 +68,8 @@ export function memoryLimit(name: string, quantity: string, opts: { cgroup?: boo
   const bytes = memoryQuantityBytes(quantity);
   const sh = (dir: string) => (argv: readonly string[]): [string, string[]] =>
     ['/bin/sh', ['-c', `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir, ...argv]];
-  const heap = (wrap: (argv: readonly string[]) => [string, string[]]) => (node: string): number => {
-    const [cmd, args] = wrap([node, '-p', 'require("node:v8").getHeapStatistics().heap_size_limit']);
+  const heap = (wrap: (argv: readonly string[]) => [string, string[]]): number => {
+    const [cmd, args] = wrap([process.execPath, '-p', 'require("node:v8").getHeapStatistics().heap_size_limit']);
     return Math.round(Number(execFileSync(cmd, args, { encoding: 'utf8' }).trim()) / 2 ** 20);
   };
   const v2 = fs.existsSync(`${ROOT}/cgroup.controllers`) && fs.readFileSync(`${ROOT}/cgroup.controllers`, 'utf8').split(/\s+/).includes('memory');
@@ -85,9 +85,9 @@ export function memoryLimit(name: string, quantity: string, opts: { cgroup?: boo
     if (v2) tryWrite(path.join(dir, 'memory.swap.max'), '0');
     else tryWrite(path.join(dir, 'memory.memsw.limit_in_bytes'), String(bytes));
     const wrap = sh(dir);
-    heap(wrap)(process.execPath); // entering it works here (else: flags)
+    const heapLimitMiB = heap(wrap); // also shows that entering the cgroup works here (else: flags)
     return {
-      quantity, bytes, how: v2 ? 'cgroup v2' : 'cgroup v1', wrap, heapLimitMiB: heap(wrap),
+      quantity, bytes, how: v2 ? 'cgroup v2' : 'cgroup v1', wrap, heapLimitMiB,
       oomKills: () => counter(path.join(dir, v2 ? 'memory.events' : 'memory.oom_control'), 'oom_kill'),
       remove: () => fs.rmdirSync(dir),
     };

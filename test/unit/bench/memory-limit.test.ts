@@ -31,7 +31,7 @@ describe('memoryLimit', () => {
     if (!cgroup) expect(limit.how).toBe('node flags');
     try {
       expect(limit.bytes).toBe(768 * 2 ** 20);
-      expect(limit.heapLimitMiB(process.execPath)).toBe(432);
+      expect(limit.heapLimitMiB).toBe(432);
       expect(limit.oomKills()).toBe(0);
     } finally {
       limit.remove();
