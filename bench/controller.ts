@@ -43,7 +43,7 @@ import type { NodePlan, RealServer, VirtualService } from '../src/api/v1alpha1/i
 import { createLogger } from '../src/util/log.ts';
 import { DRIVER_GUEST_PORT, DIRECTOR, DIRECTOR_IP, type Expect, type GuestMessage, type HostMessage } from './controller-vm.ts';
 import { percentile } from '../test/support/percentile.ts';
-import { chartMemoryLimit, memoryLimit } from './memory-limit.ts';
+import { chartMemoryLimit, memoryLimit, type MemoryLimit } from './memory-limit.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 5000);
@@ -57,8 +57,8 @@ const VIP_INTERFACE = process.env.BENCH_VIP_INTERFACE ?? 'lo';
 const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
 /** The issue's target, 500 MB, in MiB. */
 const RSS_TARGET_MIB = 500e6 / 2 ** 20;
-// The controller runs under the chart's memory limit, as in its Pod.
-const controllerLimit = memoryLimit(`lvs-bench-controller-${process.pid}`, chartMemoryLimit(path.join(REPO, 'charts', 'lvs-operator'), 'controller'));
+/** The controller's memory cgroup, made inside the run's `try` so that its `finally` always removes it. */
+let madeLimit: MemoryLimit | undefined;
 const NS = 'bench';
 const LABEL = 'bench.lvs.operator.dev/vs';
 const R = {
@@ -284,6 +284,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 const channel = new Channel();
 try {
+  // The controller runs under the chart's memory limit, as in its Pod.
+  const controllerLimit = memoryLimit(`lvs-bench-controller-${process.pid}`, chartMemoryLimit(path.join(REPO, 'charts', 'lvs-operator'), 'controller'));
+  madeLimit = controllerLimit;
   hostApi = await startHostApi({ log: (m) => log(m) });
   const api = hostApi.api;
   log(`kube-apiserver ${api.version} at ${api.url} (started in ${api.startupMs} ms)`);
@@ -724,7 +727,7 @@ try {
     await new Promise((r) => controller?.once('exit', r));
   }
   try {
-    controllerLimit.remove();
+    madeLimit?.remove();
   } catch (err) {
     log(`could not remove the controller's memory cgroup: ${(err as Error).message}`);
   }

@@ -6,7 +6,8 @@
  * A plan change costs work in proportion to the change: setPlan finds the services that differ from the
  * previous plan (by identity, then by value), updates only their health checks, and the next run hands
  * the director reconciler only those services and the ids that left. The first run and every periodic
- * resync are full runs over the whole plan that read the kernel.
+ * resync are full runs over the whole plan that read the kernel (a periodic one reads it ahead, outside the
+ * run, so that plan changes meanwhile do not wait for the read).
  */
 import type { NodePlan, PlannedService } from '../model/plan.ts';
 import { emptyPlan } from '../model/plan.ts';
@@ -125,6 +126,8 @@ export class Agent {
   /** start() was called and stop() not: periodic resyncs are on. */
   #periodic = false;
   #fullRunning = false;
+  /** Full runs started so far. */
+  #fullRuns = 0;
   /** Duration of the last full run, ms (sizes the gap before the next one). */
   #lastFullMs = 0;
   #last: AgentRun | undefined;
@@ -204,8 +207,13 @@ export class Agent {
     this.#timer = setTimeout(() => {
       // A full run in flight does the resync's work and arms the next one when it ends.
       if (this.#fullRunning) return;
-      this.#resync = true;
-      this.trigger();
+      // The kernel is read first, outside the run: plan changes meanwhile are not kept waiting for it.
+      const fullRuns = this.#fullRuns;
+      void this.#o.director.prefetch().then(() => {
+        if (!this.#periodic || this.#fullRuns !== fullRuns) return; // stopped, or a full run came first
+        this.#resync = true;
+        this.trigger();
+      });
     }, this.nextResyncMs);
     this.#timer.unref();
   }
@@ -265,6 +273,7 @@ export class Agent {
     const realServerDirty = this.#realServerDirty;
     this.#resync = false;
     this.#fullRunning = full;
+    if (full) this.#fullRuns += 1;
     this.#dirty = new Set();
     this.#healthChanged = new Set();
     this.#realServerDirty = false;

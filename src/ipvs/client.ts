@@ -19,7 +19,7 @@ import {
   type IpvsRequest,
 } from './codec.ts';
 import { IpvsError, isIpvsError } from './errors.ts';
-import type { IpvsInterface, IpvsOp, IpvsOpResult } from './interface.ts';
+import type { IpvsInterface, IpvsOp, IpvsOpResult, ListOptions } from './interface.ts';
 import { NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
 import type {
   Destination,
@@ -56,6 +56,8 @@ export interface IpvsClientOptions {
    * overlaps the round trips.
    */
   readonly dumpConcurrency?: number;
+  /** How long listServices() reads synchronously before the event loop (or, interleaved, the queue) runs; default 10 ms. */
+  readonly sliceMs?: number;
   readonly logger?: Logger;
   /** For tests: where sockets come from (default: netlink@0.3.0 RawNetlinkSocket, NETLINK_GENERIC). */
   readonly socketFactory?: SocketFactory;
@@ -89,7 +91,7 @@ export function opToRequest(op: IpvsOp): IpvsRequest {
  */
 const SERVICE_DUMP_READ = 32768;
 const DEST_DUMP_READ = process.arch === 'x64' || process.arch === 'ia32' ? 4096 : 8192;
-/** How long listServices() reads synchronously before it lets the event loop run. */
+/** How long listServices() reads synchronously before it lets the event loop run (default of sliceMs). */
 const SYNC_SLICE_MS = 10;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -99,6 +101,7 @@ export class IpvsClient implements IpvsInterface {
   /** Sockets of the destination dumps (one when they are read synchronously), opened on first use. */
   private readonly dumpers: NetlinkTransport[] = [];
   private readonly dumpConcurrency: number;
+  private readonly sliceMs: number;
   private readonly transportOptions: TransportOptions;
 
   private readonly window: number;
@@ -114,6 +117,7 @@ export class IpvsClient implements IpvsInterface {
     this.batch = opts.pipelineBatch ?? 128;
     this.log = opts.logger;
     this.dumpConcurrency = Math.max(1, opts.dumpConcurrency ?? 16);
+    this.sliceMs = opts.sliceMs ?? SYNC_SLICE_MS;
 
     this.transportOptions = {
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
@@ -299,32 +303,61 @@ export class IpvsClient implements IpvsInterface {
    * event loop still runs every SYNC_SLICE_MS. Otherwise (no SyncIo) the destination dumps run
    * `dumpConcurrency` at a time on separate sockets.
    */
-  listServices(): Promise<ServiceState[]> {
+  listServices(opts: ListOptions = {}): Promise<ServiceState[]> {
+    if (opts.interleave) return this.listInterleaved();
     return this.enqueue(async () => {
       const services: ServiceEntry[] = [];
       await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services));
       const out = new Array<ServiceState>(services.length);
-      let done = 0;
-      if (services.length > 0) {
-        const familyId = await this.family();
-        const t = this.dumper(0);
-        let slice = performance.now() + SYNC_SLICE_MS;
-        while (done < services.length) {
-          const { service, stats } = services[done] as ServiceEntry;
-          const destinations: DestinationEntry[] = [];
-          const sync = this.syncDump(t, { cmd: 'GET_DEST', service }, familyId, (part) => decodeDestDumpPart(part, service.af, destinations));
-          if (sync === false) break;
-          if (sync !== true) await sync;
-          out[done++] = { service, stats, destinations };
-          if ((done & 7) === 0 && performance.now() >= slice) {
-            await yieldToEventLoop();
-            slice = performance.now() + SYNC_SLICE_MS;
-          }
-        }
-      }
-      if (done < services.length) await this.destDumpsAsync(services, out, done);
+      await this.destDumps(services, out, 0, false);
       return out;
     });
+  }
+
+  /**
+   * listServices({ interleave: true }): the service dump, then the destination dumps in slices of about
+   * SYNC_SLICE_MS, each slice one turn of the queue, so that changes queued meanwhile wait for one slice,
+   * not for the whole table (seconds at thousands of services).
+   */
+  private async listInterleaved(): Promise<ServiceState[]> {
+    const services: ServiceEntry[] = [];
+    await this.enqueue(() => this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services)));
+    const out = new Array<ServiceState>(services.length);
+    let done = 0;
+    while (done < services.length) {
+      const from = done;
+      done = await this.enqueue(() => this.destDumps(services, out, from, true));
+    }
+    return out;
+  }
+
+  /**
+   * The destination dumps of services[from...] into `out`, read synchronously while the socket allows it.
+   * Every SYNC_SLICE_MS it lets the event loop run, or with `release` returns (how many are done) so that
+   * the caller gives the queue up.
+   */
+  private async destDumps(services: readonly ServiceEntry[], out: ServiceState[], from: number, release: boolean): Promise<number> {
+    let done = from;
+    if (done < services.length) {
+      const familyId = await this.family();
+      const t = this.dumper(0);
+      let slice = performance.now() + this.sliceMs;
+      while (done < services.length) {
+        const { service, stats } = services[done] as ServiceEntry;
+        const destinations: DestinationEntry[] = [];
+        const sync = this.syncDump(t, { cmd: 'GET_DEST', service }, familyId, (part) => decodeDestDumpPart(part, service.af, destinations));
+        if (sync === false) break;
+        if (sync !== true) await sync;
+        out[done++] = { service, stats, destinations };
+        if ((done & 7) === 0 && performance.now() >= slice) {
+          if (release) return done;
+          await yieldToEventLoop();
+          slice = performance.now() + this.sliceMs;
+        }
+      }
+    }
+    if (done < services.length) await this.destDumpsAsync(services, out, done);
+    return services.length;
   }
 
   /** The destination dumps of services[from...] without SyncIo: `dumpConcurrency` sockets in parallel. */

@@ -7,7 +7,7 @@
 import { normalizeAddress, parseIPv4, parseIPv6 } from './addr.ts';
 import { SCHEDULERS, SvcFlag, INT_MAX } from './constants.ts';
 import { IpvsError } from './errors.ts';
-import type { IpvsInterface, IpvsOp, IpvsOpName, IpvsOpResult } from './interface.ts';
+import type { IpvsInterface, IpvsOp, IpvsOpName, IpvsOpResult, ListOptions } from './interface.ts';
 import { destKey, keyOf, serviceKey } from './keys.ts';
 import type {
   Destination,
@@ -98,6 +98,8 @@ export class FakeIpvs implements IpvsInterface {
   requestCount = 0;
   /** What info() answers. */
   infoReply: IpvsInfo = { version: '1.2.1', versionCode: 0x010201, connTableSize: 4096 };
+  /** Awaited by listServices({ interleave: true }) before it returns the table read when it was called. */
+  interleavedReadGate: (() => Promise<void>) | undefined;
   /** When true, mixed-family destinations are refused as with a running sync daemon. */
   syncDaemonRunning = false;
 
@@ -149,9 +151,12 @@ export class FakeIpvs implements IpvsInterface {
     return { ...this.infoReply };
   }
 
-  async listServices(): Promise<ServiceState[]> {
+  async listServices(opts: ListOptions = {}): Promise<ServiceState[]> {
     this.enter('listServices', 'GET_SERVICE', undefined, 1 + this.services.size);
-    return this.ordered().map((r) => ({ service: { ...r.service }, stats: { ...r.stats }, destinations: r.dests.map(copyDest) }));
+    const table = this.ordered().map((r) => ({ service: { ...r.service }, stats: { ...r.stats }, destinations: r.dests.map(copyDest) }));
+    // A long interleaved read, at its worst: what it returns is the table as it was when it began.
+    if (opts.interleave && this.interleavedReadGate) await this.interleavedReadGate();
+    return table;
   }
 
   async getService(key: ServiceKey): Promise<ServiceEntry | undefined> {

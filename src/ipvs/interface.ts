@@ -18,11 +18,20 @@ export type IpvsOpName = IpvsOp['op'];
 /** Per op: undefined when it succeeded, else why not. */
 export type IpvsOpResult = IpvsError | undefined;
 
+export interface ListOptions {
+  /**
+   * Let this process's other IPVS calls run between parts of the read (a table of thousands of services
+   * takes seconds to read). The result is then no snapshot even of our own changes: a service changed
+   * meanwhile may show either state.
+   */
+  interleave?: boolean;
+}
+
 export interface IpvsInterface {
   /** Version and connection table size; doubles as an "is IPVS there" probe. */
   info(): Promise<IpvsInfo>;
   /** Every service of this netns with its destinations, counters and 64-bit stats. */
-  listServices(): Promise<ServiceState[]>;
+  listServices(opts?: ListOptions): Promise<ServiceState[]>;
   /** One service, or undefined when it does not exist. */
   getService(key: ServiceKey): Promise<ServiceEntry | undefined>;
   /** Destinations of a service (empty when the service does not exist: the kernel does not say). */

@@ -35,6 +35,8 @@ describe('agent cluster mode', () => {
   let objects: CustomObjects;
   let source: ClusterSource;
   let agent: Agent;
+  /** Plans handed to the agent. */
+  let plans = 0;
   const ipvs = new FakeIpvs();
   const netif = new FakeNetif();
   netif.addLink('eth0', { up: true });
@@ -53,6 +55,7 @@ describe('agent cluster mode', () => {
       director: new DirectorReconciler({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
       realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
       onReport: (r) => source.report(r),
+      onPlan: () => { plans += 1; },
     });
     source = new ClusterSource({ kc, node, agent, log });
     // Another node's plan must be ignored.
@@ -109,6 +112,7 @@ describe('agent cluster mode', () => {
   it('a weight change in a shard is one SET_DEST; deleting the shards tears the services down', async () => {
     const shards = shardPlan({ node, director: [svc('lab/a', '10.88.0.1', 9), svc('lab/b', '10.88.0.2')], realServer: [] });
     ipvs.resetCalls();
+    const plansBefore = plans;
     for (const o of shards) {
       const cur = await objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata.name ?? '' });
       await objects.replace(NODEPLANS, { ...o, metadata: { ...o.metadata, resourceVersion: cur.metadata.resourceVersion } });
@@ -116,6 +120,16 @@ describe('agent cluster mode', () => {
     await eventually('weight 9', async () => (await ipvs.listServices()).find((s) => s.service.address === '10.88.0.1')?.destinations[0]?.destination.weight === 9);
     expect(ipvs.calls.updateDestination).toBe(1);
     expect(ipvs.calls.addService + ipvs.calls.deleteService).toBe(0);
+    // The agent's own status write comes back through its watch: that is no new plan and no run.
+    await eventually('reported at the new generation', async () => {
+      const xs = await Promise.all(shards.map((o) => objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata.name ?? '' })));
+      return xs.every((x) => x.status?.observedGeneration === x.metadata.generation && x.status?.services?.every((s) => s.generation === 4));
+    });
+    const plansReported = plans;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(plans).toBe(plansReported);
+    expect(plans - plansBefore).toBeGreaterThanOrEqual(1);
+    expect(plans - plansBefore).toBeLessThanOrEqual(shards.length);
     await kubectlOk(['delete', 'nodeplans', '-l', `lvs.operator.dev/node=${node}`], { kubeconfig: admin() });
     await eventually('torn down', async () => (await ipvs.listServices()).length === 0);
     expect(await netif.listAddresses('eth0')).toEqual([]);

@@ -322,6 +322,23 @@ describe('IpvsClient on the lab kernel (root netns, ipvsadm as oracle)', () => {
       expect(await viaBinding.listDestinations(svc)).toEqual(await client.listDestinations(svc));
       expect(viaBinding.requestCounts).toMatchObject({ GET_SERVICE: 1, GET_DEST: 402 });
       await expectIpvsadmAgrees(client);
+      // Interleaved (the agent's read ahead of a full run, metrics): a change queued after the read began
+      // lands before it ends; the services nobody changed read as in one piece.
+      const slicing = new IpvsClient({ sliceMs: 0 });
+      try {
+        const order: string[] = [];
+        const list = slicing.listServices({ interleave: true }).then((x) => { order.push('read'); return x; });
+        const change = slicing.updateDestination(svc, dest('10.9.0.1', 8080, { weight: 777 })).then(() => order.push('change'));
+        const [read] = await Promise.all([list, change]);
+        expect(order).toEqual(['change', 'read']);
+        const others = (xs: typeof sync): typeof sync => xs.filter((s) => s.service.address !== svc.address);
+        expect(others(read)).toEqual(others(sync));
+        expect([0, 777]).toContain(read.find((s) => s.service.address === svc.address)?.destinations.find((d) => d.destination.address === '10.9.0.1')?.destination.weight);
+        expect(slicing.requestCounts).toMatchObject({ GET_SERVICE: 1, GET_DEST: 402, SET_DEST: 1 });
+        expect(lines(await ipvsadm('-S', '-n'))).toContain('-a -t 192.168.56.40:80 -r 10.9.0.1:8080 -g -w 777');
+      } finally {
+        slicing.close();
+      }
     } finally {
       viaBinding.close();
     }

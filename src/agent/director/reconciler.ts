@@ -164,6 +164,8 @@ export class DirectorReconciler {
   /** Interfaces seen to exist, and the default interface, since the last full run. */
   readonly #interfaces = new Set<string>();
   #fallback: string | undefined;
+  /** A kernel read begun ahead of the next full run (prefetch), and the serviceKeys changed since it began. */
+  #prefetched: { table: Promise<ServiceState[] | undefined>; touched: Set<string> } | undefined;
 
   constructor(deps: DirectorDeps) {
     this.#d = deps;
@@ -187,6 +189,44 @@ export class DirectorReconciler {
     for (const id of changes.remove) all.delete(id);
     for (const s of changes.upsert) all.set(s.id, s);
     return this.#run([...all.values()], [], true, healthy);
+  }
+
+  /**
+   * Reads the kernel for the next full run now, while change-driven runs go on (the read interleaves with
+   * their operations): at thousands of services the read is most of a full run, and a change that met one
+   * waited for all of it. The full run then takes the services changed during the read from its own view
+   * (as a change-driven run would; drift in them waits for the next full run). Resolves when the read is
+   * done; never rejects: after a failed read the full run reads again.
+   */
+  prefetch(): Promise<void> {
+    if (!this.#view) return Promise.resolve(); // the first run reads for itself
+    this.#prefetched ??= {
+      touched: new Set(),
+      table: this.#d.ipvs.listServices({ interleave: true }).catch((e: unknown) => {
+        this.#d.log.warn({ err: (e as Error).message }, 'reading the IPVS table ahead of a full run failed');
+        return undefined;
+      }),
+    };
+    return this.#prefetched.table.then(() => undefined);
+  }
+
+  /** The kernel table for a full run: the prefetched read with the services changed since taken from the view. */
+  async #readTable(): Promise<Map<string, ServiceState>> {
+    const pre = this.#prefetched;
+    this.#prefetched = undefined;
+    const table = pre && (await pre.table);
+    const live = this.#view;
+    // A failed operation during the read left the view unsure of that service: read everything again.
+    if (pre && table && live && ![...pre.touched].some((k) => this.#stale.has(k))) {
+      const view = new Map(table.map((s) => [serviceKey(s.service), s]));
+      for (const k of pre.touched) {
+        const mine = live.get(k);
+        if (mine) view.set(k, mine);
+        else view.delete(k);
+      }
+      return view;
+    }
+    return new Map((await this.#d.ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
   }
 
   async #run(work: readonly PlannedService[], removedIds: readonly string[], full: boolean, healthy: HealthLookup): Promise<DirectorReport> {
@@ -326,7 +366,7 @@ export class DirectorReconciler {
       owned = new Map([...this.#owned].filter(([k]) => !failedKeys.has(k)));
     }
     if (full || !this.#view) {
-      this.#view = new Map((await ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
+      this.#view = await this.#readTable();
       this.#stale.clear();
     } else if (this.#stale.size) {
       await this.#refresh(this.#view, [...desired.map((d) => d.service), ...goneServices]);
@@ -336,6 +376,8 @@ export class DirectorReconciler {
     const diff = diffDirector({ desired, actual: view, keyOf: (d) => keys.get(d)!, owned, draining, now, ...(full ? {} : { removed: gone }) });
     for (const c of diff.conflicts) fail(c.owner, `EEXIST: ${c.service} exists in the kernel and is not owned by lvs-operator; not touching it`);
     const results = diff.ops.length > 0 ? await ipvs.apply(diff.ops) : [];
+    const touched = this.#prefetched?.touched;
+    if (touched) for (const op of diff.ops) touched.add(serviceKey(op.service));
     /** serviceKeys whose ledger entry this run set or removed. */
     const ownership: string[] = [];
     diff.ops.forEach((op: DirectorOp, i: number) => {
@@ -440,6 +482,7 @@ export class DirectorReconciler {
     for (const svc of services) {
       const key = serviceKey(svc);
       if (!this.#stale.delete(key)) continue;
+      this.#prefetched?.touched.add(key);
       const entry = await this.#d.ipvs.getService(svc);
       if (entry) view.set(key, { ...entry, destinations: await this.#d.ipvs.listDestinations(svc) });
       else view.delete(key);

@@ -7,7 +7,7 @@ import type { ServiceSnapshot, SnapshotReader } from './types.ts';
 export function ipvsSnapshotReader(ipvs: IpvsInterface, state: StateStore): SnapshotReader {
   return async (): Promise<ServiceSnapshot[]> => {
     const owners = state.load().services;
-    return (await ipvs.listServices()).map((s) => {
+    return (await ipvs.listServices({ interleave: true })).map((s) => {
       const svc = s.service;
       const owner = owners[serviceKey(svc)];
       return {

@@ -103,3 +103,114 @@ describe('Agent: resync gap', () => {
     expect(fast.nextResyncMs).toBe(10_000); // the default interval wins over 10 x 120 ms
   });
 });
+
+describe('Agent: the periodic full run reads the kernel ahead', () => {
+  const key = { af: 'ipv4', protocol: 'tcp', address: '10.1.0.1', port: 80 } as const;
+  const setup = (): { ipvs: FakeIpvs; agent: Agent; runs: AgentRun[] } => {
+    const ipvs = new FakeIpvs();
+    const netif = new FakeNetif();
+    netif.addLink('eth0', { up: true });
+    const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
+    const state = new MemoryStateStore();
+    const runs: AgentRun[] = [];
+    const agent = new Agent({
+      node: 'n1', log, resyncSeconds: 0.05, resyncDutyFactor: 1,
+      health: new HealthChecker({ probe: async () => ({ ok: true, reason: 'connected' }), log }),
+      director: new DirectorReconciler({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
+      realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
+      onReport: (r) => runs.push(r),
+    });
+    return { ipvs, agent, runs };
+  };
+  /** Holds the next interleaved read (which returns the table as it was when it began) until released. */
+  const holdRead = (ipvs: FakeIpvs): { began: Promise<void>; release: () => void } => {
+    let began!: () => void;
+    let release!: () => void;
+    const p = new Promise<void>((r) => { began = r; });
+    const gate = new Promise<void>((r) => { release = r; });
+    ipvs.interleavedReadGate = () => {
+      ipvs.interleavedReadGate = undefined;
+      began();
+      return gate;
+    };
+    return { began: p, release };
+  };
+  const weightNow = async (ipvs: FakeIpvs): Promise<number | undefined> => (await ipvs.listDestinations(key))[0]?.destination.weight;
+
+  it('a plan change during the read runs at once, and the full run after it does not take the change for drift', async () => {
+    const { ipvs, agent, runs } = setup();
+    try {
+      agent.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
+      await agent.reconcile();
+      const read = holdRead(ipvs);
+      agent.start();
+      await read.began; // the periodic resync's read has the table with weight 1, and is held
+      const before = runs.length;
+      agent.setPlan({ node: 'n1', director: [svc(5)], realServer: [] });
+      await agent.reconcile();
+      expect(runs.length).toBeGreaterThan(before);
+      expect(runs.slice(before).some((r) => r.full)).toBe(false);
+      expect(await weightNow(ipvs)).toBe(5);
+      ipvs.resetCalls();
+      read.release();
+      const full = await eventuallyFull(runs, before);
+      // The read showed weight 1 for a service changed meanwhile: the run took it from its view instead
+      // (else it would have set weight 5 again).
+      expect(full.director.ops).toBe(0);
+      expect(full.director.failed).toBe(0);
+      expect(ipvs.calls.updateDestination + ipvs.calls.listServices).toBe(0);
+      expect(await weightNow(ipvs)).toBe(5);
+    } finally {
+      agent.stop();
+    }
+  });
+
+  it('still repairs drift in the services nobody changed during the read', async () => {
+    const { ipvs, agent, runs } = setup();
+    try {
+      agent.setPlan({ node: 'n1', director: [svc(3)], realServer: [] });
+      await agent.reconcile();
+      await ipvs.updateDestination(key, { ...(await ipvs.listDestinations(key))[0]!.destination, weight: 77 }); // someone else's change
+      const before = runs.length;
+      agent.start();
+      const full = await eventuallyFull(runs, before);
+      expect(full.director.ops).toBe(1);
+      expect(await weightNow(ipvs)).toBe(3);
+    } finally {
+      agent.stop();
+    }
+  });
+
+  it('reads the whole table again when an operation failed during the read (the view is unsure of that service)', async () => {
+    const { ipvs, agent, runs } = setup();
+    try {
+      agent.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
+      await agent.reconcile();
+      const read = holdRead(ipvs);
+      agent.start();
+      await read.began;
+      ipvs.injectError('updateDestination', 'ENOMEM');
+      const before = runs.length;
+      agent.setPlan({ node: 'n1', director: [svc(5)], realServer: [] });
+      await expect(agent.reconcile()).resolves.toMatchObject({ full: false });
+      expect(runs[before]!.director.failed).toBe(1);
+      ipvs.resetCalls();
+      read.release();
+      const full = await eventuallyFull(runs, before);
+      expect(ipvs.calls.listServices).toBe(1); // its own read, not the held one
+      expect(full.director.failed).toBe(0);
+      expect(await weightNow(ipvs)).toBe(5);
+    } finally {
+      agent.stop();
+    }
+  });
+});
+
+async function eventuallyFull(runs: AgentRun[], from: number): Promise<AgentRun> {
+  for (let i = 0; i < 200; i++) {
+    const r = runs.slice(from).find((x) => x.full);
+    if (r) return r;
+    await sleep(10);
+  }
+  throw new Error('no full run');
+}
