@@ -126,6 +126,8 @@ export class Agent {
   /** start() was called and stop() not: periodic resyncs are on. */
   #periodic = false;
   #fullRunning = false;
+  /** stop() was called. */
+  #stopped = false;
   /** Full runs started so far. */
   #fullRuns = 0;
   /** Duration of the last full run, ms (sizes the gap before the next one). */
@@ -191,6 +193,7 @@ export class Agent {
   }
 
   start(): void {
+    this.#stopped = false;
     this.#periodic = true;
     this.#armResync();
   }
@@ -207,12 +210,9 @@ export class Agent {
     this.#timer = setTimeout(() => {
       // A full run in flight does the resync's work and arms the next one when it ends.
       if (this.#fullRunning) return;
-      // The kernel is read first, outside the run: plan changes meanwhile are not kept waiting for it.
-      const fullRuns = this.#fullRuns;
-      void this.#o.director.prefetch().then(() => {
-        if (!this.#periodic || this.#fullRuns !== fullRuns) return; // stopped, or a full run came first
-        this.#resync = true;
-        this.trigger();
+      this.periodicResync().catch((e: unknown) => {
+        this.#o.log.error({ err: (e as Error).message }, 'reconcile failed');
+        this.#o.onError?.(e as Error);
       });
     }, this.nextResyncMs);
     this.#timer.unref();
@@ -223,7 +223,20 @@ export class Agent {
     return Math.max((this.#o.resyncSeconds ?? 10) * 1000, (this.#o.resyncDutyFactor ?? 10) * this.#lastFullMs);
   }
 
-  /** Runs a full reconcile now (what the periodic resync does): reads the kernel, repairs drift. */
+  /**
+   * The periodic resync: reads the kernel first, outside the run lock, so that plan changes meanwhile are
+   * not kept waiting for the read (seconds at thousands of services), then runs a full reconcile. Resolves
+   * with no run when the agent was stopped or another full run came first (that one did the work).
+   */
+  async periodicResync(): Promise<AgentRun | undefined> {
+    const fullRuns = this.#fullRuns;
+    await this.#o.director.prefetch();
+    if (this.#stopped || this.#fullRuns !== fullRuns) return undefined;
+    this.#resync = true;
+    return this.reconcile();
+  }
+
+  /** Runs a full reconcile now: reads the kernel (under the run lock), repairs drift. */
   async resync(): Promise<AgentRun> {
     this.#resync = true;
     return this.reconcile();
@@ -329,6 +342,7 @@ export class Agent {
 
   /** Stops timers and health checks; leaves the kernel as it is. */
   stop(): void {
+    this.#stopped = true;
     this.#periodic = false;
     clearTimeout(this.#timer);
     this.#o.health.stop();
