@@ -131,10 +131,23 @@ export function formatIPv6(b: Uint8Array, offset = 0): string {
   return out;
 }
 
+/**
+ * Canonical forms already computed, per family: keys are built for every service and destination on every
+ * full run (a few per destination), and the same few thousand addresses come back each time. Bounded.
+ */
+const canonical = { ipv4: new Map<string, string>(), ipv6: new Map<string, string>() };
+const CANONICAL_MAX = 1 << 16;
+
 /** Canonical text of an address of the given family (as the kernel would report it back). */
 export function normalizeAddress(af: AddressFamily, address: string): string {
+  const cache = canonical[af];
+  let out = cache.get(address);
+  if (out !== undefined) return out;
   const bytes = addressBytes(af, address);
-  return af === 'ipv4' ? formatIPv4(bytes) : formatIPv6(bytes);
+  out = af === 'ipv4' ? formatIPv4(bytes) : formatIPv6(bytes);
+  if (cache.size >= CANONICAL_MAX) cache.clear();
+  cache.set(address, out);
+  return out;
 }
 
 /** IPv4 netmask (unsigned 32-bit) for a prefix length, or the IPv6 prefix itself. */

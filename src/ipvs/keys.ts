@@ -67,8 +67,12 @@ export function sameService(a: Service, b: Service): boolean {
 
 /** True when two destinations would be programmed identically (tunnel fields included). */
 export function sameDestination(a: Destination, b: Destination): boolean {
+  return destKey(a) === destKey(b) && sameDestinationSettings(a, b);
+}
+
+/** sameDestination for two destinations already known to have the same key. */
+export function sameDestinationSettings(a: Destination, b: Destination): boolean {
   return (
-    destKey(a) === destKey(b) &&
     a.forwarding === b.forwarding &&
     a.weight === b.weight &&
     a.upperThreshold === b.upperThreshold &&

@@ -4,7 +4,7 @@
  * Foreign services are never touched; a weight change is one SET_DEST; removed realservers drain.
  */
 import type { Destination, Service, ServiceState } from '../../ipvs/types.ts';
-import { destKey, sameDestination, sameService, serviceKey } from '../../ipvs/keys.ts';
+import { destKey, sameDestinationSettings, sameService, serviceKey } from '../../ipvs/keys.ts';
 
 export interface DesiredService {
   /** namespace/name of the VirtualService. */
@@ -101,7 +101,7 @@ export function diffDirector(input: DiffInput): DiffResult {
       const cur = haveDests.get(dk);
       if (!cur) {
         ops.push({ op: 'addDestination', owner: want.owner, service: want.service, destination: d });
-      } else if (!sameDestination(cur.destination, d)) {
+      } else if (!sameDestinationSettings(cur.destination, d)) {
         ops.push({ op: 'updateDestination', owner: want.owner, service: want.service, destination: d, reason: 'changed' });
       }
     }
