@@ -327,6 +327,8 @@ export class IpvsClient implements IpvsInterface {
     while (done < services.length) {
       const from = done;
       done = await this.enqueue(() => this.destDumps(services, out, from, true));
+      // A turn of the event loop too: the callers whose calls are to queue up meanwhile may be waiting on I/O.
+      if (done < services.length) await yieldToEventLoop();
     }
     return out;
   }
