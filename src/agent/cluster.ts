@@ -132,8 +132,12 @@ export class ClusterSource {
       for (const h of report.healthChanged) touched.add(this.#shardOf.get(h.slice(0, h.indexOf('|'))) ?? '');
     }
     this.#writing = this.#writing.then(async () => {
+      let looked = 0;
       for (const obj of this.#informer.list()) {
         if (obj.spec.node !== this.#o.node) continue;
+        // After a full run every shard is compared (256 at most): in slices, so that a plan change arriving
+        // meanwhile is not held up by the whole comparison (a second or more on a slow node).
+        if (++looked % 16 === 0) await new Promise((r) => setImmediate(r));
         const current = obj.status?.observedGeneration === (obj.metadata.generation ?? 0);
         if (!all && current && !touched.has(obj.metadata.name ?? '')) continue;
         const status = shardStatus(obj, report, new Date());
