@@ -22,7 +22,8 @@
 // 5,000 VIPs; the run measures one such arping in the VM and reports the estimate.
 //
 // Knobs: BENCH_SERVICES (5000), BENCH_CHANGES (100 weight changes), BENCH_VM=0 (no VM: the controller leg
-// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_AGENT_LOG_LEVEL
+// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_AGENT_LOG_LEVEL,
+// BENCH_VM_CPUSET (host CPUs for the VM once booted, e.g. 1; default all)
 // (the agent's log level in the VM, default warn; when set, its whole log is printed at the end).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -54,6 +55,8 @@ const VM_KUBECTL = Math.max(1, Math.round(WEIGHTS / 5));
 const IPVSADM = 30;
 const USE_VM = process.env.BENCH_VM !== '0';
 const VIP_INTERFACE = process.env.BENCH_VIP_INTERFACE ?? 'lo';
+/** Host CPUs (taskset list) the lab VM is confined to once booted; default: it shares all of them. */
+const VM_CPUSET = process.env.BENCH_VM_CPUSET ?? '';
 const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
 /** The issue's target, 500 MB, in MiB. */
 const RSS_TARGET_MIB = 500e6 / 2 ** 20;
@@ -154,14 +157,24 @@ function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
   const total = t.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = t[3]! + t[4]!;
   let qemu = 0;
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
+  for (const pid of qemuPids()) {
     try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (stat.includes('(qemu-system')) qemu += cpuTicks(stat);
+      qemu += cpuTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
     } catch { /* gone */ }
   }
   return { busySec: (total - idle) / 100, totalSec: total / 100, qemuSec: qemu / 100 };
+}
+
+/** PIDs of the host's QEMU processes (the lab VM). */
+function qemuPids(): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/stat`, 'utf8').includes('(qemu-system')) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
 }
 
 /** VmRSS / VmHWM (MiB) and CPU seconds of a process, from /proc. */
@@ -499,6 +512,12 @@ try {
     });
     await Promise.race([channel.connected, vmRun.then(() => { throw new Error('the VM ended before the guest connected'); })]);
     await channel.wait(is('hello'), 600_000);
+    if (VM_CPUSET) {
+      // The VM on its own cores, all its threads (as a director on its own machine takes no CPU from the
+      // admin's kubectl or the control plane).
+      for (const qpid of qemuPids()) await ok('taskset', ['-a', '-p', '-c', VM_CPUSET, String(qpid)], {});
+      log(`lab VM pinned to host CPU(s) ${VM_CPUSET}`);
+    }
     for (let p = 0; p < 20; p++) {
       const start = performance.now();
       channel.send({ op: 'ping', id: -p - 1 });
@@ -621,7 +640,7 @@ try {
   const result = {
     date: new Date().toISOString(),
     machine: { ...machine, loadAverage: { start: loadStart.map(r1), end: loadEnd.map(r1) } },
-    vm: USE_VM ? { emulation: 'QEMU TCG (no KVM), 2 vCPU, 4 GiB', guestClockRatio: vmResult?.guestClockRatio, bootMs: vmResult?.bootMs, kernelWarnings: vmResult?.kernelWarnings.length } : null,
+    vm: USE_VM ? { emulation: `QEMU TCG (no KVM), 2 vCPU, 4 GiB${VM_CPUSET ? `, pinned to host CPU(s) ${VM_CPUSET}` : ', sharing all host CPUs'}`, guestClockRatio: vmResult?.guestClockRatio, bootMs: vmResult?.bootMs, kernelWarnings: vmResult?.kernelWarnings.length } : null,
     apiserver: hostApi.api.version,
     services: SERVICES,
     realServersPerService: RS_PER,
