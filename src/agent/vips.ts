@@ -3,6 +3,7 @@
  * last owner goes, and never unbound when it was there before the agent (someone else's address).
  */
 import type { NetInterfaceOps, ArpAnnouncer } from '../netif/types.ts';
+import { hostAddress } from '../netif/ip.ts';
 import type { AgentState, OwnedVip } from './state.ts';
 
 export interface VipWant {
@@ -67,13 +68,33 @@ export async function syncVips(
     wanted.set(k, e);
   }
   const owned = new Map(state.vips.map((v) => [keyOf(v.ifname, v.vip), v]));
+  // Which addresses we believe bound still are: one address dump per interface. Re-adding each one instead
+  // (an add answered EEXIST) took thousands of sequential netlink round trips, most of a full run at 5,000
+  // services. Where the dump fails each VIP is re-added as before, and its error tells.
+  const bound = new Map<string, ReadonlySet<string>>();
+  if (verify) {
+    const ifnames = new Set([...wanted].filter(([k]) => owned.has(k)).map(([, w]) => w.ifname));
+    for (const ifname of ifnames) {
+      try {
+        bound.set(ifname, new Set((await netif.listAddresses(ifname)).map((a) => `${a.address}/${a.prefixlen}`)));
+      } catch { /* re-add one by one */ }
+    }
+  }
+  const isBound = (ifname: string, vip: string): boolean => {
+    try {
+      const a = hostAddress(vip);
+      return bound.get(ifname)?.has(`${a.address}/${a.prefixlen}`) ?? false;
+    } catch {
+      return false;
+    }
+  };
 
   for (const [k, w] of wanted) {
     const cur = owned.get(k);
     const others = (cur?.owners ?? []).filter((o) => !scope(o));
     if (cur) {
       cur.owners = [...others, ...w.owners].sort();
-      if (!verify) continue;
+      if (!verify || isBound(w.ifname, w.vip)) continue;
       // Re-add in case someone removed it (drift); false means it is still there.
       try {
         if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) result.added.push(k);
