@@ -210,10 +210,7 @@ export class Agent {
     this.#timer = setTimeout(() => {
       // A full run in flight does the resync's work and arms the next one when it ends.
       if (this.#fullRunning) return;
-      this.periodicResync().catch((e: unknown) => {
-        this.#o.log.error({ err: (e as Error).message }, 'reconcile failed');
-        this.#o.onError?.(e as Error);
-      });
+      this.periodicResync().catch(this.#runFailed);
     }, this.nextResyncMs);
     this.#timer.unref();
   }
@@ -254,11 +251,14 @@ export class Agent {
 
   /** Reconciles soon; calls while a reconcile runs coalesce into one more run. */
   trigger(): void {
-    this.reconcile().catch((e: unknown) => {
-      this.#o.log.error({ err: (e as Error).message }, 'reconcile failed');
-      this.#o.onError?.(e as Error);
-    });
+    this.reconcile().catch(this.#runFailed);
   }
+
+  /** A run nobody awaits failed: logged and handed to the onError hook. */
+  readonly #runFailed = (e: unknown): void => {
+    this.#o.log.error({ err: (e as Error).message }, 'reconcile failed');
+    this.#o.onError?.(e as Error);
+  };
 
   /** Runs a reconcile now (or joins the one in flight and runs once more after it). */
   async reconcile(): Promise<AgentRun> {

@@ -264,11 +264,7 @@ export class IpvsClient implements IpvsInterface {
 
   /** GET_SERVICE dump: every service of this netns (without destinations). */
   dumpServices(): Promise<ServiceEntry[]> {
-    return this.enqueue(async () => {
-      const out: ServiceEntry[] = [];
-      await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, out));
-      return out;
-    });
+    return this.enqueue(() => this.serviceDump());
   }
 
   // ---------------------------------------------------------------- destinations
@@ -306,12 +302,18 @@ export class IpvsClient implements IpvsInterface {
   listServices(opts: ListOptions = {}): Promise<ServiceState[]> {
     if (opts.interleave) return this.listInterleaved();
     return this.enqueue(async () => {
-      const services: ServiceEntry[] = [];
-      await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services));
+      const services = await this.serviceDump();
       const out = new Array<ServiceState>(services.length);
       await this.destDumps(services, out, 0, false);
       return out;
     });
+  }
+
+  /** dumpServices() for a caller that holds the queue. */
+  private async serviceDump(): Promise<ServiceEntry[]> {
+    const services: ServiceEntry[] = [];
+    await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services));
+    return services;
   }
 
   /**
@@ -320,8 +322,7 @@ export class IpvsClient implements IpvsInterface {
    * not for the whole table (seconds at thousands of services).
    */
   private async listInterleaved(): Promise<ServiceState[]> {
-    const services: ServiceEntry[] = [];
-    await this.enqueue(() => this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services)));
+    const services = await this.dumpServices();
     const out = new Array<ServiceState>(services.length);
     let done = 0;
     while (done < services.length) {

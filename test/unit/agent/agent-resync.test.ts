@@ -122,29 +122,37 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
     });
     return { ipvs, agent, runs };
   };
-  /** Holds the next interleaved read (which returns the table as it was when it began) until released. */
-  const holdRead = (ipvs: FakeIpvs): { began: Promise<void>; release: () => void } => {
+  /** An agent (not started) that has programmed svc(weight). */
+  const programmed = async (weight: number): Promise<ReturnType<typeof setup>> => {
+    const x = setup();
+    x.agent.setPlan({ node: 'n1', director: [svc(weight)], realServer: [] });
+    await x.agent.reconcile();
+    return x;
+  };
+  /**
+   * Starts the agent with its first periodic resync's read held: the read returns the table as it was when
+   * it began. Resolves once the read began, with the function that lets it return.
+   */
+  const startWithReadHeld = async (ipvs: FakeIpvs, agent: Agent): Promise<() => void> => {
     let began!: () => void;
     let release!: () => void;
-    const p = new Promise<void>((r) => { began = r; });
+    const reading = new Promise<void>((r) => { began = r; });
     const gate = new Promise<void>((r) => { release = r; });
     ipvs.interleavedReadGate = () => {
       ipvs.interleavedReadGate = undefined;
       began();
       return gate;
     };
-    return { began: p, release };
+    agent.start();
+    await reading;
+    return release;
   };
   const weightNow = async (ipvs: FakeIpvs): Promise<number | undefined> => (await ipvs.listDestinations(key))[0]?.destination.weight;
 
   it('a plan change during the read runs at once, and the full run after it does not take the change for drift', async () => {
-    const { ipvs, agent, runs } = setup();
+    const { ipvs, agent, runs } = await programmed(1);
     try {
-      agent.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
-      await agent.reconcile();
-      const read = holdRead(ipvs);
-      agent.start();
-      await read.began; // the periodic resync's read has the table with weight 1, and is held
+      const release = await startWithReadHeld(ipvs, agent); // the periodic resync's read has weight 1
       const before = runs.length;
       agent.setPlan({ node: 'n1', director: [svc(5)], realServer: [] });
       await agent.reconcile();
@@ -152,7 +160,7 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
       expect(runs.slice(before).some((r) => r.full)).toBe(false);
       expect(await weightNow(ipvs)).toBe(5);
       ipvs.resetCalls();
-      read.release();
+      release();
       const full = await eventuallyFull(runs, before);
       // The read showed weight 1 for a service changed meanwhile: the run took it from its view instead
       // (else it would have set weight 5 again).
@@ -166,10 +174,8 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
   });
 
   it('still repairs drift in the services nobody changed during the read', async () => {
-    const { ipvs, agent, runs } = setup();
+    const { ipvs, agent, runs } = await programmed(3);
     try {
-      agent.setPlan({ node: 'n1', director: [svc(3)], realServer: [] });
-      await agent.reconcile();
       await ipvs.updateDestination(key, { ...(await ipvs.listDestinations(key))[0]!.destination, weight: 77 }); // someone else's change
       const before = runs.length;
       agent.start();
@@ -182,20 +188,16 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
   });
 
   it('reads the whole table again when an operation failed during the read (the view is unsure of that service)', async () => {
-    const { ipvs, agent, runs } = setup();
+    const { ipvs, agent, runs } = await programmed(1);
     try {
-      agent.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
-      await agent.reconcile();
-      const read = holdRead(ipvs);
-      agent.start();
-      await read.began;
+      const release = await startWithReadHeld(ipvs, agent);
       ipvs.injectError('updateDestination', 'ENOMEM');
       const before = runs.length;
       agent.setPlan({ node: 'n1', director: [svc(5)], realServer: [] });
       await expect(agent.reconcile()).resolves.toMatchObject({ full: false });
       expect(runs[before]!.director.failed).toBe(1);
       ipvs.resetCalls();
-      read.release();
+      release();
       const full = await eventuallyFull(runs, before);
       expect(ipvs.calls.listServices).toBe(1); // its own read, not the held one
       expect(full.director.failed).toBe(0);

@@ -25,14 +25,20 @@ const wants: VipWant[] = [
   { ifname: 'eth0', vip: '2001:DB8:0:0::10', owner: 'director:lab/v6' },
 ];
 
+/** Every VIP of `wants` bound by a first full pass. */
+async function allBound(): Promise<{ netif: CountingNetif; state: ReturnType<typeof emptyState> }> {
+  const netif = new CountingNetif();
+  netif.addLink('eth0', { up: true });
+  const state = emptyState();
+  const first = await syncVips(netif, state, wants, mine, undefined, true);
+  expect(first.added).toHaveLength(101);
+  expect(netif.adds).toBe(101);
+  return { netif, state };
+}
+
 describe('syncVips: the full pass', () => {
   it('reads each interface once instead of re-adding every VIP it believes bound', async () => {
-    const netif = new CountingNetif();
-    netif.addLink('eth0', { up: true });
-    const state = emptyState();
-    const first = await syncVips(netif, state, wants, mine, undefined, true);
-    expect(first.added).toHaveLength(101);
-    expect(netif.adds).toBe(101);
+    const { netif, state } = await allBound();
     netif.adds = 0;
     netif.lists = 0;
     const again = await syncVips(netif, state, wants, mine, undefined, true);
@@ -43,10 +49,7 @@ describe('syncVips: the full pass', () => {
   });
 
   it('re-adds exactly the addresses removed behind its back', async () => {
-    const netif = new CountingNetif();
-    netif.addLink('eth0', { up: true });
-    const state = emptyState();
-    await syncVips(netif, state, wants, mine, undefined, true);
+    const { netif, state } = await allBound();
     await netif.removeVip('lo', '10.50.0.7');
     await netif.removeVip('eth0', '2001:db8::10');
     netif.adds = 0;
@@ -58,10 +61,7 @@ describe('syncVips: the full pass', () => {
   });
 
   it('falls back to re-adding each VIP when an interface cannot be read', async () => {
-    const netif = new CountingNetif();
-    netif.addLink('eth0', { up: true });
-    const state = emptyState();
-    await syncVips(netif, state, wants, mine, undefined, true);
+    const { netif, state } = await allBound();
     await netif.removeVip('lo', '10.50.0.9');
     netif.adds = 0;
     netif.failNext('listAddresses', 'EPERM');
@@ -72,10 +72,7 @@ describe('syncVips: the full pass', () => {
   });
 
   it('a change-driven pass (verify off) neither reads nor re-adds', async () => {
-    const netif = new CountingNetif();
-    netif.addLink('eth0', { up: true });
-    const state = emptyState();
-    await syncVips(netif, state, wants, mine, undefined, true);
+    const { netif, state } = await allBound();
     netif.adds = 0;
     netif.lists = 0;
     await syncVips(netif, state, wants, mine, undefined, false);
