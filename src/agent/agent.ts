@@ -5,9 +5,10 @@
  *
  * A plan change costs work in proportion to the change: setPlan finds the services that differ from the
  * previous plan (by identity, then by value), updates only their health checks, and the next run hands
- * the director reconciler only those services and the ids that left. The first run and every periodic
- * resync are full runs over the whole plan that read the kernel (a periodic one reads it ahead, outside the
- * run, so that plan changes meanwhile do not wait for the read).
+ * the director reconciler only those services and the ids that left. The first run (and the one after a
+ * failed run) is a full run over the whole plan that reads the kernel. The periodic resync does the same
+ * work as a sweep: the kernel is read ahead, outside any run, then compared slice by slice, each slice a
+ * short run of its own, so that a plan change meanwhile waits for one slice at most, not for all of it.
  */
 import type { NodePlan, PlannedService } from '../model/plan.ts';
 import { emptyPlan } from '../model/plan.ts';
@@ -86,6 +87,8 @@ export interface AgentOptions extends AgentHooks {
    * gap kept the agent in full runs 60% of the time, every plan change meeting one waiting for its end.
    */
   resyncDutyFactor?: number;
+  /** Services per slice of a periodic resync (default 150: 30–100 ms each at 10 destinations in the emulated lab VM). */
+  sweepSlice?: number;
 }
 
 export const healthId = (service: string, address: string, port: number): string => `${service}|${address}|${port}`;
@@ -135,6 +138,8 @@ export class Agent {
   #last: AgentRun | undefined;
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
+  /** A periodic resync in progress: the plan's ids when it began, how far it got, who waits for its end. */
+  #sweep: { ids: string[]; next: number; slices: number; started: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -221,16 +226,26 @@ export class Agent {
   }
 
   /**
-   * The periodic resync: reads the kernel first, outside the run lock, so that plan changes meanwhile are
-   * not kept waiting for the read (seconds at thousands of services), then runs a full reconcile. Resolves
-   * with no run when the agent was stopped or another full run came first (that one did the work).
+   * The periodic resync (drift repair, drain progress) as a sweep: reads the kernel first, outside any run,
+   * then compares the plan with it in slices of `sweepSlice` services, each slice a run of its own, and ends
+   * with a run for what is not per service (orphans, sysctl claims and VIPs nobody needs). Plan changes go
+   * first whenever one waits, so a change that meets a resync waits for one slice, not for the whole
+   * comparison (1–3 s at 5,000 services in the emulated lab VM). Resolves with the last run (a full one), or
+   * with none when the agent was stopped or a full run came first (that one did the work).
    */
   async periodicResync(): Promise<AgentRun | undefined> {
+    if (this.#sweep) return undefined;
     const fullRuns = this.#fullRuns;
-    await this.#o.director.prefetch();
-    if (this.#stopped || this.#fullRuns !== fullRuns) return undefined;
-    this.#resync = true;
-    return this.reconcile();
+    const started = performance.now();
+    const swept = await this.#o.director.beginSweep();
+    if (this.#stopped || this.#fullRuns !== fullRuns || this.#sweep) return undefined;
+    if (!swept) return this.resync();
+    this.#fullRuns += 1;
+    this.#fullRunning = true;
+    return new Promise((done) => {
+      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, lockedMs: 0, done };
+      this.trigger();
+    });
   }
 
   /** Runs a full reconcile now: reads the kernel (under the run lock), repairs drift. */
@@ -271,6 +286,10 @@ export class Agent {
       if (this.#again) {
         this.#again = false;
         this.trigger();
+      } else if (this.#sweep) {
+        // The sweep's next step, after the event loop has run: a slice with nothing to change never waits
+        // for I/O, and run after run in microtasks the sweep would keep a plan change (a watch event) out.
+        setImmediate(() => this.trigger());
       }
     });
     return this.#running;
@@ -284,8 +303,20 @@ export class Agent {
     const dirty = this.#dirty;
     const healthChanged = this.#healthChanged;
     const realServerDirty = this.#realServerDirty;
+    // A full run does a sweep's work (it reads the kernel itself): the sweep ends with it. So does stop().
+    let sweep = this.#sweep;
+    if (sweep && (full || this.#stopped)) {
+      this.#sweep = undefined;
+      if (!full) {
+        this.#fullRunning = false;
+        sweep.done(undefined);
+        sweep = undefined;
+      }
+    }
+    // A sweep's step runs when no plan change waits.
+    const step = !full && sweep && dirty.size === 0 && !realServerDirty ? (sweep.next < sweep.ids.length ? 'slice' : 'finish') : undefined;
     this.#resync = false;
-    this.#fullRunning = full;
+    if (full) this.#fullRunning = true;
     if (full) this.#fullRuns += 1;
     this.#dirty = new Set();
     this.#healthChanged = new Set();
@@ -298,6 +329,13 @@ export class Agent {
     try {
       if (full) {
         director = await this.#o.director.reconcile(plan.director, healthy, { resync: true });
+      } else if (step === 'slice') {
+        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + (this.#o.sweepSlice ?? 150));
+        sweep!.next += ids.length;
+        sweep!.slices += 1;
+        director = await this.#o.director.sweepSlice(ids.flatMap((id) => this.#byId.get(id) ?? []), healthy);
+      } else if (step === 'finish') {
+        director = await this.#o.director.finishSweep((id) => this.#byId.has(id), healthy);
       } else {
         const upsert: PlannedService[] = [];
         const remove: string[] = [];
@@ -308,16 +346,20 @@ export class Agent {
         }
         director = await this.#o.director.reconcileChanges({ upsert, remove }, healthy);
       }
-      if (full || realServerDirty) this.#realServer = await this.#o.realServer.reconcile(plan.realServer);
+      if (full || step === 'finish' || realServerDirty) this.#realServer = await this.#o.realServer.reconcile(plan.realServer);
     } catch (e) {
-      // What this run was to do is not lost: the next run is a full one.
+      // What this run was to do is not lost: the next run is a full one (a sweep in progress ends with it).
       this.#resync = true;
       for (const id of healthChanged) this.#healthChanged.add(id);
+      if (full || step === 'finish') sweep?.done(undefined);
       throw e;
     } finally {
-      if (full) {
+      if (sweep && step) sweep.lockedMs += performance.now() - started;
+      if (full || step === 'finish') {
         this.#fullRunning = false;
-        this.#lastFullMs = performance.now() - started;
+        // A sweep counts the time its runs took, not the plan changes' runs in between.
+        this.#lastFullMs = step === 'finish' ? sweep!.lockedMs : performance.now() - started;
+        if (step === 'finish') this.#sweep = undefined;
         this.#armResync();
       }
     }
@@ -325,18 +367,20 @@ export class Agent {
       node: plan.node,
       time: new Date().toISOString(),
       durationMs: performance.now() - started,
-      full,
+      full: full || step === 'finish',
       director,
       realServer: this.#realServer,
-      realServerChanged: full || realServerDirty,
+      realServerChanged: full || step === 'finish' || realServerDirty,
       health: this.#verdicts,
       // Verdicts only change through the checker's events and plan changes, so a full run has no others.
       healthChanged: [...healthChanged],
     };
     this.#last = run;
     const failed = failedCount(run);
-    this.#o.log[failed > 0 ? 'warn' : 'debug']({ full, ops: director.ops, drift: director.drift, failed, ms: Math.round(run.durationMs), ...(full ? { nextFullInMs: Math.round(this.nextResyncMs) } : {}) }, 'reconciled');
+    const swept = step === 'finish' ? { sweep: { slices: sweep!.slices, ms: Math.round(performance.now() - sweep!.started), runsMs: Math.round(sweep!.lockedMs) } } : {};
+    this.#o.log[failed > 0 ? 'warn' : 'debug']({ full: run.full, ...(step ? { step } : {}), ops: director.ops, drift: director.drift, failed, ms: Math.round(run.durationMs), ...swept, ...(run.full ? { nextFullInMs: Math.round(this.nextResyncMs) } : {}) }, 'reconciled');
     this.#o.onReport?.(run);
+    if (full || step === 'finish') sweep?.done(run);
     return run;
   }
 

@@ -41,6 +41,52 @@ function indexOf(state: AgentState): Map<string, OwnedVip> {
   return idx;
 }
 
+/** The addresses bound on each interface, as `address/prefixlen`; an interface whose dump failed is absent. */
+export type BoundAddresses = ReadonlyMap<string, ReadonlySet<string>>;
+
+/**
+ * Which addresses we believe bound still are: one address dump per interface. Re-adding each one instead (an
+ * add answered EEXIST) took thousands of sequential netlink round trips, most of a full run at 5,000
+ * services. Where a dump fails, its interface's VIPs count as missing and are re-added, and the error tells.
+ */
+export async function boundAddresses(netif: NetInterfaceOps, ifnames: Iterable<string>): Promise<BoundAddresses> {
+  const bound = new Map<string, ReadonlySet<string>>();
+  for (const ifname of ifnames) {
+    try {
+      bound.set(ifname, new Set((await netif.listAddresses(ifname)).map((a) => `${a.address}/${a.prefixlen}`)));
+    } catch { /* re-add one by one */ }
+  }
+  return bound;
+}
+
+/** Whether `vip` is among the addresses dumped for `ifname`. */
+export const boundIn = (bound: BoundAddresses) => (ifname: string, vip: string): boolean => {
+  try {
+    const a = hostAddress(vip);
+    return bound.get(ifname)?.has(`${a.address}/${a.prefixlen}`) ?? false;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Re-adds the addresses of `wants`, all believed bound, that `bound` does not show (someone removed them):
+ * the VIP check of one slice of a sliced full run. Owners and state are as they were; only the kernel changes.
+ */
+export async function rebindMissing(netif: NetInterfaceOps, wants: readonly VipWant[], bound: BoundAddresses): Promise<VipResult> {
+  const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
+  const isBound = boundIn(bound);
+  for (const w of wants) {
+    if (isBound(w.ifname, w.vip)) continue;
+    try {
+      if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) result.added.push(keyOf(w.ifname, w.vip));
+    } catch (e) {
+      result.failed.set(w.owner, (e as Error).message);
+    }
+  }
+  return result;
+}
+
 /**
  * Makes the VIPs owned by owners matching `scope` exactly `wants`. `state.vips` is updated in place.
  * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA); an
@@ -68,26 +114,8 @@ export async function syncVips(
     wanted.set(k, e);
   }
   const owned = new Map(state.vips.map((v) => [keyOf(v.ifname, v.vip), v]));
-  // Which addresses we believe bound still are: one address dump per interface. Re-adding each one instead
-  // (an add answered EEXIST) took thousands of sequential netlink round trips, most of a full run at 5,000
-  // services. Where the dump fails each VIP is re-added as before, and its error tells.
-  const bound = new Map<string, ReadonlySet<string>>();
-  if (verify) {
-    const ifnames = new Set([...wanted].filter(([k]) => owned.has(k)).map(([, w]) => w.ifname));
-    for (const ifname of ifnames) {
-      try {
-        bound.set(ifname, new Set((await netif.listAddresses(ifname)).map((a) => `${a.address}/${a.prefixlen}`)));
-      } catch { /* re-add one by one */ }
-    }
-  }
-  const isBound = (ifname: string, vip: string): boolean => {
-    try {
-      const a = hostAddress(vip);
-      return bound.get(ifname)?.has(`${a.address}/${a.prefixlen}`) ?? false;
-    } catch {
-      return false;
-    }
-  };
+  const bound = verify ? await boundAddresses(netif, new Set([...wanted].filter(([k]) => owned.has(k)).map(([, w]) => w.ifname))) : new Map();
+  const isBound = boundIn(bound);
 
   for (const [k, w] of wanted) {
     const cur = owned.get(k);

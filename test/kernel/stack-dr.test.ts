@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm } from '../vm/netns.ts';
 import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, readSysctls } from './agent-lab.ts';
-import { ControllerProc, ManagementNetwork, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
+import { ControllerProc, ManagementNetwork, helm, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
 import type { VirtualService } from '../../src/api/v1alpha1/index.ts';
 import { trackedSteps } from './steps.ts';
 
@@ -86,6 +86,9 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
     await controller?.stop().catch(() => undefined);
     for (const n of ['director', 'web1', 'web2']) await kubectl(['delete', 'node', n, '--ignore-not-found'], { allowFailure: true });
     await kubectl(['delete', '-f', POOL_FILE, '--ignore-not-found'], { allowFailure: true });
+    // Other whole-stack suites in the same VM run (failover-dr, when jest orders it after this one) install the
+    // chart under the same release name.
+    await helm(['uninstall', 'lvs-operator', '-n', 'lvs-system', '--wait'], { allowFailure: true }).catch(() => undefined);
     await lab.destroy();
   });
 

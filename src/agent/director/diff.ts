@@ -60,7 +60,7 @@ export interface DiffResult {
 
 export const drainKey = (svc: Service, dest: Destination): string => `${serviceKey(svc)}|${destKey(dest)}`;
 /** The serviceKey part of a drainKey (service keys never contain '|'). */
-const drainService = (k: string): string => k.slice(0, k.indexOf('|'));
+export const drainService = (k: string): string => k.slice(0, k.indexOf('|'));
 
 export function diffDirector(input: DiffInput): DiffResult {
   const ops: DirectorOp[] = [];

@@ -19,8 +19,8 @@ import { sysctlsFor } from '../../sysctl/policy.ts';
 import type { PlannedService } from '../../model/plan.ts';
 import type { Logger } from '../../util/log.ts';
 import type { StateStore } from '../state.ts';
-import { syncVipChanges, syncVips, type VipWant } from '../vips.ts';
-import { diffDirector, type DesiredService, type DirectorOp } from './diff.ts';
+import { boundAddresses, rebindMissing, syncVipChanges, syncVips, type BoundAddresses, type VipResult, type VipWant } from '../vips.ts';
+import { diffDirector, drainService, type DesiredService, type DirectorOp } from './diff.ts';
 import { planDelta } from '../plandelta.ts';
 import { ipvsDestination, ipvsService } from './desired.ts';
 
@@ -139,10 +139,22 @@ function applyToView(view: Map<string, ServiceState>, op: DirectorOp): void {
   }
 }
 
+function sameReport(a: ServiceReport | undefined, b: ServiceReport): boolean {
+  return a !== undefined && a.generation === b.generation && a.ok === b.ok && a.holdsVip === b.holdsVip && a.vipHeldSince === b.vipHeldSince
+    && a.errors.length === b.errors.length && a.errors.every((e, i) => e === b.errors[i]);
+}
+
 function sameDraining(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;
   return true;
+}
+
+/** A sliced full run: the kernel read it compares against, the addresses bound then, the sysctl owners claimed. */
+interface Sweep {
+  table: ReadonlyMap<string, ServiceState>;
+  addresses: BoundAddresses;
+  reclaimed: Set<string>;
 }
 
 export class DirectorReconciler {
@@ -166,6 +178,8 @@ export class DirectorReconciler {
   #fallback: string | undefined;
   /** A kernel read begun ahead of the next full run (prefetch), and the serviceKeys changed since it began. */
   #prefetched: { table: Promise<ServiceState[] | undefined>; touched: Set<string> } | undefined;
+  /** A sliced full run in progress (beginSweep … finishSweep). */
+  #sweep: Sweep | undefined;
 
   constructor(deps: DirectorDeps) {
     this.#d = deps;
@@ -210,6 +224,55 @@ export class DirectorReconciler {
     return this.#prefetched.table.then(() => undefined);
   }
 
+  /**
+   * Begins a sliced full run (a sweep): the periodic drift repair, done as sweepSlice over slices of the plan
+   * and then finishSweep, each a short run of its own with change-driven runs free to go in between. At 5,000
+   * services a full run's comparison alone held the agent for 1–3 s in the lab VM, and every change that met
+   * it waited that long. Reads the kernel table (interleaved, as prefetch does) and the addresses of the
+   * interfaces holding our VIPs, outside any run. Resolves false when there is nothing to sweep against (no
+   * run yet, the read failed, or a full run took the read meanwhile): the caller runs a full run instead.
+   */
+  async beginSweep(): Promise<boolean> {
+    if (!this.#view) return false;
+    void this.prefetch();
+    const pre = this.#prefetched;
+    const table = await pre?.table;
+    if (!pre || !table || this.#prefetched !== pre) return false;
+    const ifnames = new Set<string>();
+    for (const e of this.#entries.values()) if (e.vip) ifnames.add(e.vip.ifname);
+    const addresses = await boundAddresses(this.#d.netif, ifnames);
+    if (this.#prefetched !== pre) return false;
+    this.#sweep = { table: new Map(table.map((s) => [serviceKey(s.service), s])), addresses, reclaimed: new Set() };
+    // As a full run does: interfaces and the default route are looked up again.
+    this.#interfaces.clear();
+    this.#fallback = undefined;
+    return true;
+  }
+
+  /**
+   * One slice of a sweep: a change-driven run over `services` that first takes their kernel state from the
+   * sweep's read (unless a run changed them since: then the view is newer), claims their sysctls again and
+   * re-adds their VIPs that are gone. Reports only the services whose report changed.
+   */
+  sweepSlice(services: readonly PlannedService[], healthy: HealthLookup): Promise<DirectorReport> {
+    return this.#run(services, [], false, healthy, this.#sweep && 'slice');
+  }
+
+  /**
+   * The end of a sweep, after every slice: what a full run does beyond single services. Drops the ids
+   * `planned` no longer lists, deletes owned IPVS services that no planned service has (left by a previous
+   * agent process or a failed delete), releases sysctl claims and VIPs nobody needs. Reports as a full run.
+   */
+  async finishSweep(planned: (id: string) => boolean, healthy: HealthLookup): Promise<DirectorReport> {
+    const removed = [...this.#entries.keys()].filter((id) => !planned(id));
+    try {
+      return await this.#run([], removed, false, healthy, this.#sweep && 'finish');
+    } finally {
+      this.#sweep = undefined;
+      this.#prefetched = undefined;
+    }
+  }
+
   /** The kernel table for a full run: the prefetched read with the services changed since taken from the view. */
   async #readTable(): Promise<Map<string, ServiceState>> {
     const pre = this.#prefetched;
@@ -229,9 +292,21 @@ export class DirectorReconciler {
     return new Map((await this.#d.ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
   }
 
-  async #run(work: readonly PlannedService[], removedIds: readonly string[], full: boolean, healthy: HealthLookup): Promise<DirectorReport> {
+  async #run(work: readonly PlannedService[], removedIds: readonly string[], full: boolean, healthy: HealthLookup, step?: 'slice' | 'finish'): Promise<DirectorReport> {
     const { ipvs, sysctl, log } = this.#d;
+    // A full run takes the place of a sweep in progress (its read included).
+    const sweep = full ? undefined : step && this.#sweep;
+    if (full) this.#sweep = undefined;
     const now = (this.#d.now ?? Date.now)();
+    // Where a full run's (or a sweep's end's) time goes, for the debug log: it holds up every change meanwhile.
+    const phases: Record<string, number> | undefined = full || step === 'finish' ? {} : undefined;
+    let lapStart = performance.now();
+    const lap = (name: string): void => {
+      if (!phases) return;
+      const t = performance.now();
+      phases[name] = Math.round(t - lapStart);
+      lapStart = t;
+    };
     const state = this.#d.state.load();
     this.#owned ??= new Map(Object.entries(state.services));
     if (full) {
@@ -285,6 +360,7 @@ export class DirectorReconciler {
       else ifaceOf.set(s.id, ifname);
     }
 
+    lap('interfaces');
     // Sysctls before IPVS: a NAT director without ip_forward would black-hole replies. They depend only on
     // the forwarding method and the interface, so services that share both share one claim.
     const groupOf = new Map<string, string>();
@@ -310,10 +386,12 @@ export class DirectorReconciler {
       const members = this.#groups.get(owner) ?? new Set<string>();
       for (const id of g.ids) members.add(id);
       this.#groups.set(owner, members);
-      if (!full && this.#claimed.has(owner)) continue;
+      // A full run claims every owner again (drift repair), a sweep each owner once.
+      if (!full && this.#claimed.has(owner) && !(sweep && !sweep.reclaimed.has(owner))) continue;
       try {
         await sysctl.claim(owner, sysctlsFor('director', g.mode, g.ifname, { ipv6: g.ipv6 }));
         this.#claimed.add(owner);
+        sweep?.reclaimed.add(owner);
       } catch (e) {
         this.#claimed.delete(owner);
         for (const id of g.ids) fail(id, `sysctl: ${(e as Error).message}`);
@@ -323,13 +401,16 @@ export class DirectorReconciler {
     // changes left without a service.
     const stale = full
       ? (await sysctl.owners()).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX) && !needed.has(o))
-      : [...emptied].filter((o) => !this.#groups.get(o)?.size);
+      : step === 'finish'
+        ? (await sysctl.owners()).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX) && !this.#groups.get(o)?.size)
+        : [...emptied].filter((o) => !this.#groups.get(o)?.size);
     for (const owner of stale) {
       await sysctl.release(owner);
       this.#claimed.delete(owner);
       this.#groups.delete(owner);
     }
 
+    lap('sysctl');
     // IPVS. Desired objects are derived for the services this run looks at; every one of them (failed ones
     // too: those must not be deleted) has its serviceKey.
     const desired: DesiredService[] = [];
@@ -365,16 +446,45 @@ export class DirectorReconciler {
       const failedKeys = new Set([...failed].map((id) => serviceOf.get(id)!.key));
       owned = new Map([...this.#owned].filter(([k]) => !failedKeys.has(k)));
     }
+    lap('desired');
+    // The end of a sweep also deletes owned services that no planned service has.
+    const liveKeys = new Set<string>();
+    if (step === 'finish') {
+      const removedSet = new Set(removedIds);
+      const entryKeys = new Set<string>();
+      for (const [id, e] of this.#entries) {
+        if (e.key === undefined) continue;
+        entryKeys.add(e.key);
+        if (!removedSet.has(id)) liveKeys.add(e.key);
+      }
+      for (const k of this.#owned.keys()) if (!entryKeys.has(k)) gone.push(k);
+    }
+    if (sweep && this.#view) {
+      // The sweep's read for the keys this step looks at, unless a run changed them since (the view is newer
+      // then) or the view is unsure of them (read again below). From now on the view is newer for them too.
+      const touched = this.#prefetched?.touched;
+      const patch = (k: string): void => {
+        if (touched?.has(k) || this.#stale.has(k)) return;
+        const t = sweep.table.get(k);
+        if (t) this.#view!.set(k, t);
+        else this.#view!.delete(k);
+        touched?.add(k);
+      };
+      for (const k of keys.values()) patch(k);
+      for (const k of gone) patch(k);
+    }
     if (full || !this.#view) {
       this.#view = await this.#readTable();
       this.#stale.clear();
     } else if (this.#stale.size) {
       await this.#refresh(this.#view, [...desired.map((d) => d.service), ...goneServices]);
     }
+    lap('read');
     const view = this.#view;
     const draining = new Map(Object.entries(state.draining));
     const diff = diffDirector({ desired, actual: view, keyOf: (d) => keys.get(d)!, owned, draining, now, ...(full ? {} : { removed: gone }) });
     for (const c of diff.conflicts) fail(c.owner, `EEXIST: ${c.service} exists in the kernel and is not owned by lvs-operator; not touching it`);
+    lap('diff');
     const results = diff.ops.length > 0 ? await ipvs.apply(diff.ops) : [];
     const touched = this.#prefetched?.touched;
     if (touched) for (const op of diff.ops) touched.add(serviceKey(op.service));
@@ -411,6 +521,9 @@ export class DirectorReconciler {
         ownership.push(key);
       }
     });
+    lap('apply');
+    // Drain records of services no planned service has any more (a full run's diff drops those itself).
+    if (step === 'finish') for (const k of [...diff.draining.keys()]) if (!liveKeys.has(drainService(k))) diff.draining.delete(k);
     const drainingChanged = !sameDraining(diff.draining, draining);
     if (drainingChanged) state.draining = Object.fromEntries(diff.draining);
     if (diff.drift > 0) log.info({ drift: diff.drift }, 'repaired IPVS drift');
@@ -428,9 +541,14 @@ export class DirectorReconciler {
       const lifetimeSeconds = this.#d.vipLifetimeSeconds?.(s);
       wants.set(s.id, { ifname, vip: s.vip, owner: DIRECTOR_OWNER_PREFIX + s.id, ...(lifetimeSeconds !== undefined ? { lifetimeSeconds } : {}) });
     }
-    let vipResult;
+    let vipResult: VipResult | undefined;
     if (full) {
       vipResult = await syncVips(this.#d.netif, state, [...wants.values()], (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, true);
+    } else if (step === 'finish') {
+      // The exact set, as a full run makes it; the slices have re-added the missing ones.
+      const removedSet = new Set(removedIds);
+      const held = [...this.#entries].flatMap(([id, e]) => (e.vip && !removedSet.has(id) ? [e.vip] : []));
+      vipResult = await syncVips(this.#d.netif, state, held, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, false);
     } else {
       const add: VipWant[] = [];
       const remove: VipWant[] = [];
@@ -442,12 +560,26 @@ export class DirectorReconciler {
         if (w && !same) add.push(w);
       }
       vipResult = add.length || remove.length ? await syncVipChanges(this.#d.netif, state, { add, remove }, this.#d.arp) : undefined;
+      if (sweep) {
+        const kept: VipWant[] = [];
+        for (const [id, e] of prev) {
+          const w = wants.get(id);
+          if (w && e?.vip && e.vip.ifname === w.ifname && e.vip.vip === w.vip) kept.push(w);
+        }
+        const rebound = kept.length ? await rebindMissing(this.#d.netif, kept, sweep.addresses) : undefined;
+        if (rebound?.added.length) log.info({ vips: rebound.added }, 'repaired VIP drift');
+        if (rebound) vipResult = vipResult ? { ...vipResult, failed: new Map([...vipResult.failed, ...rebound.failed]), added: [...vipResult.added, ...rebound.added] } : rebound;
+      }
     }
+    lap('vips');
     for (const [owner, msg] of vipResult?.failed ?? []) fail(owner.slice(DIRECTOR_OWNER_PREFIX.length), `vip: ${msg}`);
     const vipsChanged = vipResult?.changed ?? false;
     if (ownership.length || drainingChanged || vipsChanged) this.#d.state.save(state, { services: ownership, draining: drainingChanged, vips: vipsChanged });
 
-    // Remember what was decided, and publish the reports.
+    lap('save');
+    // Remember what was decided, and publish the reports. A sweep's slice publishes only the reports that
+    // differ: it looks at services nobody changed, and each published one is compared again downstream.
+    const unchanged = new Set<string>();
     for (const s of work) {
       const w = wants.get(s.id);
       const bound = w !== undefined && !vipResult?.failed.has(w.owner);
@@ -458,7 +590,8 @@ export class DirectorReconciler {
       const r = reports.get(s.id)!;
       r.holdsVip = bound;
       if (heldSince !== undefined) r.vipHeldSince = heldSince;
-      this.#reports.set(s.id, r);
+      if (step === 'slice' && sameReport(this.#reports.get(s.id), r)) unchanged.add(s.id);
+      else this.#reports.set(s.id, r);
       if (r.ok) this.#failing.delete(s.id);
       else this.#failing.add(s.id);
     }
@@ -467,11 +600,13 @@ export class DirectorReconciler {
       this.#reports.delete(id);
       this.#failing.delete(id);
     }
+    lap('entries');
+    if (phases) log.debug({ services: work.length, ...(step ? { step } : {}), phases }, 'full run phases');
     return {
       services: this.#reports,
-      changed: [...reports.keys(), ...removedIds],
+      changed: [...[...reports.keys()].filter((id) => !unchanged.has(id)), ...removedIds],
       failed: this.#failing.size,
-      full,
+      full: full || step === 'finish',
       ops: diff.ops.length,
       drift: diff.drift,
     };

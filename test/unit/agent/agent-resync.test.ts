@@ -18,11 +18,16 @@ const FULL_MS = 120;
 const RESYNC_S = 0.05;
 const DUTY = 2;
 
-/** A director whose full runs take FULL_MS (longer than the resync interval), as a big table's dump does. */
+/** A director whose full runs and sweeps take FULL_MS (longer than the resync interval), as a big table's do. */
 class SlowFullDirector extends DirectorReconciler {
   override async reconcile(...args: Parameters<DirectorReconciler['reconcile']>): ReturnType<DirectorReconciler['reconcile']> {
     await sleep(FULL_MS);
     return super.reconcile(...args);
+  }
+
+  override async finishSweep(...args: Parameters<DirectorReconciler['finishSweep']>): ReturnType<DirectorReconciler['finishSweep']> {
+    await sleep(FULL_MS);
+    return super.finishSweep(...args);
   }
 }
 
@@ -104,7 +109,7 @@ describe('Agent: resync gap', () => {
   });
 });
 
-describe('Agent: the periodic full run reads the kernel ahead', () => {
+describe('Agent: the periodic resync reads the kernel ahead', () => {
   const key = { af: 'ipv4', protocol: 'tcp', address: '10.1.0.1', port: 80 } as const;
   const setup = (): { ipvs: FakeIpvs; agent: Agent; runs: AgentRun[] } => {
     const ipvs = new FakeIpvs();
@@ -160,11 +165,12 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
       expect(runs.slice(before).some((r) => r.full)).toBe(false);
       expect(await weightNow(ipvs)).toBe(5);
       ipvs.resetCalls();
+      const mark = runs.length;
       release();
-      const full = await eventuallyFull(runs, before);
-      // The read showed weight 1 for a service changed meanwhile: the run took it from its view instead
+      const { full, ops } = await sweepDone(runs, mark);
+      // The read showed weight 1 for a service changed meanwhile: the sweep took it from its view instead
       // (else it would have set weight 5 again).
-      expect(full.director.ops).toBe(0);
+      expect(ops).toBe(0);
       expect(full.director.failed).toBe(0);
       expect(ipvs.calls.updateDestination + ipvs.calls.listServices).toBe(0);
       expect(await weightNow(ipvs)).toBe(5);
@@ -179,15 +185,15 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
       await ipvs.updateDestination(key, { ...(await ipvs.listDestinations(key))[0]!.destination, weight: 77 }); // someone else's change
       const before = runs.length;
       agent.start();
-      const full = await eventuallyFull(runs, before);
-      expect(full.director.ops).toBe(1);
+      const { ops } = await sweepDone(runs, before);
+      expect(ops).toBe(1);
       expect(await weightNow(ipvs)).toBe(3);
     } finally {
       agent.stop();
     }
   });
 
-  it('reads the whole table again when an operation failed during the read (the view is unsure of that service)', async () => {
+  it('reads a service again (alone) when an operation on it failed during the read: the view is unsure of it', async () => {
     const { ipvs, agent, runs } = await programmed(1);
     try {
       const release = await startWithReadHeld(ipvs, agent);
@@ -197,9 +203,11 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
       await expect(agent.reconcile()).resolves.toMatchObject({ full: false });
       expect(runs[before]!.director.failed).toBe(1);
       ipvs.resetCalls();
+      const mark = runs.length;
       release();
-      const full = await eventuallyFull(runs, before);
-      expect(ipvs.calls.listServices).toBe(1); // its own read, not the held one
+      const { full } = await sweepDone(runs, mark);
+      expect(ipvs.calls.listServices).toBe(0); // no second read of the whole table
+      expect(ipvs.calls.getService).toBe(1); // that service alone, from the kernel
       expect(full.director.failed).toBe(0);
       expect(await weightNow(ipvs)).toBe(5);
     } finally {
@@ -208,10 +216,14 @@ describe('Agent: the periodic full run reads the kernel ahead', () => {
   });
 });
 
-async function eventuallyFull(runs: AgentRun[], from: number): Promise<AgentRun> {
+/** The first full run from `from` on (a sweep's last run), with the IPVS operations and drift of the runs up to it. */
+async function sweepDone(runs: AgentRun[], from: number): Promise<{ full: AgentRun; ops: number; drift: number }> {
   for (let i = 0; i < 200; i++) {
-    const r = runs.slice(from).find((x) => x.full);
-    if (r) return r;
+    const at = runs.findIndex((x, k) => k >= from && x.full);
+    if (at >= 0) {
+      const upTo = runs.slice(from, at + 1);
+      return { full: runs[at]!, ops: upTo.reduce((n, r) => n + r.director.ops, 0), drift: upTo.reduce((n, r) => n + r.director.drift, 0) };
+    }
     await sleep(10);
   }
   throw new Error('no full run');

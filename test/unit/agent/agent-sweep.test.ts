@@ -1,0 +1,262 @@
+// The periodic resync as a sweep: the kernel read ahead, then compared slice by slice, each slice a run of
+// its own, with plan changes going first. It must repair exactly what a full run repairs, and a change that
+// meets it must wait for one slice, not for all of them.
+import { FakeIpvs } from '../../../src/ipvs/fake.ts';
+import { FakeNetif } from '../../../src/netif/fake.ts';
+import { FakeSysctl, defaultSysctls } from '../../../src/sysctl/fake.ts';
+import { MemoryStateStore } from '../../../src/agent/state.ts';
+import { DirectorReconciler } from '../../../src/agent/director/reconciler.ts';
+import { RealServerReconciler } from '../../../src/agent/realserver/reconciler.ts';
+import { HealthChecker } from '../../../src/agent/health/checker.ts';
+import { Agent, type AgentRun } from '../../../src/agent/agent.ts';
+import { serviceKey } from '../../../src/ipvs/keys.ts';
+import type { ServiceKey } from '../../../src/ipvs/types.ts';
+import type { NodePlan, PlannedService } from '../../../src/model/plan.ts';
+import { createLogger } from '../../../src/util/log.ts';
+
+const log = createLogger('test', 'silent');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const svc = (i: number, over: Partial<PlannedService> = {}): PlannedService => ({
+  id: `lab/s${String(i).padStart(3, '0')}`, generation: 1, vip: `10.1.0.${i + 1}`, port: 80, protocol: 'TCP', scheduler: 'wlc',
+  schedulerFlags: [], onePacket: false, forwarding: i % 5 === 0 ? 'NAT' : 'DirectRouting', holdVip: i % 3 === 0,
+  healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 1, fall: 1 }, drainTimeoutSeconds: i === 4 ? 30 : 0,
+  destinations: [0, 1, 2].map((j) => ({ realServer: `lab/rs${j}`, address: `10.2.${j}.${i + 1}`, port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 })),
+  ...over,
+});
+const planOf = (director: PlannedService[]): NodePlan => ({ node: 'n1', director, realServer: [] });
+const keyOf = (s: PlannedService): ServiceKey => ({ af: 'ipv4', protocol: 'tcp', address: s.vip, port: s.port });
+
+/** A director whose sweep slices take `sliceMs` and are logged, as thousands of services' slices would. */
+class LoggingDirector extends DirectorReconciler {
+  sliceMs = 0;
+  onSlice: (() => void) | undefined;
+  readonly events: string[] = [];
+  override async sweepSlice(...args: Parameters<DirectorReconciler['sweepSlice']>): ReturnType<DirectorReconciler['sweepSlice']> {
+    this.events.push(`slice ${args[0].length}`);
+    this.onSlice?.();
+    if (this.sliceMs) await sleep(this.sliceMs);
+    return super.sweepSlice(...args);
+  }
+
+  override async finishSweep(...args: Parameters<DirectorReconciler['finishSweep']>): ReturnType<DirectorReconciler['finishSweep']> {
+    this.events.push('finish');
+    return super.finishSweep(...args);
+  }
+
+  override async reconcileChanges(...args: Parameters<DirectorReconciler['reconcileChanges']>): ReturnType<DirectorReconciler['reconcileChanges']> {
+    this.events.push(`change ${args[0].upsert.map((s) => s.id).join(',')}`);
+    return super.reconcileChanges(...args);
+  }
+}
+
+function world(sweepSlice = 7) {
+  const ipvs = new FakeIpvs();
+  const netif = new FakeNetif();
+  netif.addLink('eth0', { up: true });
+  const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
+  const state = new MemoryStateStore();
+  const runs: AgentRun[] = [];
+  const director = new LoggingDirector({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' });
+  const agent = new Agent({
+    node: 'n1', log, sweepSlice,
+    health: new HealthChecker({ probe: async () => ({ ok: true, reason: 'connected' }), log }),
+    director,
+    realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
+    onReport: (r) => runs.push(r),
+  });
+  return { ipvs, netif, sysctl, state, runs, director, agent };
+}
+type World = ReturnType<typeof world>;
+
+const PLAN = Array.from({ length: 40 }, (_, i) => svc(i));
+
+/** Programs PLAN, then changes the kernel behind the agent's back in every way a full run repairs. */
+async function drifted(w: World): Promise<void> {
+  w.agent.setPlan(planOf(PLAN));
+  await w.agent.reconcile();
+  // An owned service left behind: its delete failed, so the ledger still has it and no planned service does.
+  w.ipvs.injectError('deleteService', 'ENOMEM');
+  w.agent.setPlan(planOf(PLAN.filter((s) => s.id !== PLAN[11]!.id)));
+  await w.agent.reconcile();
+  const [s5, s6, s7, s8, s9, s4, s12] = [PLAN[5]!, PLAN[6]!, PLAN[7]!, PLAN[8]!, PLAN[9]!, PLAN[4]!, PLAN[12]!];
+  await w.ipvs.deleteService(keyOf(s5));
+  await w.ipvs.updateService({ ...(await w.ipvs.getService(keyOf(s6)))!.service, scheduler: 'rr' });
+  await w.ipvs.deleteDestination(keyOf(s7), (await w.ipvs.listDestinations(keyOf(s7)))[1]!.destination);
+  await w.ipvs.updateDestination(keyOf(s8), { ...(await w.ipvs.listDestinations(keyOf(s8)))[0]!.destination, weight: 9 });
+  const extra = { ...(await w.ipvs.listDestinations(keyOf(s9)))[0]!.destination, address: '10.3.0.9' };
+  await w.ipvs.addDestination(keyOf(s9), extra);
+  // A destination someone added to a service that drains: it has connections, so it is drained, not deleted.
+  await w.ipvs.addDestination(keyOf(s4), { ...extra, address: '10.3.0.4' });
+  w.ipvs.setDestinationState(keyOf(s4), { ...extra, address: '10.3.0.4' }, { counters: { activeConns: 3 } });
+  // A foreign service: never touched.
+  await w.ipvs.addService({ af: 'ipv4', protocol: 'tcp', address: '10.9.9.9', port: 443, scheduler: 'wlc', flags: 0, timeout: 0, netmask: 0xffffffff });
+  await w.netif.removeVip('eth0', s12.vip);
+  w.sysctl.kernel.values.set('net/ipv4/ip_forward', '0');
+}
+
+/** Everything a full run makes right, in comparable form. */
+async function snapshot(w: World): Promise<unknown> {
+  const table = (await w.ipvs.listServices()).map((s) => ({
+    key: serviceKey(s.service), scheduler: s.service.scheduler,
+    destinations: s.destinations.map((d) => `${d.destination.address}:${d.destination.port}/${d.destination.weight}`).sort(),
+  })).sort((a, b) => a.key.localeCompare(b.key));
+  const report = [...(w.agent.lastReport?.director.services.values() ?? [])].map((r) => ({ id: r.id, ok: r.ok, errors: r.errors, holdsVip: r.holdsVip }));
+  const { services, vips, draining } = w.state.state;
+  return {
+    table, report,
+    addresses: (await w.netif.listAddresses('eth0')).map((a) => a.address).sort(),
+    ipForward: w.sysctl.value('net/ipv4/ip_forward'),
+    owners: (await w.sysctl.owners()).sort(),
+    ledger: Object.keys(services).sort(),
+    vips: vips.map((v) => `${v.vip}=${v.owners.join(',')}`).sort(),
+    draining: Object.keys(draining).sort(),
+  };
+}
+
+describe('Agent: the periodic resync in slices (a sweep)', () => {
+  it('repairs exactly what a full run repairs: services, destinations, drains, orphans, VIPs and sysctls; foreign services untouched', async () => {
+    const swept = world();
+    const locked = world();
+    try {
+      await drifted(swept);
+      await drifted(locked);
+      const before = swept.runs.length;
+      const last = await swept.agent.periodicResync();
+      await locked.agent.resync();
+      expect(last?.full).toBe(true);
+      // 39 planned services in slices of 7, then the end.
+      expect(swept.director.events.filter((e) => e.startsWith('slice'))).toHaveLength(6);
+      expect(swept.director.events.at(-1)).toBe('finish');
+      const after = await snapshot(swept);
+      expect(after).toEqual(await snapshot(locked));
+      // ... and that is the plan, with the foreign service as it was.
+      const s = after as { table: Array<{ key: string; scheduler: string; destinations: string[] }>; addresses: string[]; ipForward: string; ledger: string[]; draining: string[] };
+      expect(s.table.map((t) => t.key)).toEqual([...PLAN.filter((x) => x !== PLAN[11]).map((x) => `${x.vip}:80/TCP`), '10.9.9.9:443/TCP'].sort((a, b) => a.localeCompare(b)));
+      expect(s.table.find((t) => t.key === '10.1.0.7:80/TCP')?.scheduler).toBe('wlc');
+      expect(s.table.find((t) => t.key === '10.1.0.5:80/TCP')?.destinations).toContain('10.3.0.4:80/0');
+      expect(s.draining).toHaveLength(1);
+      expect(s.addresses).toContain(PLAN[12]!.vip);
+      expect(s.ipForward).toBe('1');
+      expect(s.ledger).not.toContain(`${PLAN[11]!.vip}:80/TCP`);
+      const repaired = swept.runs.slice(before);
+      expect(repaired.reduce((n, r) => n + r.director.ops, 0)).toBe(1 + 3 + 1 + 1 + 1 + 1 + 1 + 1); // s5 (1 + 3), s6, s7, s8, s9, s4, orphan
+      // A full run after the sweep finds nothing left to do.
+      const check = await swept.agent.resync();
+      expect(check.director.ops).toBe(0);
+      expect(check.director.failed).toBe(0);
+    } finally {
+      swept.agent.stop();
+      locked.agent.stop();
+    }
+  });
+
+  it('publishes only the reports a slice changed, and reports the end as a full run', async () => {
+    const w = world(10);
+    try {
+      w.agent.setPlan(planOf(PLAN));
+      await w.agent.reconcile();
+      await w.ipvs.deleteService(keyOf(PLAN[23]!));
+      const before = w.runs.length;
+      await w.agent.periodicResync();
+      const runs = w.runs.slice(before);
+      expect(runs.map((r) => r.full)).toEqual([false, false, false, false, true]);
+      expect(runs.flatMap((r) => r.director.changed)).toEqual([]);
+      expect(runs[2]!.director.ops).toBe(4);
+      expect(runs.at(-1)!.realServerChanged).toBe(true);
+    } finally {
+      w.agent.stop();
+    }
+  });
+
+  it('a plan change during a sweep runs before the next slice: it waits for one slice at most', async () => {
+    const w = world(5);
+    try {
+      w.agent.setPlan(planOf(PLAN));
+      await w.agent.reconcile();
+      w.director.sliceMs = 20;
+      w.director.events.length = 0;
+      const before = w.runs.length;
+      const sweep = w.agent.periodicResync();
+      while (!w.director.events.includes('slice 5')) await sleep(1);
+      const changed = { ...PLAN[30]!, destinations: PLAN[30]!.destinations.map((d) => ({ ...d, weight: 7 })) };
+      w.agent.setPlan(planOf(PLAN.map((s) => (s === PLAN[30] ? changed : s))));
+      const run = await w.agent.reconcile();
+      expect(run.director.changed).toEqual([changed.id]);
+      expect((await w.ipvs.listDestinations(keyOf(changed))).map((d) => d.destination.weight)).toEqual([7, 7, 7]);
+      // The change ran right after the slice in flight when it came, with the other seven still to go.
+      expect(w.director.events.slice(0, 2)).toEqual(['slice 5', `change ${changed.id}`]);
+      const last = await sweep;
+      expect(last?.full).toBe(true);
+      expect(w.director.events.filter((e) => e.startsWith('slice'))).toHaveLength(8);
+      // The sweep took the changed service from its view: nothing to redo.
+      expect(w.runs.slice(before).filter((r) => !r.director.changed.length || r.full).reduce((n, r) => n + r.director.ops, 0)).toBe(0);
+    } finally {
+      w.agent.stop();
+    }
+  });
+
+  it('lets the event loop run between steps: a change arriving as I/O meanwhile goes first, even when slices never wait', async () => {
+    const w = world(2);
+    try {
+      w.agent.setPlan(planOf(PLAN));
+      await w.agent.reconcile();
+      w.director.events.length = 0;
+      const changed = { ...PLAN[7]!, destinations: PLAN[7]!.destinations.map((d) => ({ ...d, weight: 3 })) };
+      // A watch event, say: I/O, ready as soon as the first slice has begun.
+      w.director.onSlice = () => {
+        w.director.onSlice = undefined;
+        setImmediate(() => w.agent.setPlan(planOf(PLAN.map((s) => (s === PLAN[7] ? changed : s)))));
+      };
+      await w.agent.periodicResync();
+      const at = w.director.events.indexOf(`change ${changed.id}`);
+      expect(at).toBeGreaterThanOrEqual(0);
+      // Slices in the fake finish without waiting for anything; the change still came right after the first.
+      expect(w.director.events.slice(0, at)).toEqual(['slice 2']);
+      expect(w.director.events.at(-1)).toBe('finish');
+    } finally {
+      w.agent.stop();
+    }
+  });
+
+  it('ends at stop(): no further slices, the waiter gets no run', async () => {
+    const w = world(5);
+    w.agent.setPlan(planOf(PLAN));
+    await w.agent.reconcile();
+    w.director.sliceMs = 10;
+    w.director.events.length = 0;
+    const sweep = w.agent.periodicResync();
+    while (!w.director.events.length) await sleep(1);
+    w.agent.stop();
+    await expect(sweep).resolves.toBeUndefined();
+    await sleep(50);
+    expect(w.director.events.filter((e) => e.startsWith('slice')).length).toBeLessThanOrEqual(2);
+    expect(w.director.events).not.toContain('finish');
+  });
+
+  it('a failed slice ends the sweep with a full run, which the waiter gets', async () => {
+    const w = world(5);
+    try {
+      w.agent.setPlan(planOf(PLAN));
+      await w.agent.reconcile();
+      const failing = new Promise<Error>((resolve) => {
+        const orig = w.director.sweepSlice.bind(w.director);
+        let once = true;
+        w.director.sweepSlice = async (...args) => {
+          if (!once) return orig(...args);
+          once = false;
+          const e = new Error('netlink socket closed');
+          resolve(e);
+          throw e;
+        };
+      });
+      const before = w.runs.length;
+      const last = await w.agent.periodicResync();
+      await failing;
+      expect(last?.full).toBe(true);
+      expect(w.runs.slice(before).map((r) => r.full)).toEqual([true]);
+    } finally {
+      w.agent.stop();
+    }
+  });
+});
