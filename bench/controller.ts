@@ -10,8 +10,8 @@
 // `kubectl apply` starts (native, on this host, as an admin's workstation would run it) until the director's
 // kernel shows them (read by a probe in the director's netns, one GET_DEST of that service every 5 ms, which
 // tells the host over the VM's forward): RealServer weight changes, new and deleted RealServers, weight
-// changes again with `kubectl apply --server-side` (client-side apply downloads and parses the server's whole
-// OpenAPI v2 document on every run), plus weight changes with kubectl run inside the VM (emulated: shows
+// changes again with `kubectl apply --server-side` (client-side apply reads, rewrites and parses its cached copy
+// of the server's whole OpenAPI v2 document, 2 MB, on every run), plus weight changes with kubectl run inside the VM (emulated: shows
 // kubectl's own cost there). Each change is split
 // into kubectl's run time, the controller's share (until this host's NodePlan watch shows the new plan) and
 // the director's share. `ipvsadm -e` on the same 50,000-destination table in the same VM is the reference.
@@ -472,7 +472,7 @@ try {
     const name = `rs-${i}-${j}`;
     const w = ((weights.get(name) ?? 1) % 9) + 2;
     weights.set(name, w);
-    // Server-side apply skips client-side apply's download of the whole OpenAPI v2 document and its GET; the
+    // Server-side apply skips client-side apply's pass over the whole OpenAPI v2 document and its GET; the
     // objects were created by the bench (another field manager), so it takes the field over (--force-conflicts).
     const how = kind === 'weightSsa' ? ['--server-side', '--force-conflicts'] : [];
     return change(kind, i, rsAddress(i, j), { weight: w }, ['apply', ...how, '-f', '-'], JSON.stringify(rsDoc(i, name, rsAddress(i, j), w)));
