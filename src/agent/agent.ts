@@ -82,9 +82,10 @@ export interface AgentOptions extends AgentHooks {
   /** Seconds between full resyncs (drift repair, drain progress): the least gap from one's end to the next. */
   resyncSeconds?: number;
   /**
-   * The gap is also at least this many times the last full run's duration (default 10): at 5,000 services a
-   * full run reads 55,000 kernel objects, and on a slow node (15–22 s in the emulated lab VM) a fixed 10 s
-   * gap kept the agent in full runs 60% of the time, every plan change meeting one waiting for its end.
+   * The gap is also at least this many times the last full run's duration (a sweep's: its read and its
+   * runs; default 10): at 5,000 services a full run reads 55,000 kernel objects, and on a slow node (15–22 s
+   * in the emulated lab VM) a fixed 10 s gap kept the agent in full runs 60% of the time, every plan change
+   * meeting one waiting for its end.
    */
   resyncDutyFactor?: number;
   /** Services per slice of a periodic resync (default 150: 30–100 ms each at 10 destinations in the emulated lab VM). */
@@ -139,7 +140,7 @@ export class Agent {
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
   /** A periodic resync in progress: the plan's ids when it began, how far it got, who waits for its end. */
-  #sweep: { ids: string[]; next: number; slices: number; started: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
+  #sweep: { ids: string[]; next: number; slices: number; started: number; readMs: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -238,12 +239,13 @@ export class Agent {
     const fullRuns = this.#fullRuns;
     const started = performance.now();
     const swept = await this.#o.director.beginSweep();
+    const readMs = performance.now() - started;
     if (this.#stopped || this.#fullRuns !== fullRuns || this.#sweep) return undefined;
     if (!swept) return this.resync();
     this.#fullRuns += 1;
     this.#fullRunning = true;
     return new Promise((done) => {
-      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, lockedMs: 0, done };
+      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, readMs, lockedMs: 0, done };
       this.trigger();
     });
   }
@@ -357,8 +359,9 @@ export class Agent {
       if (sweep && step) sweep.lockedMs += performance.now() - started;
       if (full || step === 'finish') {
         this.#fullRunning = false;
-        // A sweep counts the time its runs took, not the plan changes' runs in between.
-        this.#lastFullMs = step === 'finish' ? sweep!.lockedMs : performance.now() - started;
+        // A sweep counts its read and its runs, not the plan changes' runs in between: the read is as much
+        // the agent's (and an emulated VM's host's) CPU as the comparison.
+        this.#lastFullMs = step === 'finish' ? sweep!.readMs + sweep!.lockedMs : performance.now() - started;
         if (step === 'finish') this.#sweep = undefined;
         this.#armResync();
       }
@@ -377,7 +380,7 @@ export class Agent {
     };
     this.#last = run;
     const failed = failedCount(run);
-    const swept = step === 'finish' ? { sweep: { slices: sweep!.slices, ms: Math.round(performance.now() - sweep!.started), runsMs: Math.round(sweep!.lockedMs) } } : {};
+    const swept = step === 'finish' ? { sweep: { slices: sweep!.slices, ms: Math.round(performance.now() - sweep!.started), readMs: Math.round(sweep!.readMs), runsMs: Math.round(sweep!.lockedMs) } } : {};
     this.#o.log[failed > 0 ? 'warn' : 'debug']({ full: run.full, ...(step ? { step } : {}), ops: director.ops, drift: director.drift, failed, ms: Math.round(run.durationMs), ...swept, ...(run.full ? { nextFullInMs: Math.round(this.nextResyncMs) } : {}) }, 'reconciled');
     this.#o.onReport?.(run);
     if (full || step === 'finish') sweep?.done(run);

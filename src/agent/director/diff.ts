@@ -3,7 +3,7 @@
  * the kernel table as dumped, and what this agent owns → the minimal list of IPVS operations.
  * Foreign services are never touched; a weight change is one SET_DEST; removed realservers drain.
  */
-import type { Destination, Service, ServiceState } from '../../ipvs/types.ts';
+import type { Destination, DestinationEntry, Service, ServiceState } from '../../ipvs/types.ts';
 import { destKey, sameDestinationSettings, sameService, serviceKey } from '../../ipvs/keys.ts';
 
 export interface DesiredService {
@@ -62,6 +62,21 @@ export const drainKey = (svc: Service, dest: Destination): string => `${serviceK
 /** The serviceKey part of a drainKey (service keys never contain '|'). */
 export const drainService = (k: string): string => k.slice(0, k.indexOf('|'));
 
+/**
+ * Whether the kernel's destinations are exactly `want`, in order: same count, and each address, family and
+ * port identical as strings with the same settings (the kernel's keys are unique, so then the sets are equal).
+ * Anything else, e.g. the same address written differently, goes through the keyed comparison.
+ */
+function sameDestinationsInOrder(have: readonly DestinationEntry[], want: readonly Destination[]): boolean {
+  if (have.length !== want.length) return false;
+  for (let i = 0; i < want.length; i++) {
+    const h = have[i]!.destination;
+    const w = want[i]!;
+    if (h.address !== w.address || h.port !== w.port || h.af !== w.af || !sameDestinationSettings(h, w)) return false;
+  }
+  return true;
+}
+
 export function diffDirector(input: DiffInput): DiffResult {
   const ops: DirectorOp[] = [];
   const draining = new Map<string, number>();
@@ -93,6 +108,9 @@ export function diffDirector(input: DiffInput): DiffResult {
       if (input.owned.get(key) === want.owner) drift++;
       ops.push({ op: 'updateService', owner: want.owner, service: want.service });
     }
+    // The common case of a resync: the kernel lists the same destinations in the same order with the same
+    // settings. Checked field by field, without the keyed maps below (most of a resync's diff otherwise).
+    if (sameDestinationsInOrder(have.destinations, want.destinations)) continue;
     const haveDests = new Map(have.destinations.map((d) => [destKey(d.destination), d]));
     const wantKeys = new Set<string>();
     for (const d of want.destinations) {

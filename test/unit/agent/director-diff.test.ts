@@ -54,6 +54,36 @@ describe('diffDirector', () => {
   const key = serviceKey(want.service);
   const owned = new Map([[key, 'lab/web']]);
 
+  it('the same operations whatever order the kernel lists destinations in, and however it writes their addresses', () => {
+    const v6 = planned({ vip: '2001:db8::40', destinations: [
+      { realServer: 'lab/web1', address: '2001:db8::37', port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+      { realServer: 'lab/web2', address: '2001:db8::38', port: 8080, weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+      { realServer: 'lab/web3', address: '2001:db8::39', port: 80, weight: 2, upperThreshold: 0, lowerThreshold: 0 },
+    ] });
+    const cases: Array<[string, DesiredService, (k: ServiceState) => ServiceState]> = [
+      ['as desired', desiredOf(planned()), (k) => k],
+      ['reversed', desiredOf(planned()), (k) => ({ ...k, destinations: [...k.destinations].reverse() })],
+      ['a weight changed behind our back', desiredOf(planned()), (k) => ({ ...k, destinations: k.destinations.map((d, i) => (i === 1 ? { ...d, destination: { ...d.destination, weight: 7 } } : d)) })],
+      ['a weight changed, reversed', desiredOf(planned()), (k) => ({ ...k, destinations: k.destinations.map((d, i) => (i === 1 ? { ...d, destination: { ...d.destination, weight: 7 } } : d)).reverse() })],
+      ['a foreign one appended', desiredOf(planned()), (k) => ({ ...k, destinations: [...k.destinations, { ...k.destinations[0]!, destination: { ...k.destinations[0]!.destination, address: '192.168.56.99' } }] })],
+      ['one missing, one foreign', desiredOf(planned()), (k) => ({ ...k, destinations: [k.destinations[0]!, { ...k.destinations[1]!, destination: { ...k.destinations[1]!.destination, address: '192.168.56.99' } }] })],
+      ['IPv6 written in full by the kernel', desiredOf(v6), (k) => ({ ...k, destinations: k.destinations.map((d) => ({ ...d, destination: { ...d.destination, address: d.destination.address.replace('2001:db8::', '2001:0db8:0000:0000:0000:0000:0000:00') } })) })],
+      ['IPv6, a port changed', desiredOf(v6), (k) => ({ ...k, destinations: k.destinations.map((d, i) => (i === 2 ? { ...d, destination: { ...d.destination, port: 81 } } : d)) })],
+    ];
+    for (const [name, d, kernel] of cases) {
+      const k = serviceKey(d.service);
+      const base = { owned: new Map([[k, d.owner]]), draining: new Map<string, number>(), now: 0 };
+      const got = diffDirector({ ...base, desired: [d], actual: [kernel(kernelOf(d))] });
+      // What the keyed comparison alone gives: the same kernel, its destinations in an order the fast path never takes.
+      const shuffled = kernel(kernelOf(d));
+      const keyed = diffDirector({ ...base, desired: [d], actual: [{ ...shuffled, destinations: [...shuffled.destinations.slice(1), shuffled.destinations[0]!] }] });
+      const norm = (ops: typeof got.ops): string[] => ops.map((o) => `${o.op} ${'destination' in o ? `${o.destination.address}:${o.destination.port}/${o.destination.weight}` : ''}`).sort();
+      expect({ name, ops: norm(got.ops) }).toEqual({ name, ops: norm(keyed.ops) });
+      expect({ name, draining: [...got.draining] }).toEqual({ name, draining: [...keyed.draining] });
+    }
+    expect(diffDirector({ owned, draining: new Map(), now: 0, desired: [want], actual: [kernelOf(want)] }).ops).toEqual([]);
+  });
+
   it('empty table: one service and two destinations', () => {
     const r = diffDirector({ desired: [want], actual: [], owned: new Map(), draining: new Map(), now: 0 });
     expect(r.ops.map((o) => o.op)).toEqual(['addService', 'addDestination', 'addDestination']);
