@@ -1,18 +1,12 @@
 // The agent's periodic resync is counted from the end of the last full run: a full run longer than the
 // interval (seconds at 5,000 services, more on a starved host) must not make every run a full one, with
 // each plan change waiting behind it.
-import { FakeIpvs } from '../../../src/ipvs/fake.ts';
-import { FakeNetif } from '../../../src/netif/fake.ts';
-import { FakeSysctl, defaultSysctls } from '../../../src/sysctl/fake.ts';
-import { MemoryStateStore } from '../../../src/agent/state.ts';
+import type { FakeIpvs } from '../../../src/ipvs/fake.ts';
 import { DirectorReconciler } from '../../../src/agent/director/reconciler.ts';
-import { RealServerReconciler } from '../../../src/agent/realserver/reconciler.ts';
-import { HealthChecker } from '../../../src/agent/health/checker.ts';
-import { Agent, type AgentRun } from '../../../src/agent/agent.ts';
+import type { Agent, AgentRun } from '../../../src/agent/agent.ts';
 import type { PlannedService } from '../../../src/model/plan.ts';
-import { createLogger } from '../../../src/util/log.ts';
+import { fakeAgent } from '../../support/fake-agent.ts';
 
-const log = createLogger('test', 'silent');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const FULL_MS = 120;
 const RESYNC_S = 0.05;
@@ -39,19 +33,7 @@ const svc = (weight: number): PlannedService => ({
 
 describe('Agent: periodic resync', () => {
   it('counts the interval from the end of a full run, so a plan change runs at once and incrementally', async () => {
-    const ipvs = new FakeIpvs();
-    const netif = new FakeNetif();
-    netif.addLink('eth0', { up: true });
-    const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
-    const state = new MemoryStateStore();
-    const runs: AgentRun[] = [];
-    const agent = new Agent({
-      node: 'n1', log, resyncSeconds: RESYNC_S, resyncDutyFactor: DUTY,
-      health: new HealthChecker({ probe: async () => ({ ok: true, reason: 'connected' }), log }),
-      director: new SlowFullDirector({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-      realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-      onReport: (r) => runs.push(r),
-    });
+    const { ipvs, agent, runs } = fakeAgent({ director: (deps) => new SlowFullDirector(deps), agent: { resyncSeconds: RESYNC_S, resyncDutyFactor: DUTY } });
     try {
       agent.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
       agent.start();
@@ -83,17 +65,8 @@ describe('Agent: periodic resync', () => {
 });
 
 describe('Agent: resync gap', () => {
-  const agentWith = (opts: { resyncSeconds?: number; resyncDutyFactor?: number }): Agent => {
-    const netif = new FakeNetif();
-    const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
-    const state = new MemoryStateStore();
-    return new Agent({
-      node: 'n1', log, ...opts,
-      health: new HealthChecker({ probe: async () => ({ ok: true, reason: 'connected' }), log }),
-      director: new SlowFullDirector({ ipvs: new FakeIpvs(), netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-      realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-    });
-  };
+  const agentWith = (opts: { resyncSeconds?: number; resyncDutyFactor?: number }): Agent =>
+    fakeAgent({ director: (deps) => new SlowFullDirector(deps), agent: opts }).agent;
 
   it('is the interval while full runs are short, and ten times the last full run when that is longer', async () => {
     const slow = agentWith({ resyncSeconds: 0.5 });
@@ -111,22 +84,7 @@ describe('Agent: resync gap', () => {
 
 describe('Agent: the periodic resync reads the kernel ahead', () => {
   const key = { af: 'ipv4', protocol: 'tcp', address: '10.1.0.1', port: 80 } as const;
-  const setup = (): { ipvs: FakeIpvs; agent: Agent; runs: AgentRun[] } => {
-    const ipvs = new FakeIpvs();
-    const netif = new FakeNetif();
-    netif.addLink('eth0', { up: true });
-    const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
-    const state = new MemoryStateStore();
-    const runs: AgentRun[] = [];
-    const agent = new Agent({
-      node: 'n1', log, resyncSeconds: 0.05, resyncDutyFactor: 1,
-      health: new HealthChecker({ probe: async () => ({ ok: true, reason: 'connected' }), log }),
-      director: new DirectorReconciler({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-      realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-      onReport: (r) => runs.push(r),
-    });
-    return { ipvs, agent, runs };
-  };
+  const setup = () => fakeAgent({ agent: { resyncSeconds: 0.05, resyncDutyFactor: 1 } });
   /** An agent (not started) that has programmed svc(weight). */
   const programmed = async (weight: number): Promise<ReturnType<typeof setup>> => {
     const x = setup();

@@ -1,20 +1,12 @@
 // The periodic resync as a sweep: the kernel read ahead, then compared slice by slice, each slice a run of
 // its own, with plan changes going first. It must repair exactly what a full run repairs, and a change that
 // meets it must wait for one slice, not for all of them.
-import { FakeIpvs } from '../../../src/ipvs/fake.ts';
-import { FakeNetif } from '../../../src/netif/fake.ts';
-import { FakeSysctl, defaultSysctls } from '../../../src/sysctl/fake.ts';
-import { MemoryStateStore } from '../../../src/agent/state.ts';
 import { DirectorReconciler } from '../../../src/agent/director/reconciler.ts';
-import { RealServerReconciler } from '../../../src/agent/realserver/reconciler.ts';
-import { HealthChecker } from '../../../src/agent/health/checker.ts';
-import { Agent, type AgentRun } from '../../../src/agent/agent.ts';
+import { fakeAgent } from '../../support/fake-agent.ts';
 import { serviceKey } from '../../../src/ipvs/keys.ts';
 import type { ServiceKey } from '../../../src/ipvs/types.ts';
 import type { NodePlan, PlannedService } from '../../../src/model/plan.ts';
-import { createLogger } from '../../../src/util/log.ts';
 
-const log = createLogger('test', 'silent');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const svc = (i: number, over: Partial<PlannedService> = {}): PlannedService => ({
@@ -50,24 +42,15 @@ class LoggingDirector extends DirectorReconciler {
   }
 }
 
-function world(sweepSlice = 7) {
-  const ipvs = new FakeIpvs();
-  const netif = new FakeNetif();
-  netif.addLink('eth0', { up: true });
-  const sysctl = new FakeSysctl(defaultSysctls(['eth0']));
-  const state = new MemoryStateStore();
-  const runs: AgentRun[] = [];
-  const director = new LoggingDirector({ ipvs, netif, sysctl, state, log, defaultInterface: async () => 'eth0' });
-  const agent = new Agent({
-    node: 'n1', log, sweepSlice,
-    health: new HealthChecker({ probe: async () => ({ ok: true, reason: 'connected' }), log }),
-    director,
-    realServer: new RealServerReconciler({ netif, sysctl, state, log, defaultInterface: async () => 'eth0' }),
-    onReport: (r) => runs.push(r),
-  });
-  return { ipvs, netif, sysctl, state, runs, director, agent };
-}
+const world = (sweepSlice = 7) => fakeAgent({ director: (deps) => new LoggingDirector(deps), agent: { sweepSlice } });
 type World = ReturnType<typeof world>;
+/** A world whose agent has programmed PLAN. */
+async function programmed(sweepSlice: number): Promise<World> {
+  const w = world(sweepSlice);
+  w.agent.setPlan(planOf(PLAN));
+  await w.agent.reconcile();
+  return w;
+}
 
 const PLAN = Array.from({ length: 40 }, (_, i) => svc(i));
 
@@ -152,10 +135,8 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
   });
 
   it('publishes only the reports a slice changed, and reports the end as a full run', async () => {
-    const w = world(10);
+    const w = await programmed(10);
     try {
-      w.agent.setPlan(planOf(PLAN));
-      await w.agent.reconcile();
       await w.ipvs.deleteService(keyOf(PLAN[23]!));
       const before = w.runs.length;
       await w.agent.periodicResync();
@@ -170,10 +151,8 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
   });
 
   it('a plan change during a sweep runs before the next slice: it waits for one slice at most', async () => {
-    const w = world(5);
+    const w = await programmed(5);
     try {
-      w.agent.setPlan(planOf(PLAN));
-      await w.agent.reconcile();
       w.director.sliceMs = 20;
       w.director.events.length = 0;
       const before = w.runs.length;
@@ -197,10 +176,8 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
   });
 
   it('lets the event loop run between steps: a change arriving as I/O meanwhile goes first, even when slices never wait', async () => {
-    const w = world(2);
+    const w = await programmed(2);
     try {
-      w.agent.setPlan(planOf(PLAN));
-      await w.agent.reconcile();
       w.director.events.length = 0;
       const changed = { ...PLAN[7]!, destinations: PLAN[7]!.destinations.map((d) => ({ ...d, weight: 3 })) };
       // A watch event, say: I/O, ready as soon as the first slice has begun.
@@ -220,9 +197,7 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
   });
 
   it('ends at stop(): no further slices, the waiter gets no run', async () => {
-    const w = world(5);
-    w.agent.setPlan(planOf(PLAN));
-    await w.agent.reconcile();
+    const w = await programmed(5);
     w.director.sliceMs = 10;
     w.director.events.length = 0;
     const sweep = w.agent.periodicResync();
@@ -235,10 +210,8 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
   });
 
   it('a failed slice ends the sweep with a full run, which the waiter gets', async () => {
-    const w = world(5);
+    const w = await programmed(5);
     try {
-      w.agent.setPlan(planOf(PLAN));
-      await w.agent.reconcile();
       const failing = new Promise<Error>((resolve) => {
         const orig = w.director.sweepSlice.bind(w.director);
         let once = true;
