@@ -72,18 +72,19 @@ describe('lab VM kernel', () => {
     // Without the compile cache, which would skip the stripping of modules it has seen.
     const load = (env: Record<string, string>) => exec(null, [process.execPath, '--no-warnings', '--trace-wasm-compilation-times', '--input-type=module', '-e',
       `await import(${JSON.stringify(path.resolve(import.meta.dirname, '../../src/controller/controller.ts'))}); await new Promise((r) => setTimeout(r, 5000));`],
-    { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } });
+    { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' }, allowFailure: true });
     const compiled = (out: string, tier: string): number => out.split('\n').filter((l) => l.includes(`using ${tier}`)).length;
     expect(process.env.NODE_OPTIONS).toContain('guest-node.mjs');
-    const output = async (env: Record<string, string>): Promise<string> => {
-      const r = await load(env);
-      return r.stdout + r.stderr;
-    };
-    const preloaded = await output({});
-    expect(compiled(preloaded, 'Liftoff')).toBeGreaterThan(100);
-    expect(compiled(preloaded, 'TurboFan')).toBe(0);
-    const plain = await output({ NODE_OPTIONS: '' });
-    expect(compiled(plain, 'TurboFan')).toBeGreaterThan(0);
+    const preloaded = await load({});
+    expect({ code: preloaded.code, stderr: preloaded.stderr.slice(-2000) }).toEqual({ code: 0, stderr: expect.any(String) });
+    expect(compiled(preloaded.stdout + preloaded.stderr, 'Liftoff')).toBeGreaterThan(100);
+    expect(compiled(preloaded.stdout + preloaded.stderr, 'TurboFan')).toBe(0);
+    // Without the preload, hot functions tier up, and now and then V8 aborts in that tier-up under emulation
+    // (a fatal "Check failed", SIGTRAP: what the preload is for, seen in CI on 2026-12-03): either shows it.
+    const plain = await load({ NODE_OPTIONS: '' });
+    const aborted = plain.signal === 'SIGTRAP' && /Fatal error/.test(plain.stderr);
+    expect({ aborted, tieredUp: compiled(plain.stdout + plain.stderr, 'TurboFan') > 0 }).toEqual(expect.objectContaining(aborted ? { aborted: true } : { tieredUp: true }));
+    if (!aborted) expect(plain.code).toBe(0);
   }, 4 * T);
 });
 
