@@ -10,9 +10,9 @@
 // `kubectl apply` starts (native, on this host, as an admin's workstation would run it) until the director's
 // kernel shows them (read by a probe in the director's netns, one GET_DEST of that service every 5 ms, which
 // tells the host over the VM's forward): RealServer weight changes, new and deleted RealServers, weight
-// changes again with `kubectl apply --server-side` (client-side apply reads, rewrites and parses its cached copy
-// of the server's whole OpenAPI v2 document, 2 MB, on every run), plus weight changes with kubectl run inside the VM (emulated: shows
-// kubectl's own cost there). Each change is split
+// changes again with `kubectl apply --server-side` (client-side apply reads, rewrites and parses its cached
+// copy of the server's whole OpenAPI v2 document, 2 MB, on every run), plus weight changes with kubectl run
+// inside the VM (emulated: shows kubectl's own cost there). Each change is split
 // into kubectl's run time, the controller's share (until this host's NodePlan watch shows the new plan) and
 // the director's share. `ipvsadm -e` on the same 50,000-destination table in the same VM is the reference.
 // Writes bench/results/controller.{json,md}.

@@ -318,8 +318,10 @@ export class Agent {
     // A sweep's step runs when no plan change waits.
     const step = !full && sweep && dirty.size === 0 && !realServerDirty ? (sweep.next < sweep.ids.length ? 'slice' : 'finish') : undefined;
     this.#resync = false;
-    if (full) this.#fullRunning = true;
-    if (full) this.#fullRuns += 1;
+    if (full) {
+      this.#fullRunning = true;
+      this.#fullRuns += 1;
+    }
     this.#dirty = new Set();
     this.#healthChanged = new Set();
     this.#realServerDirty = false;

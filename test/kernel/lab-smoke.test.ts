@@ -76,6 +76,7 @@ describe('lab VM kernel', () => {
     const compiled = (out: string, tier: string): number => out.split('\n').filter((l) => l.includes(`using ${tier}`)).length;
     expect(process.env.NODE_OPTIONS).toContain('guest-node.mjs');
     const preloaded = await load({});
+    // Its exit code next to the end of its stderr, so that a failure shows why.
     expect({ code: preloaded.code, stderr: preloaded.stderr.slice(-2000) }).toEqual({ code: 0, stderr: expect.any(String) });
     expect(compiled(preloaded.stdout + preloaded.stderr, 'Liftoff')).toBeGreaterThan(100);
     expect(compiled(preloaded.stdout + preloaded.stderr, 'TurboFan')).toBe(0);
@@ -83,8 +84,10 @@ describe('lab VM kernel', () => {
     // (a fatal "Check failed", SIGTRAP: what the preload is for, seen in CI on 2026-12-03): either shows it.
     const plain = await load({ NODE_OPTIONS: '' });
     const aborted = plain.signal === 'SIGTRAP' && /Fatal error/.test(plain.stderr);
-    expect({ aborted, tieredUp: compiled(plain.stdout + plain.stderr, 'TurboFan') > 0 }).toEqual(expect.objectContaining(aborted ? { aborted: true } : { tieredUp: true }));
-    if (!aborted) expect(plain.code).toBe(0);
+    if (!aborted) {
+      expect(plain.code).toBe(0);
+      expect(compiled(plain.stdout + plain.stderr, 'TurboFan')).toBeGreaterThan(0);
+    }
   }, 4 * T);
 });
 

@@ -21,7 +21,7 @@ import type { Logger } from '../../util/log.ts';
 import type { StateStore } from '../state.ts';
 import { boundAddresses, rebindMissing, syncVipChanges, syncVips, type BoundAddresses, type VipResult, type VipWant } from '../vips.ts';
 import { diffDirector, drainService, type DesiredService, type DirectorOp } from './diff.ts';
-import { planDelta } from '../plandelta.ts';
+import { deepEqual, planDelta } from '../plandelta.ts';
 import { ipvsDestination, ipvsService } from './desired.ts';
 
 export const DIRECTOR_OWNER_PREFIX = 'director:';
@@ -139,15 +139,16 @@ function applyToView(view: Map<string, ServiceState>, op: DirectorOp): void {
   }
 }
 
-function sameReport(a: ServiceReport | undefined, b: ServiceReport): boolean {
-  return a !== undefined && a.generation === b.generation && a.ok === b.ok && a.holdsVip === b.holdsVip && a.vipHeldSince === b.vipHeldSince
-    && a.errors.length === b.errors.length && a.errors.every((e, i) => e === b.errors[i]);
-}
-
 function sameDraining(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;
   return true;
+}
+
+/** A kernel read begun ahead of a sweep, and the serviceKeys changed since it began. */
+interface ReadAhead {
+  table: Promise<ServiceState[] | undefined>;
+  touched: Set<string>;
 }
 
 /** A sliced full run: the kernel read it compares against, the addresses bound then, the sysctl owners claimed. */
@@ -176,8 +177,8 @@ export class DirectorReconciler {
   /** Interfaces seen to exist, and the default interface, since the last full run. */
   readonly #interfaces = new Set<string>();
   #fallback: string | undefined;
-  /** A kernel read begun ahead of the next full run (prefetch), and the serviceKeys changed since it began. */
-  #prefetched: { table: Promise<ServiceState[] | undefined>; touched: Set<string> } | undefined;
+  /** A kernel read begun ahead of the next sweep (#readAhead). */
+  #prefetched: ReadAhead | undefined;
   /** A sliced full run in progress (beginSweep … finishSweep). */
   #sweep: Sweep | undefined;
 
@@ -206,14 +207,12 @@ export class DirectorReconciler {
   }
 
   /**
-   * Reads the kernel for the next full run now, while change-driven runs go on (the read interleaves with
-   * their operations): at thousands of services the read is most of a full run, and a change that met one
-   * waited for all of it. The full run then takes the services changed during the read from its own view
-   * (as a change-driven run would; drift in them waits for the next full run). Resolves when the read is
-   * done; never rejects: after a failed read the full run reads again.
+   * The kernel read for the next sweep (or full run), begun now unless one is under way, while change-driven
+   * runs go on (the read interleaves with their operations): at thousands of services the read is most of a
+   * full run, and a change that met one waited for all of it. Services changed during the read are taken
+   * from the view afterwards (`touched`). Its table never rejects: undefined after a failed read.
    */
-  prefetch(): Promise<void> {
-    if (!this.#view) return Promise.resolve(); // the first run reads for itself
+  #readAhead(): ReadAhead {
     this.#prefetched ??= {
       touched: new Set(),
       table: this.#d.ipvs.listServices({ interleave: true }).catch((e: unknown) => {
@@ -221,23 +220,22 @@ export class DirectorReconciler {
         return undefined;
       }),
     };
-    return this.#prefetched.table.then(() => undefined);
+    return this.#prefetched;
   }
 
   /**
    * Begins a sliced full run (a sweep): the periodic drift repair, done as sweepSlice over slices of the plan
    * and then finishSweep, each a short run of its own with change-driven runs free to go in between. At 5,000
    * services a full run's comparison alone held the agent for 1–3 s in the lab VM, and every change that met
-   * it waited that long. Reads the kernel table (interleaved, as prefetch does) and the addresses of the
+   * it waited that long. Reads the kernel table (#readAhead: interleaved) and the addresses of the
    * interfaces holding our VIPs, outside any run. Resolves false when there is nothing to sweep against (no
    * run yet, the read failed, or a full run took the read meanwhile): the caller runs a full run instead.
    */
   async beginSweep(): Promise<boolean> {
-    if (!this.#view) return false;
-    void this.prefetch();
-    const pre = this.#prefetched;
-    const table = await pre?.table;
-    if (!pre || !table || this.#prefetched !== pre) return false;
+    if (!this.#view) return false; // the first run reads for itself
+    const pre = this.#readAhead();
+    const table = await pre.table;
+    if (!table || this.#prefetched !== pre) return false;
     const ifnames = new Set<string>();
     for (const e of this.#entries.values()) if (e.vip) ifnames.add(e.vip.ifname);
     const addresses = await boundAddresses(this.#d.netif, ifnames);
@@ -448,9 +446,9 @@ export class DirectorReconciler {
     }
     lap('desired');
     // The end of a sweep also deletes owned services that no planned service has.
+    const removedSet = new Set(step === 'finish' ? removedIds : []);
     const liveKeys = new Set<string>();
     if (step === 'finish') {
-      const removedSet = new Set(removedIds);
       const entryKeys = new Set<string>();
       for (const [id, e] of this.#entries) {
         if (e.key === undefined) continue;
@@ -546,7 +544,6 @@ export class DirectorReconciler {
       vipResult = await syncVips(this.#d.netif, state, [...wants.values()], (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, true);
     } else if (step === 'finish') {
       // The exact set, as a full run makes it; the slices have re-added the missing ones.
-      const removedSet = new Set(removedIds);
       const held = [...this.#entries].flatMap(([id, e]) => (e.vip && !removedSet.has(id) ? [e.vip] : []));
       vipResult = await syncVips(this.#d.netif, state, held, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, false);
     } else {
@@ -590,7 +587,7 @@ export class DirectorReconciler {
       const r = reports.get(s.id)!;
       r.holdsVip = bound;
       if (heldSince !== undefined) r.vipHeldSince = heldSince;
-      if (step === 'slice' && sameReport(this.#reports.get(s.id), r)) unchanged.add(s.id);
+      if (step === 'slice' && deepEqual(this.#reports.get(s.id), r)) unchanged.add(s.id);
       else this.#reports.set(s.id, r);
       if (r.ok) this.#failing.delete(s.id);
       else this.#failing.add(s.id);
