@@ -199,7 +199,8 @@ async function lab(): Promise<void> {
       const m = JSON.parse(line) as HostMessage;
       if (m.op === 'start-agent') {
         // The chart's agent arguments (resync 10 s, metrics on), in cluster mode as node "director".
-        agent = netlab.spawn(director, [process.execPath, '--no-warnings', path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
+        const nodeFlags = (process.env.BENCH_AGENT_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+        agent = netlab.spawn(director, [process.execPath, '--no-warnings', ...nodeFlags, path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
           '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'],
         { env: { LVS_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL ?? process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
         // Before 'done' an exit is a failure: the host's waits (up to an hour for the initial sync) end now.

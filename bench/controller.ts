@@ -22,9 +22,10 @@
 // 5,000 VIPs; the run measures one such arping in the VM and reports the estimate.
 //
 // Knobs: BENCH_SERVICES (5000), BENCH_CHANGES (100 weight changes), BENCH_VM=0 (no VM: the controller leg
-// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_AGENT_LOG_LEVEL,
-// BENCH_VM_CPUSET (host CPUs for the VM once booted, e.g. 1; default all)
-// (the agent's log level in the VM, default warn; when set, its whole log is printed at the end).
+// only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_VM_CPUSET (host
+// CPUs for the VM once booted, e.g. 1; default all), BENCH_AGENT_LOG_LEVEL (the agent's log level in the VM, default
+// warn; when set, its whole log is printed at the end), BENCH_AGENT_NODE_OPTIONS (extra node flags for the agent,
+// e.g. --trace-gc; its output joins the agent's log).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -493,7 +494,8 @@ try {
     const driverPort = (channel.server.address() as net.AddressInfo).port;
     vmRun = runInVm({
       command: [process.execPath, '--no-warnings', path.join(REPO, 'bench', 'controller-vm.ts')],
-      env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_AGENT_LOG_LEVEL ? { BENCH_AGENT_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL } : {}) },
+      env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_AGENT_LOG_LEVEL ? { BENCH_AGENT_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL } : {}),
+        ...(process.env.BENCH_AGENT_NODE_OPTIONS ? { BENCH_AGENT_NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {}) },
       hostForwards: [...hostApi.vm.hostForwards, { guestPort: DRIVER_GUEST_PORT, hostPort: driverPort }],
       shares: hostApi.vm.shares,
       cwd: REPO,
