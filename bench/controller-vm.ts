@@ -42,7 +42,8 @@ export type GuestMessage =
   | { op: 'agent-started' }
   | { op: 'kernel-count'; services: number; destinations: number }
   | { op: 'ready'; id: number }
-  | { op: 'seen'; id: number; polls: number }
+  /** `seenAt`: when the probe saw it, the guest's wall clock (to line up with the agent's log). */
+  | { op: 'seen'; id: number; polls: number; seenAt: string }
   | { op: 'vm-kubectl-done'; id: number; kubectlMs: number; totalMs: number }
   | { op: 'ipvsadm-done'; ms: number[] }
   | { op: 'probe-stats'; polls: number[] }
@@ -107,7 +108,7 @@ async function probe(): Promise<void> {
         send({ op: 'ready', id: m.id });
         const n = await waitFor(m.expect);
         polls.push(n);
-        send({ op: 'seen', id: m.id, polls: n });
+        send({ op: 'seen', id: m.id, polls: n, seenAt: new Date().toISOString() });
         return;
       }
       case 'vm-kubectl': {

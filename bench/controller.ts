@@ -434,7 +434,7 @@ try {
 
   // --- changes ----------------------------------------------------------------------------------------------
   type Kind = 'weight' | 'weightSsa' | 'add' | 'remove' | 'vmKubectl';
-  interface Sample { kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number; /** Start, ISO time. */ at?: string }
+  interface Sample { kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number; /** Start, ISO time. */ at?: string; /** When the probe saw the kernel change, the guest's clock (the agent's log uses it). */ seenAt?: string }
   const samples: Sample[] = [];
   const weights = new Map<string, number>();
   let expectPlan: { shard: string; id: string; test: (o: NodePlan) => boolean; at?: number } | undefined;
@@ -465,9 +465,9 @@ try {
     const seen = channel.wait(is('seen', id), 120_000);
     seen.catch(() => undefined); // awaited below; a failure meanwhile must not count as unhandled
     const k = await ok(kubectl, args, adminEnv, input);
-    const { at } = await seen;
+    const { at, msg } = await seen;
     const planAt = expectPlan.at;
-    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString() });
+    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString(), seenAt: msg.seenAt });
   };
   const applyWeight = (kind: Kind, i: number, j: number): Promise<void> => {
     const name = `rs-${i}-${j}`;
@@ -681,7 +681,7 @@ try {
     met: { changeP99: percentile(total, 99) < 1000, changeP99ServerSideApply: percentile(totalSsa, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < RSS_TARGET_MIB },
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
     /** Every timed change (ms, rounded), to find when the slow ones happened. */
-    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs) })),
+    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), seenAt: x.seenAt })),
   };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'controller.json'), JSON.stringify(result, null, 2) + '\n');

@@ -8,7 +8,7 @@ import { GROUP, VERSION } from '../api/v1alpha1/meta.ts';
 import type { NodePlan as NodePlanObject, NodePlanStatus, ServiceReport as ApiServiceReport } from '../api/v1alpha1/nodeplan.ts';
 import { Informer } from '../kube/informer.ts';
 import { Writer } from '../kube/writer.ts';
-import { mergeShards, nodeLabelValue, NODE_LABEL } from '../model/shards.ts';
+import { nodeLabelValue, NODE_LABEL, ShardMerger } from '../model/shards.ts';
 import { mergeConditions } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
 import { canonicalJson } from '../util/canonical.ts';
@@ -71,9 +71,11 @@ export class ClusterSource {
   /** Reports over keep-alive connections: a TLS handshake per report costs seconds in an emulated VM. */
   readonly #writer: Writer;
   #debounce: NodeJS.Timeout | undefined;
+  /** When the last merge ran (performance.now()). */
+  #appliedAt = -Infinity;
   #writing = Promise.resolve();
-  /** Planned service id → name of the shard that carries it (as of the last plan applied). */
-  #shardOf = new Map<string, string>();
+  /** The node's plan from its shards, merged again only where a watch event changed them. */
+  readonly #merger: ShardMerger;
   /** Plan entries refused for want of an admitting VIPPool (logged once each). */
   #refused = new Map<string, string>();
   /** The shards (name, uid, generation, deleting) the plan in force was merged from. */
@@ -88,6 +90,7 @@ export class ClusterSource {
       logger: o.log,
     });
     this.#writer = new Writer(o.kc, `lvs-agent/${o.node}`);
+    this.#merger = new ShardMerger(o.node);
   }
 
   get informer(): Informer<NodePlanObject> {
@@ -96,15 +99,23 @@ export class ClusterSource {
 
   /** Resolves once the node's shards are listed: only then is an empty plan really empty. */
   async start(): Promise<void> {
+    // A change alone is merged at once (the events of one read come in one turn of the event loop); changes
+    // that follow a merge within 50 ms (the controller writing many shards) are taken together after 20 ms.
+    // A trailing debounce held every change 20 ms, and a steady stream of them for as long as it lasted.
     this.#informer.onChange(() => {
-      clearTimeout(this.#debounce);
-      this.#debounce = setTimeout(() => this.#apply(), 20);
+      if (this.#debounce) return;
+      const wait = performance.now() - this.#appliedAt < 50 ? 20 : 0;
+      this.#debounce = setTimeout(() => {
+        this.#debounce = undefined;
+        this.#apply();
+      }, wait);
     });
     await this.#informer.start();
     this.#apply();
   }
 
   #apply(): void {
+    this.#appliedAt = performance.now();
     const shards = this.#informer.list().filter((o) => !o.metadata.deletionTimestamp);
     // The agent's own status writes come back through the watch: a shard's spec changes only with its
     // generation, so the same generations mean the same plan (merging 5,000 services again costs the emulated
@@ -112,8 +123,7 @@ export class ClusterSource {
     const from = shards.map((o) => `${o.metadata.name ?? ''}/${o.metadata.uid ?? ''}/${o.metadata.generation ?? 0}`).sort().join(',');
     if (from === this.#plannedFrom) return;
     this.#plannedFrom = from;
-    this.#shardOf = new Map(shards.flatMap((o) => o.spec.director.map((s) => [s.id, o.metadata.name ?? ''] as const)));
-    const { plan, refused } = admittedPlan(mergeShards(this.#o.node, shards));
+    const { plan, refused } = admittedPlan(this.#merger.merge(shards));
     for (const [entry, why] of refused) if (!this.#refused.has(entry)) this.#o.log.warn({ entry }, why);
     this.#refused = refused;
     this.#o.agent.setPlan(plan);
@@ -128,8 +138,8 @@ export class ClusterSource {
     const all = report.full || report.realServerChanged;
     const touched = new Set<string>();
     if (!all) {
-      for (const id of report.director.changed) touched.add(this.#shardOf.get(id) ?? '');
-      for (const h of report.healthChanged) touched.add(this.#shardOf.get(h.slice(0, h.indexOf('|'))) ?? '');
+      for (const id of report.director.changed) touched.add(this.#merger.shardOf(id) ?? '');
+      for (const h of report.healthChanged) touched.add(this.#merger.shardOf(h.slice(0, h.indexOf('|'))) ?? '');
     }
     this.#writing = this.#writing.then(async () => {
       let looked = 0;

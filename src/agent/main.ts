@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../util/log.ts';
+import { createLogger, logLongGcPauses } from '../util/log.ts';
 import { runMain, untilTerminated } from '../util/process.ts';
 import { IpvsClient } from '../ipvs/client.ts';
 import { RtNetif } from '../netif/rtnetlink.ts';
@@ -80,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0] ?? 'run';
   const node = values.node ?? (await import('node:os')).hostname();
   const log = createLogger('agent').child({ node });
+  const stopGcLog = logLongGcPauses(log);
   const stateDir = values['state-dir'];
   const ipvs = new IpvsClient({ logger: log });
   const netif = new RtNetif();
@@ -130,6 +131,7 @@ async function main(argv: string[]): Promise<number> {
     reports.flush();
     ipvs.close();
     netif.close();
+    stopGcLog();
   };
 
   if (command === 'teardown') {

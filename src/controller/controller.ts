@@ -183,6 +183,8 @@ export class Controller {
   /** VIPPools, namespaces and the API server's addresses, for VIP admission. */
   readonly admission: AdmissionSources;
   #timer: NodeJS.Timeout | undefined;
+  /** When the last pass ended (performance.now()). */
+  #passEndedAt = -Infinity;
   #running: Promise<void> | undefined;
   #again = false;
   #leading = false;
@@ -268,13 +270,19 @@ export class Controller {
     }
   }
 
-  trigger(delayMs = 30): void {
+  /**
+   * Schedules a pass. A change after a quiet spell goes at once (after the other events of the same read);
+   * changes close behind a pass are batched for 30 ms, as a burst of them (an initial sync, a multi-object
+   * apply) would otherwise cost a pass each.
+   */
+  trigger(delayMs?: number): void {
     this.#metrics?.pending.set(1);
     if (this.#timer) return;
+    const wait = delayMs ?? (this.#running || performance.now() - this.#passEndedAt < 100 ? 30 : 0);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.reconcile();
-    }, delayMs);
+    }, wait);
   }
 
   /** One pass; concurrent calls coalesce into one more pass afterwards. */
@@ -296,6 +304,7 @@ export class Controller {
       .finally(() => {
         end?.();
         this.#running = undefined;
+        this.#passEndedAt = performance.now();
         if (this.#again) {
           this.#again = false;
           this.trigger(0);
