@@ -19,6 +19,8 @@ export interface HostApi {
 
 export async function startHostApi(opts: StartOptions = {}): Promise<HostApi> {
   const api = await startApiServer(opts);
+  // On a fresh machine the VM cache does not exist yet: the kernel is fetched later, by runInVm.
+  fs.mkdirSync(vmCacheDir(), { recursive: true });
   const kubeDir = fs.mkdtempSync(path.join(vmCacheDir(), 'kube-'));
   try {
     for (const [name, file] of Object.entries(api.kubeconfigs)) {
