@@ -101,6 +101,12 @@ interface Entry {
   /** Its IPVS service (a key for targeted reads) and serviceKey. */
   service?: Service;
   key?: string;
+  /**
+   * Its desired IPVS state as last derived from `planned`: reused while `planned` is the same object and
+   * its destinations' effective weights (health) are as they were, so a sweep's slices build no new
+   * objects for services nobody changed (building them was the largest part of a slice, and its garbage).
+   */
+  desired?: DesiredService;
   /** The VIP it holds, once bound (or found bound). */
   vip?: VipWant;
   /** Since when it holds it (epoch ms). */
@@ -414,19 +420,26 @@ export class DirectorReconciler {
     const desired: DesiredService[] = [];
     const keys = new Map<DesiredService, string>();
     const serviceOf = new Map<string, { service: Service; key: string }>();
+    const desiredOf = new Map<string, DesiredService>();
     for (const s of work) {
-      const service = ipvsService(s);
-      const key = serviceKey(service);
+      const e = prev.get(s.id);
+      const same = e?.planned === s && e.service !== undefined && e.key !== undefined;
+      const service = same ? e.service! : ipvsService(s);
+      const key = same ? e.key! : serviceKey(service);
       serviceOf.set(s.id, { service, key });
       if (failed.has(s.id)) continue;
-      const d: DesiredService = {
+      const weights = s.destinations.map((x) => (healthy(s.id, x.address, x.port) === false ? 0 : x.weight));
+      let d = same ? e.desired : undefined;
+      if (d && !weights.every((w, i) => d!.destinations[i]?.weight === w)) d = undefined;
+      d ??= {
         owner: s.id,
         service,
-        destinations: s.destinations.map((x) => ipvsDestination(s, x, healthy(s.id, x.address, x.port) === false ? 0 : x.weight)),
+        destinations: s.destinations.map((x, i) => ipvsDestination(s, x, weights[i]!)),
         drainTimeoutSeconds: s.drainTimeoutSeconds,
       };
       keys.set(d, key);
       desired.push(d);
+      desiredOf.set(s.id, d);
     }
     // Keys of services that left the plan or moved to another address: candidates for deletion.
     const gone: string[] = [];
@@ -583,7 +596,7 @@ export class DirectorReconciler {
       const sk = serviceOf.get(s.id)!;
       const before = prev.get(s.id);
       const heldSince = bound ? (before?.vip && before.vipHeldSince !== undefined ? before.vipHeldSince : now) : undefined;
-      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, vip: bound ? w : undefined, ...(heldSince !== undefined ? { vipHeldSince: heldSince } : {}) });
+      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, desired: desiredOf.get(s.id), vip: bound ? w : undefined, ...(heldSince !== undefined ? { vipHeldSince: heldSince } : {}) });
       const r = reports.get(s.id)!;
       r.holdsVip = bound;
       if (heldSince !== undefined) r.vipHeldSince = heldSince;

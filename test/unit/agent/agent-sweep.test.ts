@@ -150,6 +150,29 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
     }
   });
 
+  it('a slice derives the desired state again when a destination\'s health changed without a plan change', async () => {
+    // Slices reuse the desired objects of services whose planned object is the same: health is the other input.
+    const w = fakeAgent();
+    const plan = PLAN.slice(0, 6);
+    let down = '';
+    const healthy = (id: string, address: string): boolean | undefined => (down === `${id}|${address}` ? false : true);
+    await w.director.reconcile(plan, healthy);
+    const s2 = plan[2]!;
+    down = `${s2.id}|${s2.destinations[1]!.address}`;
+    expect(await w.director.beginSweep()).toBe(true);
+    await w.director.sweepSlice(plan, healthy);
+    await w.director.finishSweep(() => true, healthy);
+    const weights = async (s: PlannedService): Promise<number[]> => (await w.ipvs.listDestinations(keyOf(s))).map((d) => d.destination.weight);
+    expect(await weights(s2)).toEqual([1, 0, 1]);
+    expect(await weights(plan[3]!)).toEqual([1, 1, 1]);
+    // Healthy again: the next sweep restores its weight.
+    down = '';
+    expect(await w.director.beginSweep()).toBe(true);
+    await w.director.sweepSlice(plan, healthy);
+    await w.director.finishSweep(() => true, healthy);
+    expect(await weights(s2)).toEqual([1, 1, 1]);
+  });
+
   it('a plan change during a sweep runs before the next slice: it waits for one slice at most', async () => {
     const w = await programmed(5);
     try {
