@@ -88,9 +88,19 @@ export interface AgentOptions extends AgentHooks {
    * meeting one waiting for its end.
    */
   resyncDutyFactor?: number;
-  /** Services per slice of a periodic resync (default 150: 30–100 ms each at 10 destinations in the emulated lab VM). */
+  /** Services per slice of a periodic resync, at most (default 150). */
   sweepSlice?: number;
+  /**
+   * The time a slice should take, in ms (default 25; 0: every slice has sweepSlice services). A change that
+   * meets a resync waits for the slice in flight, and what a service costs differs a hundredfold between
+   * nodes (150 services took 3–4 ms natively, 40–200 ms in the emulated lab VM): each slice is sized from the
+   * time the last one took per service, between 10 services and sweepSlice.
+   */
+  sweepSliceMs?: number;
 }
+
+/** The fewest services a sweep's slice takes, however slow they are. */
+const MIN_SLICE = 10;
 
 export const healthId = (service: string, address: string, port: number): string => `${service}|${address}|${port}`;
 /** The service id of a health target id (VirtualService ids never contain '|'). */
@@ -140,7 +150,9 @@ export class Agent {
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
   /** A periodic resync in progress: the plan's ids when it began, how far it got, who waits for its end. */
-  #sweep: { ids: string[]; next: number; slices: number; started: number; readMs: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
+  #sweep: { ids: string[]; next: number; slices: number; size: number; started: number; readMs: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
+  /** The slice size the last sweep ended with: the next one starts there. */
+  #sliceSize: number | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -245,7 +257,7 @@ export class Agent {
     this.#fullRuns += 1;
     this.#fullRunning = true;
     return new Promise((done) => {
-      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, readMs, lockedMs: 0, done };
+      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, size: this.#sliceSize ?? this.#o.sweepSlice ?? 150, started, readMs, lockedMs: 0, done };
       this.trigger();
     });
   }
@@ -330,12 +342,15 @@ export class Agent {
       return s === 'unknown' ? undefined : s === 'healthy';
     };
     let director: DirectorReport;
+    /** Services in this run's slice. */
+    let sliced = 0;
     try {
       if (full) {
         director = await this.#o.director.reconcile(plan.director, healthy, { resync: true });
       } else if (step === 'slice') {
-        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + (this.#o.sweepSlice ?? 150));
+        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + sweep!.size);
         sweep!.next += ids.length;
+        sliced = ids.length;
         sweep!.slices += 1;
         director = await this.#o.director.sweepSlice(ids.flatMap((id) => this.#byId.get(id) ?? []), healthy);
       } else if (step === 'finish') {
@@ -358,7 +373,15 @@ export class Agent {
       if (full || step === 'finish') sweep?.done(undefined);
       throw e;
     } finally {
-      if (sweep && step) sweep.lockedMs += performance.now() - started;
+      if (sweep && step) {
+        const ms = performance.now() - started;
+        sweep.lockedMs += ms;
+        const target = this.#o.sweepSliceMs ?? 25;
+        if (step === 'slice' && target > 0 && sliced > 0) {
+          sweep.size = Math.max(MIN_SLICE, Math.min(this.#o.sweepSlice ?? 150, Math.round((target * sliced) / Math.max(ms, 0.01))));
+          this.#sliceSize = sweep.size;
+        }
+      }
       if (full || step === 'finish') {
         this.#fullRunning = false;
         // A sweep counts its read and its runs, not the plan changes' runs in between: the read is as much
@@ -383,7 +406,7 @@ export class Agent {
     this.#last = run;
     const failed = failedCount(run);
     const swept = step === 'finish' ? { sweep: { slices: sweep!.slices, ms: Math.round(performance.now() - sweep!.started), readMs: Math.round(sweep!.readMs), runsMs: Math.round(sweep!.lockedMs) } } : {};
-    this.#o.log[failed > 0 ? 'warn' : 'debug']({ full: run.full, ...(step ? { step } : {}), ops: director.ops, drift: director.drift, failed, ms: Math.round(run.durationMs), ...swept, ...(run.full ? { nextFullInMs: Math.round(this.nextResyncMs) } : {}) }, 'reconciled');
+    this.#o.log[failed > 0 ? 'warn' : 'debug']({ full: run.full, ...(step ? { step } : {}), ...(sliced ? { services: sliced } : {}), ops: director.ops, drift: director.drift, failed, ms: Math.round(run.durationMs), ...swept, ...(run.full ? { nextFullInMs: Math.round(this.nextResyncMs) } : {}) }, 'reconciled');
     this.#o.onReport?.(run);
     if (full || step === 'finish') sweep?.done(run);
     return run;

@@ -88,6 +88,31 @@ export async function rebindMissing(netif: NetInterfaceOps, wants: readonly VipW
 }
 
 /**
+ * Whether the VIP ledger already is what syncVips(…, wants, scope, …, verify off) would make it: every owner
+ * in `scope` listed exactly once, under its wanted address, and no address left with no owner at all (an
+ * unbind to retry). One pass without writes, where syncVips serialises the ledger twice and rebuilds every
+ * owner list: the end of a sweep runs it for 5,000 VIPs in one piece (0.3–0.9 s in the emulated lab VM).
+ */
+export function vipLedgerMatches(state: AgentState, wants: readonly VipWant[], scope: (owner: string) => boolean): boolean {
+  const want = new Map<string, VipWant>();
+  for (const w of wants) {
+    if (want.has(w.owner)) return false;
+    want.set(w.owner, w);
+  }
+  let seen = 0;
+  for (const v of state.vips) {
+    if (v.owners.length === 0) return false;
+    for (const o of v.owners) {
+      if (!scope(o)) continue;
+      const w = want.get(o);
+      if (!w || w.ifname !== v.ifname || w.vip !== v.vip) return false;
+      seen++;
+    }
+  }
+  return seen === want.size;
+}
+
+/**
  * Makes the VIPs owned by owners matching `scope` exactly `wants`. `state.vips` is updated in place.
  * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA); an
  * unbound one's announcement still under way is withdrawn. The agent's announcer runs in the background

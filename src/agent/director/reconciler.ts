@@ -19,7 +19,7 @@ import { sysctlsFor } from '../../sysctl/policy.ts';
 import type { PlannedService } from '../../model/plan.ts';
 import type { Logger } from '../../util/log.ts';
 import type { StateStore } from '../state.ts';
-import { boundAddresses, rebindMissing, syncVipChanges, syncVips, type BoundAddresses, type VipResult, type VipWant } from '../vips.ts';
+import { boundAddresses, rebindMissing, syncVipChanges, syncVips, vipLedgerMatches, type BoundAddresses, type VipResult, type VipWant } from '../vips.ts';
 import { diffDirector, drainService, type DesiredService, type DirectorOp } from './diff.ts';
 import { deepEqual, planDelta } from '../plandelta.ts';
 import { ipvsDestination, ipvsService } from './desired.ts';
@@ -557,8 +557,10 @@ export class DirectorReconciler {
       vipResult = await syncVips(this.#d.netif, state, [...wants.values()], (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, true);
     } else if (step === 'finish') {
       // The exact set, as a full run makes it; the slices have re-added the missing ones.
+      // Usually the ledger is that set already (change-driven runs keep it in step): then nothing to do.
       const held = [...this.#entries].flatMap(([id, e]) => (e.vip && !removedSet.has(id) ? [e.vip] : []));
-      vipResult = await syncVips(this.#d.netif, state, held, (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, false);
+      const scope = (o: string): boolean => o.startsWith(DIRECTOR_OWNER_PREFIX);
+      if (!vipLedgerMatches(state, held, scope)) vipResult = await syncVips(this.#d.netif, state, held, scope, this.#d.arp, false);
     } else {
       const add: VipWant[] = [];
       const remove: VipWant[] = [];

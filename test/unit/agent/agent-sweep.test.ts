@@ -19,15 +19,16 @@ const svc = (i: number, over: Partial<PlannedService> = {}): PlannedService => (
 const planOf = (director: PlannedService[]): NodePlan => ({ node: 'n1', director, realServer: [] });
 const keyOf = (s: PlannedService): ServiceKey => ({ af: 'ipv4', protocol: 'tcp', address: s.vip, port: s.port });
 
-/** A director whose sweep slices take `sliceMs` and are logged, as thousands of services' slices would. */
+/** A director whose sweep slices take `sliceMs` (plus `perServiceMs` each) and are logged, as thousands of services' slices would. */
 class LoggingDirector extends DirectorReconciler {
   sliceMs = 0;
+  perServiceMs = 0;
   onSlice: (() => void) | undefined;
   readonly events: string[] = [];
   override async sweepSlice(...args: Parameters<DirectorReconciler['sweepSlice']>): ReturnType<DirectorReconciler['sweepSlice']> {
     this.events.push(`slice ${args[0].length}`);
     this.onSlice?.();
-    if (this.sliceMs) await sleep(this.sliceMs);
+    if (this.sliceMs || this.perServiceMs) await sleep(this.sliceMs + this.perServiceMs * args[0].length);
     return super.sweepSlice(...args);
   }
 
@@ -42,11 +43,12 @@ class LoggingDirector extends DirectorReconciler {
   }
 }
 
-const world = (sweepSlice = 7) => fakeAgent({ director: (deps) => new LoggingDirector(deps), agent: { sweepSlice } });
+// Slices of a fixed size (sweepSliceMs 0), so that the tests can count them; the sizing has its own test.
+const world = (sweepSlice = 7, sweepSliceMs = 0) => fakeAgent({ director: (deps) => new LoggingDirector(deps), agent: { sweepSlice, sweepSliceMs } });
 type World = ReturnType<typeof world>;
 /** A world whose agent has programmed PLAN. */
-async function programmed(sweepSlice: number): Promise<World> {
-  const w = world(sweepSlice);
+async function programmed(sweepSlice: number, sweepSliceMs = 0): Promise<World> {
+  const w = world(sweepSlice, sweepSliceMs);
   w.agent.setPlan(planOf(PLAN));
   await w.agent.reconcile();
   return w;
@@ -214,6 +216,25 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
       // Slices in the fake finish without waiting for anything; the change still came right after the first.
       expect(w.director.events.slice(0, at)).toEqual(['slice 2']);
       expect(w.director.events.at(-1)).toBe('finish');
+    } finally {
+      w.agent.stop();
+    }
+  });
+
+  it('sizes slices to take sweepSliceMs: smaller where services are slow, back to sweepSlice where they are fast', async () => {
+    const w = await programmed(20, 100);
+    try {
+      // 10 ms per service: a slice of 20 takes 200 ms, twice the aim, so the next ones take 10 (the least).
+      w.director.perServiceMs = 10;
+      w.director.events.length = 0;
+      await w.agent.periodicResync();
+      expect(w.director.events).toEqual(['slice 20', 'slice 10', 'slice 10', 'finish']);
+      // Fast again (a slice of 10 well under 50 ms): the next sweep starts where the last one ended, then takes
+      // sweepSlice at most.
+      w.director.perServiceMs = 0;
+      w.director.events.length = 0;
+      await w.agent.periodicResync();
+      expect(w.director.events).toEqual(['slice 10', 'slice 20', 'slice 10', 'finish']);
     } finally {
       w.agent.stop();
     }

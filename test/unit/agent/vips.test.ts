@@ -1,6 +1,6 @@
 // The full VIP pass (drift repair) checks the addresses it believes bound with one address dump per
 // interface, instead of re-adding each (thousands of sequential netlink round trips at 5,000 services).
-import { syncVips, type VipWant } from '../../../src/agent/vips.ts';
+import { syncVips, vipLedgerMatches, type VipWant } from '../../../src/agent/vips.ts';
 import { emptyState } from '../../../src/agent/state.ts';
 import { FakeNetif } from '../../../src/netif/fake.ts';
 import type { VipOptions } from '../../../src/netif/types.ts';
@@ -77,5 +77,39 @@ describe('syncVips: the full pass', () => {
     netif.lists = 0;
     await syncVips(netif, state, wants, mine, undefined, false);
     expect(netif.adds + netif.lists).toBe(0);
+  });
+});
+
+describe('vipLedgerMatches: the end of a sweep skips the exact-set pass when it has nothing to do', () => {
+  it('is true exactly when syncVips (verify off) would leave the ledger as it is', async () => {
+    const { netif, state } = await allBound();
+    // Another scope's owner on one of the addresses: not ours to judge.
+    state.vips[3]!.owners = [...state.vips[3]!.owners, 'realserver:lab/vs-3'].sort();
+    expect(vipLedgerMatches(state, wants, mine)).toBe(true);
+    const unchanged = JSON.stringify(state.vips);
+    await syncVips(netif, state, wants, mine, undefined, false);
+    expect(JSON.stringify(state.vips)).toBe(unchanged);
+
+    // Each way the ledger can differ, and what syncVips then changes.
+    const cases: Array<[string, (s: typeof state, n: CountingNetif) => Promise<void> | void, VipWant[]]> = [
+      // (Still bound but not in the ledger, it is not ours: syncVips leaves it, and the check stays false.)
+      ['a wanted VIP missing from the ledger and the interface', async (s, n) => {
+        const [v] = s.vips.splice(5, 1);
+        await n.removeVip(v!.ifname, v!.vip);
+      }, wants],
+      ['an owner no longer wanted', (s) => void s.vips.push({ ifname: 'lo', vip: '10.50.9.9', owners: ['director:lab/gone'] }), wants],
+      ['an owner under another address', (s) => void (s.vips[7]!.owners = ['director:lab/vs-8']), wants],
+      ['an address with no owner left (an unbind to retry)', (s) => void s.vips.push({ ifname: 'lo', vip: '10.50.9.8', owners: [] }), wants],
+      ['a wanted owner gone from the plan', () => undefined, wants.slice(1)],
+    ];
+    for (const [what, drift, want] of cases) {
+      const w = await allBound();
+      await drift(w.state, w.netif);
+      expect([what, vipLedgerMatches(w.state, want, mine)]).toEqual([what, false]);
+      const before = JSON.stringify(w.state.vips);
+      await syncVips(w.netif, w.state, want, mine, undefined, false);
+      expect([what, JSON.stringify(w.state.vips) !== before]).toEqual([what, true]);
+      expect([what, vipLedgerMatches(w.state, want, mine)]).toEqual([what, true]);
+    }
   });
 });
