@@ -695,7 +695,7 @@ try {
     `# Controller at scale: ${SERVICES} VirtualServices x ${RS_PER} RealServers`,
     '',
     `${result.date}; host ${machine.cpus} cores (${machine.model}), load average ${result.machine.loadAverage.start.join(' / ')} at the start, ${result.machine.loadAverage.end.join(' / ')} at the end;`
-      + ` kube-apiserver ${result.apiserver} (test harness, etcd, RBAC) and the controller native on the host${USE_VM ? `; lvs-agent and the kernel in the lab VM (${result.vm?.emulation}, guest clock ratio ${result.vm?.guestClockRatio?.toFixed(2)})` : ''}.`,
+      + ` kube-apiserver ${result.apiserver} (test harness, etcd, RBAC) and the controller native on the host${USE_VM ? `; lvs-agent and the kernel in the lab VM (${result.vm?.emulation}, guest clock ratio ${result.vm?.guestClockRatio?.toFixed(2)})${process.env.BENCH_AGENT_LOG_LEVEL ? `, the agent logging at ${process.env.BENCH_AGENT_LOG_LEVEL} level` : ''}` : ''}.`,
     '',
     '| measure | value |',
     '|---|---|',
