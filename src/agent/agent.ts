@@ -150,8 +150,8 @@ export class Agent {
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
   /** A periodic resync in progress: the plan's ids when it began, how far it got, who waits for its end. */
-  #sweep: { ids: string[]; next: number; slices: number; size: number; started: number; readMs: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
-  /** The slice size the last sweep ended with: the next one starts there. */
+  #sweep: { ids: string[]; next: number; slices: number; started: number; readMs: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
+  /** Services in a sweep's next slice (sized by sweepSliceMs; kept from one sweep to the next). */
   #sliceSize: number | undefined;
 
   constructor(options: AgentOptions) {
@@ -257,7 +257,7 @@ export class Agent {
     this.#fullRuns += 1;
     this.#fullRunning = true;
     return new Promise((done) => {
-      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, size: this.#sliceSize ?? this.#o.sweepSlice ?? 150, started, readMs, lockedMs: 0, done };
+      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, readMs, lockedMs: 0, done };
       this.trigger();
     });
   }
@@ -348,7 +348,7 @@ export class Agent {
       if (full) {
         director = await this.#o.director.reconcile(plan.director, healthy, { resync: true });
       } else if (step === 'slice') {
-        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + sweep!.size);
+        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + (this.#sliceSize ?? this.#o.sweepSlice ?? 150));
         sweep!.next += ids.length;
         sliced = ids.length;
         sweep!.slices += 1;
@@ -378,8 +378,7 @@ export class Agent {
         sweep.lockedMs += ms;
         const target = this.#o.sweepSliceMs ?? 25;
         if (step === 'slice' && target > 0 && sliced > 0) {
-          sweep.size = Math.max(MIN_SLICE, Math.min(this.#o.sweepSlice ?? 150, Math.round((target * sliced) / Math.max(ms, 0.01))));
-          this.#sliceSize = sweep.size;
+          this.#sliceSize = Math.max(MIN_SLICE, Math.min(this.#o.sweepSlice ?? 150, Math.round((target * sliced) / Math.max(ms, 0.01))));
         }
       }
       if (full || step === 'finish') {

@@ -130,10 +130,11 @@ export class ShardMerger {
     this.lastInPlace = inPlace !== undefined;
     if (inPlace) return inPlace;
     const plan = mergeShards(this.#node, mine);
-    const name = new Map<NodePlanSpec, string>(mine.map((o) => [o.spec, o.metadata.name ?? '']));
+    // Which shard each entry came from: the first carrier in shard order, as mergeShards takes it.
+    const ordered = [...mine].sort((a, b) => a.spec.shard - b.spec.shard);
     const firstShard = <T>(key: (e: T) => string, entries: (spec: NodePlanSpec) => readonly T[]): Map<string, string> => {
       const at = new Map<string, string>();
-      for (const o of [...mine].sort((a, b) => a.spec.shard - b.spec.shard)) for (const e of entries(o.spec)) if (!at.has(key(e))) at.set(key(e), name.get(o.spec)!);
+      for (const o of ordered) for (const e of entries(o.spec)) if (!at.has(key(e))) at.set(key(e), o.metadata.name ?? '');
       return at;
     };
     const dirShard = firstShard((s: PlannedService) => s.id, (spec) => spec.director);

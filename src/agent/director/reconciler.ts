@@ -25,6 +25,8 @@ import { deepEqual, planDelta } from '../plandelta.ts';
 import { ipvsDestination, ipvsService } from './desired.ts';
 
 export const DIRECTOR_OWNER_PREFIX = 'director:';
+/** Whether a sysctl claim or VIP owner is this reconciler's. */
+const directorOwned = (owner: string): boolean => owner.startsWith(DIRECTOR_OWNER_PREFIX);
 
 export interface DirectorDeps {
   ipvs: IpvsInterface;
@@ -404,9 +406,9 @@ export class DirectorReconciler {
     // A full run also releases claims left by a previous agent process; a change-driven one the claims its
     // changes left without a service.
     const stale = full
-      ? (await sysctl.owners()).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX) && !needed.has(o))
+      ? (await sysctl.owners()).filter((o) => directorOwned(o) && !needed.has(o))
       : step === 'finish'
-        ? (await sysctl.owners()).filter((o) => o.startsWith(DIRECTOR_OWNER_PREFIX) && !this.#groups.get(o)?.size)
+        ? (await sysctl.owners()).filter((o) => directorOwned(o) && !this.#groups.get(o)?.size)
         : [...emptied].filter((o) => !this.#groups.get(o)?.size);
     for (const owner of stale) {
       await sysctl.release(owner);
@@ -419,14 +421,15 @@ export class DirectorReconciler {
     // too: those must not be deleted) has its serviceKey.
     const desired: DesiredService[] = [];
     const keys = new Map<DesiredService, string>();
-    const serviceOf = new Map<string, { service: Service; key: string }>();
-    const desiredOf = new Map<string, DesiredService>();
+    /** Per service of this run: its IPVS service and key, and its desired state unless it failed before IPVS. */
+    const serviceOf = new Map<string, { service: Service; key: string; desired?: DesiredService }>();
     for (const s of work) {
       const e = prev.get(s.id);
       const same = e?.planned === s && e.service !== undefined && e.key !== undefined;
       const service = same ? e.service! : ipvsService(s);
       const key = same ? e.key! : serviceKey(service);
-      serviceOf.set(s.id, { service, key });
+      const sk: { service: Service; key: string; desired?: DesiredService } = { service, key };
+      serviceOf.set(s.id, sk);
       if (failed.has(s.id)) continue;
       const weights = s.destinations.map((x) => (healthy(s.id, x.address, x.port) === false ? 0 : x.weight));
       let d = same ? e.desired : undefined;
@@ -439,7 +442,7 @@ export class DirectorReconciler {
       };
       keys.set(d, key);
       desired.push(d);
-      desiredOf.set(s.id, d);
+      sk.desired = d;
     }
     // Keys of services that left the plan or moved to another address: candidates for deletion.
     const gone: string[] = [];
@@ -554,13 +557,12 @@ export class DirectorReconciler {
     }
     let vipResult: VipResult | undefined;
     if (full) {
-      vipResult = await syncVips(this.#d.netif, state, [...wants.values()], (o) => o.startsWith(DIRECTOR_OWNER_PREFIX), this.#d.arp, true);
+      vipResult = await syncVips(this.#d.netif, state, [...wants.values()], directorOwned, this.#d.arp, true);
     } else if (step === 'finish') {
       // The exact set, as a full run makes it; the slices have re-added the missing ones.
       // Usually the ledger is that set already (change-driven runs keep it in step): then nothing to do.
       const held = [...this.#entries].flatMap(([id, e]) => (e.vip && !removedSet.has(id) ? [e.vip] : []));
-      const scope = (o: string): boolean => o.startsWith(DIRECTOR_OWNER_PREFIX);
-      if (!vipLedgerMatches(state, held, scope)) vipResult = await syncVips(this.#d.netif, state, held, scope, this.#d.arp, false);
+      if (!vipLedgerMatches(state, held, directorOwned)) vipResult = await syncVips(this.#d.netif, state, held, directorOwned, this.#d.arp, false);
     } else {
       const add: VipWant[] = [];
       const remove: VipWant[] = [];
@@ -598,7 +600,7 @@ export class DirectorReconciler {
       const sk = serviceOf.get(s.id)!;
       const before = prev.get(s.id);
       const heldSince = bound ? (before?.vip && before.vipHeldSince !== undefined ? before.vipHeldSince : now) : undefined;
-      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, desired: desiredOf.get(s.id), vip: bound ? w : undefined, ...(heldSince !== undefined ? { vipHeldSince: heldSince } : {}) });
+      this.#entries.set(s.id, { planned: s, group: groupOf.get(s.id), service: sk.service, key: sk.key, desired: sk.desired, vip: bound ? w : undefined, ...(heldSince !== undefined ? { vipHeldSince: heldSince } : {}) });
       const r = reports.get(s.id)!;
       r.holdsVip = bound;
       if (heldSince !== undefined) r.vipHeldSince = heldSince;
