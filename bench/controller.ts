@@ -166,6 +166,26 @@ function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
   return { busySec: (total - idle) / 100, totalSec: total / 100, qemuSec: qemu / 100 };
 }
 
+/**
+ * CPU time so far, ms: this process's reaped children (kubectl, once it has exited), the given QEMU processes,
+ * and the host's busy and total time summed over its cores. Around one kubectl run it says how much CPU kubectl
+ * itself took and what else ran on the host's cores meanwhile.
+ */
+function cpuNowMs(qemu: readonly number[]): { children: number; qemu: number; busy: number; total: number } {
+  const self = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = self.slice(self.lastIndexOf(')') + 2).split(' ');
+  let q = 0;
+  for (const pid of qemu) {
+    try {
+      q += cpuTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch { /* gone */ }
+  }
+  const [, ...h] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const t = h.map(Number);
+  const total = t.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { children: (Number(f[13]) + Number(f[14])) * 10, qemu: q * 10, busy: (total - t[3]! - t[4]!) * 10, total: total * 10 };
+}
+
 /** PIDs of the host's QEMU processes (the lab VM). */
 function qemuPids(): number[] {
   const out: number[] = [];
@@ -434,7 +454,11 @@ try {
 
   // --- changes ----------------------------------------------------------------------------------------------
   type Kind = 'weight' | 'weightSsa' | 'add' | 'remove' | 'vmKubectl';
-  interface Sample { kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number; /** Start, ISO time. */ at?: string; /** When the probe saw the kernel change, the guest's clock (the agent's log uses it). */ seenAt?: string }
+  interface Sample {
+    kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number; /** Start, ISO time. */ at?: string; /** When the probe saw the kernel change, the guest's clock (the agent's log uses it). */ seenAt?: string;
+    /** CPU ms while kubectl ran: kubectl's own, the lab VM's (QEMU), and the whole host's busy time (of both cores). */
+    cpu?: { kubectl: number; qemu: number; hostBusy: number };
+  }
   const samples: Sample[] = [];
   const weights = new Map<string, number>();
   let expectPlan: { shard: string; id: string; test: (o: NodePlan) => boolean; at?: number } | undefined;
@@ -461,13 +485,18 @@ try {
     const expect: Expect = { vip: vip(i), port: 80, address, want };
     channel.send({ op: 'expect', id, expect });
     await channel.wait(is('ready', id), 60_000);
+    const cpu0 = cpuNowMs(qemu);
     const start = performance.now();
     const seen = channel.wait(is('seen', id), 120_000);
     seen.catch(() => undefined); // awaited below; a failure meanwhile must not count as unhandled
     const k = await ok(kubectl, args, adminEnv, input);
+    channel.send({ op: 'kubectl-exited', id });
+    const cpu1 = cpuNowMs(qemu);
     const { at, msg } = await seen;
     const planAt = expectPlan.at;
-    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString(), seenAt: msg.seenAt });
+    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString(), seenAt: msg.seenAt,
+      cpu: { kubectl: cpu1.children - cpu0.children, qemu: cpu1.qemu - cpu0.qemu, hostBusy: cpu1.busy - cpu0.busy } });
+    slowPolls.push(msg.slowPolls);
   };
   const applyWeight = (kind: Kind, i: number, j: number): Promise<void> => {
     const name = `rs-${i}-${j}`;
@@ -486,6 +515,10 @@ try {
   const rttMs: number[] = [];
   let ipvsadmMs: number[] = [];
   let guestPolls: number[] = [];
+  /** Probe polls per change made while kubectl still ran (every 50 ms). */
+  const slowPolls: number[] = [];
+  /** The lab VM's QEMU processes, once it runs. */
+  let qemu: number[] = [];
   let arpingMs: number | undefined;
   const vmSamples: Sample[] = [];
   let metricsBeforeChanges: Record<string, number> = {};
@@ -514,6 +547,7 @@ try {
     });
     await Promise.race([channel.connected, vmRun.then(() => { throw new Error('the VM ended before the guest connected'); })]);
     await channel.wait(is('hello'), 600_000);
+    qemu = qemuPids();
     if (VM_CPUSET) {
       // The VM on its own cores, all its threads (as a director on its own machine takes no CPU from the
       // admin's kubectl or the control plane).
@@ -639,6 +673,16 @@ try {
     controller: stats(xs.flatMap((s) => (s.controllerMs === undefined ? [] : [s.controllerMs]))),
     director: stats(xs.flatMap((s) => (s.directorMs === undefined ? [] : [s.directorMs]))),
   });
+  const cpuSplit = (xs: Sample[]) => {
+    const withCpu = xs.filter((x) => x.cpu !== undefined);
+    return {
+      kubectl: stats(withCpu.map((x) => x.cpu!.kubectl)),
+      qemu: stats(withCpu.map((x) => x.cpu!.qemu)),
+      hostBusy: stats(withCpu.map((x) => x.cpu!.hostBusy)),
+      /** The same for the ten changes whose kubectl ran longest. */
+      slowestTen: withCpu.toSorted((a, b) => b.kubectlMs - a.kubectlMs).slice(0, 10).map((x) => ({ kubectlMs: Math.round(x.kubectlMs), ...x.cpu })),
+    };
+  };
   const loadEnd = os.loadavg();
   const ipvsadmP50 = percentile(ipvsadmMs, 50);
   const result = {
@@ -677,13 +721,16 @@ try {
       kubectlInVm: USE_VM ? { total: stats(vmSamples.map((s) => s.totalMs)), kubectl: stats(vmSamples.map((s) => s.kubectlMs)), afterKubectl: stats(vmSamples.map((s) => s.totalMs - s.kubectlMs)) } : null,
       hostGuestRoundTripMs: USE_VM ? stats(rttMs) : null,
       probePollsPerChange: USE_VM ? stats(guestPolls) : null,
+      probeSlowPollsPerChange: USE_VM ? stats(slowPolls) : null,
+      /** CPU ms taken while each client-side kubectl change's kubectl ran (the target's changes). */
+      cpuDuringKubectl: USE_VM ? cpuSplit(kubectlChanges) : null,
     },
     ipvsadm: USE_VM ? { singleWeightChangeMs: stats(ipvsadmMs), ratioP50OursToIpvsadm: Math.round((percentile(total, 50) / ipvsadmP50) * 100) / 100, ratioP99OursToIpvsadm: Math.round((percentile(total, 99) / percentile(ipvsadmMs, 99)) * 100) / 100 } : null,
     targets: { changeP99Ms: 1000, controllerRssMiB: r1(RSS_TARGET_MIB) },
     met: { changeP99: percentile(total, 99) < 1000, changeP99ServerSideApply: percentile(totalSsa, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < RSS_TARGET_MIB },
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
     /** Every timed change (ms, rounded), to find when the slow ones happened. */
-    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), seenAt: x.seenAt })),
+    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), seenAt: x.seenAt, cpu: x.cpu })),
   };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'controller.json'), JSON.stringify(result, null, 2) + '\n');
@@ -734,6 +781,8 @@ try {
       `| weight changes with kubectl run inside the VM (emulated): total / kubectl alone / after kubectl, p50 (p99) | ${f(result.changes.kubectlInVm?.total.p50)} (${f(result.changes.kubectlInVm?.total.p99)}) / ${f(result.changes.kubectlInVm?.kubectl.p50)} (${f(result.changes.kubectlInVm?.kubectl.p99)}) / ${f(result.changes.kubectlInVm?.afterKubectl.p50)} (${f(result.changes.kubectlInVm?.afterKubectl.p99)}) ms |`,
       `| host -> probe -> host round trip over the VM's forward (included in every total above) p50 / p99 | ${f(result.changes.hostGuestRoundTripMs?.p50)} / ${f(result.changes.hostGuestRoundTripMs?.p99)} ms |`,
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
+      `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes): kubectl's own / the lab VM's (QEMU) / the host's busy time over both cores, p50 (p99) ms | ${f(result.changes.cpuDuringKubectl?.kubectl.p50)} (${f(result.changes.cpuDuringKubectl?.kubectl.p99)}) / ${f(result.changes.cpuDuringKubectl?.qemu.p50)} (${f(result.changes.cpuDuringKubectl?.qemu.p99)}) / ${f(result.changes.cpuDuringKubectl?.hostBusy.p50)} (${f(result.changes.cpuDuringKubectl?.hostBusy.p99)}) |`,
+      `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
       `Controller during the ${samples.length} changes: ${f(cpuChanges)} CPU s; ${JSON.stringify(c.duringChanges.metrics)}`,
