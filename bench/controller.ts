@@ -167,36 +167,44 @@ function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
 }
 
 /**
- * CPU time so far, ms: this process's reaped children (kubectl, once it has exited), the given QEMU processes,
- * and the host's busy and total time summed over its cores. Around one kubectl run it says how much CPU kubectl
- * itself took and what else ran on the host's cores meanwhile.
+ * CPU time so far, ms: this process's reaped children (kubectl, once it has exited), this process itself, each
+ * group of processes given, and the host's busy and total time summed over its cores. Around one kubectl run it
+ * says how much CPU kubectl itself took and what else ran on the host's cores meanwhile.
  */
-function cpuNowMs(qemu: readonly number[]): { children: number; qemu: number; busy: number; total: number } {
+function cpuNowMs<K extends string>(groups: Record<K, readonly number[]>): { children: number; self: number; busy: number; total: number; groups: Record<K, number> } {
   const self = fs.readFileSync('/proc/self/stat', 'utf8');
   const f = self.slice(self.lastIndexOf(')') + 2).split(' ');
-  let q = 0;
-  for (const pid of qemu) {
-    try {
-      q += cpuTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch { /* gone */ }
+  const out = {} as Record<K, number>;
+  for (const k of Object.keys(groups) as K[]) {
+    let ticks = 0;
+    for (const pid of groups[k]) {
+      try {
+        ticks += cpuTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch { /* gone */ }
+    }
+    out[k] = ticks * 10;
   }
   const [, ...h] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
   const t = h.map(Number);
   const total = t.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { children: (Number(f[13]) + Number(f[14])) * 10, qemu: q * 10, busy: (total - t[3]! - t[4]!) * 10, total: total * 10 };
+  return { children: (Number(f[13]) + Number(f[14])) * 10, self: (Number(f[11]) + Number(f[12])) * 10, busy: (total - t[3]! - t[4]!) * 10, total: total * 10, groups: out };
 }
 
-/** PIDs of the host's QEMU processes (the lab VM). */
-function qemuPids(): number[] {
+/** PIDs of the host's processes whose command name (/proc/PID/stat) matches. */
+function pidsNamed(name: RegExp): number[] {
   const out: number[] = [];
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      if (fs.readFileSync(`/proc/${d}/stat`, 'utf8').includes('(qemu-system')) out.push(Number(d));
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (name.test(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')))) out.push(Number(d));
     } catch { /* gone */ }
   }
   return out;
 }
+
+/** PIDs of the host's QEMU processes (the lab VM). */
+const qemuPids = (): number[] => pidsNamed(/^qemu-system/);
 
 /** VmRSS / VmHWM (MiB) and CPU seconds of a process, from /proc. */
 function procStats(pid: number): { rssMiB: number; hwmMiB: number; cpuSec: number } | undefined {
@@ -456,8 +464,11 @@ try {
   type Kind = 'weight' | 'weightSsa' | 'add' | 'remove' | 'vmKubectl';
   interface Sample {
     kind: Kind; totalMs: number; kubectlMs: number; controllerMs?: number; directorMs?: number; /** Start, ISO time. */ at?: string; /** When the probe saw the kernel change, the guest's clock (the agent's log uses it). */ seenAt?: string;
-    /** CPU ms while kubectl ran: kubectl's own, the lab VM's (QEMU), and the whole host's busy time (of both cores). */
-    cpu?: { kubectl: number; qemu: number; hostBusy: number };
+    /**
+     * CPU ms while kubectl ran: kubectl's own, the lab VM's (QEMU), kube-apiserver's (with its embedded etcd), the controller's,
+     * this benchmark's, and the whole host's busy time (of both cores).
+     */
+    cpu?: { kubectl: number; qemu: number; apiserver: number; controller: number; bench: number; hostBusy: number };
   }
   const samples: Sample[] = [];
   const weights = new Map<string, number>();
@@ -485,17 +496,18 @@ try {
     const expect: Expect = { vip: vip(i), port: 80, address, want };
     channel.send({ op: 'expect', id, expect });
     await channel.wait(is('ready', id), 60_000);
-    const cpu0 = cpuNowMs(qemu);
+    const cpu0 = cpuNowMs(watched);
     const start = performance.now();
     const seen = channel.wait(is('seen', id), 120_000);
     seen.catch(() => undefined); // awaited below; a failure meanwhile must not count as unhandled
     const k = await ok(kubectl, args, adminEnv, input);
     channel.send({ op: 'kubectl-exited', id });
-    const cpu1 = cpuNowMs(qemu);
+    const cpu1 = cpuNowMs(watched);
     const { at, msg } = await seen;
     const planAt = expectPlan.at;
     samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString(), seenAt: msg.seenAt,
-      cpu: { kubectl: cpu1.children - cpu0.children, qemu: cpu1.qemu - cpu0.qemu, hostBusy: cpu1.busy - cpu0.busy } });
+      cpu: { kubectl: cpu1.children - cpu0.children, qemu: cpu1.groups.qemu - cpu0.groups.qemu, apiserver: cpu1.groups.apiserver - cpu0.groups.apiserver,
+        controller: cpu1.groups.controller - cpu0.groups.controller, bench: cpu1.self - cpu0.self, hostBusy: cpu1.busy - cpu0.busy } });
     slowPolls.push(msg.slowPolls);
   };
   const applyWeight = (kind: Kind, i: number, j: number): Promise<void> => {
@@ -517,8 +529,8 @@ try {
   let guestPolls: number[] = [];
   /** Probe polls per change made while kubectl still ran (every 50 ms). */
   const slowPolls: number[] = [];
-  /** The lab VM's QEMU processes, once it runs. */
-  let qemu: number[] = [];
+  /** Processes whose CPU each change records: the lab VM's QEMU (once it runs), the harness's kube-apiserver with its embedded etcd (one process), the controller. */
+  const watched = { qemu: [] as number[], apiserver: pidsNamed(/^lvs-test-apiser/), controller: [pid] };
   let arpingMs: number | undefined;
   const vmSamples: Sample[] = [];
   let metricsBeforeChanges: Record<string, number> = {};
@@ -547,7 +559,7 @@ try {
     });
     await Promise.race([channel.connected, vmRun.then(() => { throw new Error('the VM ended before the guest connected'); })]);
     await channel.wait(is('hello'), 600_000);
-    qemu = qemuPids();
+    watched.qemu = qemuPids();
     if (VM_CPUSET) {
       // The VM on its own cores, all its threads (as a director on its own machine takes no CPU from the
       // admin's kubectl or the control plane).
@@ -678,6 +690,9 @@ try {
     return {
       kubectl: stats(withCpu.map((x) => x.cpu!.kubectl)),
       qemu: stats(withCpu.map((x) => x.cpu!.qemu)),
+      apiserver: stats(withCpu.map((x) => x.cpu!.apiserver)),
+      controller: stats(withCpu.map((x) => x.cpu!.controller)),
+      bench: stats(withCpu.map((x) => x.cpu!.bench)),
       hostBusy: stats(withCpu.map((x) => x.cpu!.hostBusy)),
       /** The same for the ten changes whose kubectl ran longest. */
       slowestTen: withCpu.toSorted((a, b) => b.kubectlMs - a.kubectlMs).slice(0, 10).map((x) => ({ kubectlMs: Math.round(x.kubectlMs), ...x.cpu })),
@@ -781,7 +796,7 @@ try {
       `| weight changes with kubectl run inside the VM (emulated): total / kubectl alone / after kubectl, p50 (p99) | ${f(result.changes.kubectlInVm?.total.p50)} (${f(result.changes.kubectlInVm?.total.p99)}) / ${f(result.changes.kubectlInVm?.kubectl.p50)} (${f(result.changes.kubectlInVm?.kubectl.p99)}) / ${f(result.changes.kubectlInVm?.afterKubectl.p50)} (${f(result.changes.kubectlInVm?.afterKubectl.p99)}) ms |`,
       `| host -> probe -> host round trip over the VM's forward (included in every total above) p50 / p99 | ${f(result.changes.hostGuestRoundTripMs?.p50)} / ${f(result.changes.hostGuestRoundTripMs?.p99)} ms |`,
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
-      `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes): kubectl's own / the lab VM's (QEMU) / the host's busy time over both cores, p50 (p99) ms | ${f(result.changes.cpuDuringKubectl?.kubectl.p50)} (${f(result.changes.cpuDuringKubectl?.kubectl.p99)}) / ${f(result.changes.cpuDuringKubectl?.qemu.p50)} (${f(result.changes.cpuDuringKubectl?.qemu.p99)}) / ${f(result.changes.cpuDuringKubectl?.hostBusy.p50)} (${f(result.changes.cpuDuringKubectl?.hostBusy.p99)}) |`,
+      `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
