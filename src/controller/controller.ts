@@ -21,7 +21,7 @@ import { Writer } from '../kube/writer.ts';
 import { CustomObjects, isNotFound, isAlreadyExists, isConflict } from '../kube/status.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { idOf, type NodeInfo, type Plan } from '../model/planner.ts';
-import { shardPlan, shardOf, shardName } from '../model/shards.ts';
+import { shardPlan, shardOf, shardName, addsEntries } from '../model/shards.ts';
 import type { PlannedRealServerVip, PlannedService } from '../model/plan.ts';
 import { conditionEvents } from '../model/conditions.ts';
 import type { Logger } from '../util/log.ts';
@@ -540,13 +540,19 @@ export class Controller {
 
   /** Brings NodePlan shards in line with the plan: all of them (`only` undefined) or the named ones. */
   async #writeShards(p: Plan, only: Map<string, { node: string; shard: number }> | undefined, conc: number): Promise<void> {
+    // Shards that gain entries are written before the rest (addsEntries), so an entry moving between shards
+    // is never on none of them. (A shard that gains one moved entry and loses another would be written in the
+    // same batch as the other side; going from 256 to 1,024 shards makes none: h % 1024 % 256 = h % 256, so
+    // an entry leaves shard k only for shard k + 256·m, and the old shards only lose entries.)
+    const first: Array<() => Promise<void>> = [];
     const writes: Array<() => Promise<void>> = [];
     const liveNodes = new Set(this.nodes.keys());
     const consider = (name: string, want: NodePlanObject | undefined, have: NodePlanObject | undefined): void => {
       if (want) {
         const digest = specDigest(want.spec);
+        const queue = addsEntries(want.spec, have?.spec) ? first : writes;
         if (!have) {
-          writes.push(async () => {
+          queue.push(async () => {
             const written = await this.#write.create(R.nodeplans, want).catch((e: unknown) => {
               if (!isAlreadyExists(e)) throw e;
               return undefined;
@@ -556,7 +562,7 @@ export class Controller {
         } else if (this.#serverSpec(have) !== digest) {
           // Merge patch of the whole spec (lists are replaced): no resourceVersion, so an agent's status
           // write in between is no conflict. Only the leader writes specs.
-          writes.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), digest));
+          queue.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), digest));
         }
         return;
       }
@@ -593,10 +599,12 @@ export class Controller {
         consider(name, objs.find((o) => o.spec.shard === shard && o.metadata.name === name), this.plans.get(name));
       }
     }
-    await pool(writes, conc, async (w) => {
-      await w();
-      this.#metrics?.writes.inc({ kind: 'nodeplan' });
-    });
+    for (const batch of [first, writes]) {
+      await pool(batch, conc, async (w) => {
+        await w();
+        this.#metrics?.writes.inc({ kind: 'nodeplan' });
+      });
+    }
   }
 
   /**

@@ -204,7 +204,7 @@ export interface NodePlanSpec {
   /**
    * Index of this shard among the node's NodePlans.
    * @minimum 0
-   * @maximum 255
+   * @maximum 1023
    */
   shard: number;
   /**

@@ -404,6 +404,9 @@ func (s *supervisor) startEtcd() error {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "warn"
+	// NewConfig leaves this 0 (only etcd's flag parsing sets the 300 ms default), and then every request is
+	// "expensive": logged at warn with its content, tens of MB per benchmark run, CPU the API server's clients share.
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cfg.LogOutputs = []string{filepath.Join(s.opts.dir, "etcd.log")}
 	cfg.UnsafeNoFsync = true // test data: durability across host crashes is not needed
 	e, err := embed.StartEtcd(cfg)

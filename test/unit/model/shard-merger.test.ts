@@ -78,7 +78,10 @@ describe('ShardMerger', () => {
       } else if (kind === 7) {
         // An entry of another shard also here (the controller moving it), or a realserver VIP changing.
         const from = objects[r(objects.length)]!.spec;
-        next = { metadata: o.metadata, spec: { ...spec, director: [...spec.director, ...from.director.slice(0, 1)], realServer: [...spec.realServer, ...from.realServer.slice(0, 1)] } };
+        // (Never twice within one shard: the controller plans each entry once a shard.)
+        const dir = from.director.slice(0, 1).filter((s) => !spec.director.some((x) => x.id === s.id));
+        const rs = from.realServer.slice(0, 1).filter((v) => !spec.realServer.some((x) => x.service === v.service && x.vip === v.vip));
+        next = { metadata: o.metadata, spec: { ...spec, director: [...spec.director, ...dir], realServer: [...spec.realServer, ...rs] } };
       } else if (kind === 8) {
         const shard = 200 + r(50);
         objects.push({ metadata: { name: `${node}.${shard}.${nextId}` }, spec: { node, shard, director: [svc(nextId++)], realServer: [] } });
