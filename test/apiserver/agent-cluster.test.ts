@@ -2,7 +2,8 @@
 // their merged plan (here into the in-memory IPVS fake), and reports on each shard's status subresource.
 import { jest } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ClusterSource, NODEPLANS } from '../../src/agent/cluster.ts';
+import { ClusterSource, NODEPLANS, REPORT_WRITES_IN_FLIGHT } from '../../src/agent/cluster.ts';
+import { Writer } from '../../src/kube/writer.ts';
 import { Agent } from '../../src/agent/agent.ts';
 import { DirectorReconciler } from '../../src/agent/director/reconciler.ts';
 import { RealServerReconciler } from '../../src/agent/realserver/reconciler.ts';
@@ -133,5 +134,38 @@ describe('agent cluster mode', () => {
     await kubectlOk(['delete', 'nodeplans', '-l', `lvs.operator.dev/node=${node}`], { kubeconfig: admin() });
     await eventually('torn down', async () => (await ipvs.listServices()).length === 0);
     expect(await netif.listAddresses('eth0')).toEqual([]);
+  });
+
+  it('a report writes its shards a few at a time, every one of them', async () => {
+    const services = Array.from({ length: 60 }, (_, i) => svc(`lab/many-${i}`, `10.88.1.${i + 1}`));
+    const shards = shardPlan({ node, director: services, realServer: [] });
+    expect(shards.length).toBeGreaterThan(2 * REPORT_WRITES_IN_FLIGHT);
+    // Status writes in flight, counted around the agent's writer.
+    const patch = Writer.prototype.patch;
+    let inFlight = 0;
+    let most = 0;
+    Writer.prototype.patch = async function (this: Writer, ...args: Parameters<Writer['patch']>) {
+      if (args[3] !== 'status') return patch.apply(this, args);
+      most = Math.max(most, ++inFlight);
+      try {
+        return await patch.apply(this, args);
+      } finally {
+        inFlight -= 1;
+      }
+    } as Writer['patch'];
+    try {
+      for (const o of shards) await objects.create(NODEPLANS, o);
+      await eventually('every shard reported Programmed at its generation', async () => {
+        const xs = await Promise.all(shards.map((o) => objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name: o.metadata.name ?? '' })));
+        return xs.every((x) => x.status?.observedGeneration === x.metadata.generation && x.status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True') && x.status.services?.length === x.spec.director.length);
+      });
+    } finally {
+      Writer.prototype.patch = patch;
+    }
+    expect((await ipvs.listServices()).length).toBe(services.length);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(REPORT_WRITES_IN_FLIGHT);
+    await kubectlOk(['delete', 'nodeplans', '-l', `lvs.operator.dev/node=${node}`], { kubeconfig: admin() });
+    await eventually('torn down', async () => (await ipvs.listServices()).length === 0);
   });
 });

@@ -1,0 +1,120 @@
+// `npm run bench:nodeplan`: what one NodePlan shard write costs the API server, by shard size.
+//
+// Every change to a service makes the controller rewrite its shard's spec and the director's agent rewrite
+// that shard's status, and the API server decodes, validates, stores and sends the whole object each time.
+// Against the test harness's kube-apiserver (real, RBAC on, our CRDs), this writes shards the size a
+// 5,000-service director's would be with 256 and with 1,024 shards (services of 10 realservers, as
+// `bench:controller` plans them) and reads the API server's own counters around BENCH_WRITES merge patches
+// of each kind: bytes allocated (go_memstats_alloc_bytes_total) and CPU (process_cpu_seconds_total) per write.
+// Writes bench/results/nodeplan-write.{json,md}.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { NodePlanStatus } from '../src/api/v1alpha1/nodeplan.ts';
+import { Writer } from '../src/kube/writer.ts';
+import type { PlannedService } from '../src/model/plan.ts';
+import { shardName, shardOf, shardPlan, SHARDS } from '../src/model/shards.ts';
+import { kubectlPath } from '../scripts/tools.ts';
+import { startApiServer } from '../test/apiserver/harness.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
+const WRITES = Number(process.env.BENCH_WRITES ?? 100);
+const SERVICES = 5000;
+const NODE = 'director';
+const R = { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'nodeplans' };
+const log = (m: string): void => void process.stderr.write(`[bench:nodeplan] ${m}\n`);
+
+const vip = (i: number): string => `10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
+const svc = (i: number): PlannedService => ({
+  id: `bench/vs-${i}`, generation: 1, vip: vip(i), port: 80, protocol: 'TCP', scheduler: 'wlc', schedulerFlags: [], onePacket: false, pool: 'bench',
+  forwarding: 'DirectRouting', holdVip: true, healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 60,
+  destinations: Array.from({ length: 10 }, (_, j) => ({ realServer: `bench/rs-${i}-${j}`, address: `10.200.${j}.${(i % 250) + 1}`, port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 })),
+});
+/** The status an agent reports for these services: all programmed, every realserver healthy. */
+const statusOf = (services: PlannedService[], generation: number): NodePlanStatus => ({
+  observedGeneration: generation,
+  conditions: [{ type: 'Programmed', status: 'True', reason: 'Programmed', message: `${services.length} service(s) and 0 realserver VIP(s) applied on ${NODE}`, observedGeneration: generation, lastTransitionTime: new Date().toISOString() }],
+  services: services.map((s) => ({ id: s.id, generation: s.generation, programmed: true, holdsVip: true, vipHeldSince: new Date().toISOString(), destinations: s.destinations.map((d) => ({ address: d.address, port: d.port, healthy: true })) })),
+  realServer: [],
+});
+
+const plan = { node: NODE, director: Array.from({ length: SERVICES }, (_, i) => svc(i)).sort((a, b) => a.id.localeCompare(b.id)), realServer: [] };
+/** The largest shard of the plan with `shards` shards, and the median one's size. */
+const shardOfSize = (shards: number): { services: PlannedService[]; median: number } => {
+  const by = new Map<number, PlannedService[]>();
+  for (const s of plan.director) {
+    // shardOf hashes modulo SHARDS; with fewer shards (a divisor of SHARDS) the same hash modulo that count.
+    const k = shardOf(s.id) % shards;
+    by.set(k, [...(by.get(k) ?? []), s]);
+  }
+  const sizes = [...by.values()].map((v) => v.length).sort((a, b) => a - b);
+  const median = sizes[Math.floor(sizes.length / 2)]!;
+  return { services: [...by.values()].find((v) => v.length === median)!, median };
+};
+
+const api = await startApiServer({ log });
+try {
+  const env = { ...process.env, KUBECONFIG: api.kubeconfigs.admin };
+  execFileSync(kubectlPath(), ['apply', '--server-side', '-f', path.join(REPO, 'crds')], { env });
+  execFileSync(kubectlPath(), ['wait', '--for=condition=Established', '--timeout=60s', 'crd/nodeplans.lvs.operator.dev'], { env });
+  const kc = new KubeConfig();
+  kc.loadFromFile(api.kubeconfigs.admin);
+  const w = new Writer(kc, 'bench');
+  const counters = (): { allocBytes: number; cpuSec: number } => {
+    const text = execFileSync(kubectlPath(), ['get', '--raw', '/metrics'], { env, maxBuffer: 1 << 28 }).toString();
+    const g = (n: string): number => Number(new RegExp(`^${n} (\\S+)$`, 'm').exec(text)?.[1]);
+    return { allocBytes: g('go_memstats_alloc_bytes_total'), cpuSec: g('process_cpu_seconds_total') };
+  };
+  const rows: Array<{ shards: number; services: number; objectKiB: number; spec: { allocMB: number; cpuMs: number }; status: { allocMB: number; cpuMs: number } }> = [];
+  for (const shards of [256, SHARDS]) {
+    const { services } = shardOfSize(shards);
+    const name = `${shardName(NODE, shards)}-bench`;
+    const base = shardPlan({ node: NODE, director: services, realServer: [] })[0]!;
+    const obj = { ...base, metadata: { ...base.metadata, name } };
+    await w.create(R, obj);
+    const specWith = (g: number): object => ({ spec: { ...obj.spec, director: obj.spec.director.map((s, i) => (i === 0 ? { ...s, generation: g, destinations: s.destinations.map((d) => ({ ...d, weight: (g % 9) + 1 })) } : s)) } });
+    // Warm-up: the first writes of a kind (schema caches, connections) are not timed.
+    for (let g = 2; g < 7; g++) {
+      await w.patch(R, { name }, specWith(g));
+      await w.patch(R, { name }, { status: statusOf(services, g) }, 'status');
+    }
+    const c0 = counters();
+    for (let g = 10; g < 10 + WRITES; g++) await w.patch(R, { name }, specWith(g));
+    const c1 = counters();
+    for (let g = 10; g < 10 + WRITES; g++) await w.patch(R, { name }, { status: statusOf(services, g) }, 'status');
+    const c2 = counters();
+    const per = (a: typeof c0, b: typeof c0): { allocMB: number; cpuMs: number } => ({
+      // Each counter read (a kubectl get --raw /metrics) is one request more in the window: small beside WRITES.
+      allocMB: Math.round(((b.allocBytes - a.allocBytes) / WRITES / 1e6) * 100) / 100,
+      cpuMs: Math.round(((b.cpuSec - a.cpuSec) / WRITES) * 1000 * 10) / 10,
+    });
+    const got = JSON.parse(execFileSync(kubectlPath(), ['get', 'nodeplan', name, '-o', 'json'], { env }).toString()) as object;
+    rows.push({ shards, services: services.length, objectKiB: Math.round(Buffer.byteLength(JSON.stringify(got)) / 102.4) / 10, spec: per(c0, c1), status: per(c1, c2) });
+    log(JSON.stringify(rows.at(-1)));
+  }
+  w.close();
+  const result = { date: new Date().toISOString(), apiserver: api.version, host: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, writesPerKind: WRITES, services: SERVICES, rows };
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(path.join(OUT, 'nodeplan-write.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const md = [
+    '# One NodePlan shard write, by shard size',
+    '',
+    `${result.date}; kube-apiserver ${api.version} (test harness, RBAC on), ${result.host.cpus} cores (${result.host.model}). A shard of a`
+      + ` ${SERVICES}-service director (median size, services of 10 realservers); ${WRITES} merge patches of each kind; the API server's own counters`
+      + ' (bytes allocated, CPU) around them, per write.',
+    '',
+    '| shards per node | services in the shard | object (with status) | spec patch (controller): allocated / CPU | status patch (agent): allocated / CPU |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.shards} | ${r.services} | ${r.objectKiB} KiB | ${r.spec.allocMB} MB / ${r.spec.cpuMs} ms | ${r.status.allocMB} MB / ${r.status.cpuMs} ms |`),
+    '',
+    `Every change to a service costs the API server one of each. The operator uses ${SHARDS} shards.`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(OUT, 'nodeplan-write.md'), md);
+  process.stdout.write(md);
+} finally {
+  await api.stop();
+}
