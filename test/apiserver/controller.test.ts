@@ -10,6 +10,8 @@ import { Registry } from 'prom-client';
 import { Controller, FINALIZER } from '../../src/controller/controller.ts';
 import { defaultConfig } from '../../src/controller/config.ts';
 import { CustomObjects } from '../../src/kube/status.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { shardName, shardOf, SHARDS } from '../../src/model/shards.ts';
 import { EventRecorder, eventsV1Sink } from '../../src/kube/events.ts';
 import { createLogger } from '../../src/util/log.ts';
 import type { NodePlan, VirtualService, RealServer } from '../../src/api/v1alpha1/index.ts';
@@ -178,6 +180,48 @@ describe('controller against a real apiserver', () => {
     await sleep(3000);
     expect(await versions()).toBe(before);
     expect(await registry.getSingleMetricAsString('lvs_controller_writes_total')).not.toMatch(/writes_total\{kind="(nodeplan|daemonset|finalizer|node-label)"\} [1-9]/);
+  });
+
+  it('an entry moving to another shard (as after the shard count changed) is on one of them at every step', async () => {
+    const id = `${ns}/web`;
+    const right = shardName(node.director, shardOf(id));
+    const have = (await plansOf(node.director)).find((p) => p.metadata.name === right);
+    expect(have?.spec.director.some((s) => s.id === id)).toBe(true);
+    const names = new Set((await plansOf(node.director)).map((p) => p.metadata.name));
+    let shard = shardOf(id);
+    do shard = (shard + 1) % SHARDS; while (names.has(shardName(node.director, shard)));
+    const old = shardName(node.director, shard);
+    // The old layout, written while the controller is down: the entry on another shard, none on its own.
+    await controller.stop();
+    await kubectlOk(['delete', 'nodeplan', right], { kubeconfig: admin() });
+    await objects.create<NodePlan>(R.np, { apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'NodePlan', metadata: { name: old, labels: have!.metadata.labels }, spec: { ...have!.spec, shard } });
+    // What the node's agent sees, in order: after every event the entry must be on some shard. (A full pass
+    // lists the new shard's write first anyway; the controller also waits for it before it removes the old
+    // one, so the two writes cannot race.)
+    const carriers = new Map<string, boolean>();
+    let synced = false;
+    const gaps: string[] = [];
+    const seen = (o: NodePlan, gone = false): void => {
+      carriers.set(o.metadata.name ?? '', !gone && o.spec.director.some((s) => s.id === id));
+      if (synced && ![...carriers.values()].some(Boolean)) gaps.push(`${gone ? 'deleted' : 'written'} ${o.metadata.name}`);
+    };
+    const watch = new Informer<NodePlan>(kc, { resource: R.np, labelSelector: `lvs.operator.dev/node=${node.director}`, logger: createLogger('watch', 'silent') });
+    watch.on('add', (o) => seen(o));
+    watch.on('update', (o) => seen(o));
+    watch.on('delete', (o) => seen(o, true));
+    await watch.start();
+    synced = true;
+    try {
+      controller = await start();
+      await eventually('moved back to its shard', async () => carriers.get(right) === true && carriers.get(old) === false);
+    } finally {
+      await watch.stop();
+    }
+    expect(gaps).toEqual([]);
+    expect((await plansOf(node.director)).map((p) => p.metadata.name)).not.toContain(old);
+    // The director's report again, on the recreated shard (the next test needs the service held).
+    const now = await objects.get<NodePlan & { metadata: { name: string } }>(R.np, { name: right });
+    await objects.patchStatus(R.np, { name: right }, { ...have!.status, observedGeneration: now.metadata.generation });
   });
 
   it('deleting a VirtualService: planned away at once, gone only when no director holds it', async () => {
