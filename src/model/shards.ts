@@ -12,11 +12,12 @@ import type { NodePlan, PlannedService } from './plan.ts';
 
 /**
  * 1,024 shards: ~5 services × 10 realservers each (~12 KB) at 5,000 services (the CRD allows shard 0-1023).
- * The API server's work per write grows with the object: a 22-service shard (48 KB) took it 25 MB of
- * allocation and 57 ms of CPU per spec patch and 19 MB / 48 ms per status patch, a 5-service one 6 MB /
- * 15 ms and 5 MB / 13 ms; with 256 shards a single change cost it ~44 MB, and its garbage collection over the
- * whole store (1.4 GB live at 5,000 × 10) ran every ~20 s, taking both of the benchmark host's cores for ~2 s.
- * Was 256: moving to more shards moves entries, which the controller does without a gap (additionsFirst).
+ * The API server's work per write grows with the object (`npm run bench:nodeplan`): a 19-service shard
+ * (40 KB) took it 23 MB of allocation and 48 ms of CPU per spec patch and 16 MB / 35 ms per status patch, a
+ * 5-service one 6 MB / 13 ms and 4 MB / 10 ms. With 256 shards a change cost it ~42 MB, and its garbage
+ * collection over the whole store (1.4 GB live at 5,000 × 10) ran every ~20 s, taking both of the benchmark
+ * host's cores for ~2 s. Was 256: more shards move entries, which the controller does without leaving one on
+ * no shard (addsEntries).
  */
 export const SHARDS = 1024;
 export const NODE_LABEL = 'lvs.operator.dev/node';
