@@ -83,16 +83,14 @@ async function probe(): Promise<void> {
     if (e.want === 'absent') return d === undefined || d.destination.weight === 0;
     return d?.destination.weight === e.want.weight;
   };
-  /** kubectl has exited for these changes: fast polling. */
-  const exited = new Set<number>();
-  /** Changes being waited for (a late "kubectl exited" for a change already seen is dropped). */
-  const waiting = new Set<number>();
-  /** Wakes a slow poll's wait when kubectl exits. */
-  const wake = new Map<number, () => void>();
+  /** Changes being waited for: whether kubectl has exited (fast polling), and what wakes a slow poll's wait. */
+  const waits = new Map<number, { fast: boolean; wake?: () => void }>();
+  /** A late "kubectl exited", for a change already seen, finds no wait and is dropped. */
   const kubectlExited = (id: number): void => {
-    if (!waiting.has(id)) return;
-    exited.add(id);
-    wake.get(id)?.();
+    const w = waits.get(id);
+    if (!w) return;
+    w.fast = true;
+    w.wake?.();
   };
   /**
    * Polls one service's destinations (one GET_DEST) until `e` holds: every 50 ms while kubectl still runs, every
@@ -104,10 +102,11 @@ async function probe(): Promise<void> {
   const waitFor = async (id: number, e: Expect): Promise<{ polls: number; slowPolls: number }> => {
     const deadline = Date.now() + 120_000;
     let slowPolls = 0;
-    waiting.add(id);
+    const w: { fast: boolean; wake?: () => void } = { fast: false };
+    waits.set(id, w);
     try {
       for (let n = 1; ; n++) {
-        const fast = exited.has(id);
+        const fast = w.fast;
         if (!fast) slowPolls++;
         if (await shows(e)) return { polls: n, slowPolls };
         if (Date.now() > deadline) throw new Error(`the kernel did not show ${JSON.stringify(e)} within 120 s`);
@@ -115,17 +114,16 @@ async function probe(): Promise<void> {
         else {
           await new Promise<void>((r) => {
             const t = setTimeout(r, 50);
-            wake.set(id, () => {
+            w.wake = () => {
               clearTimeout(t);
               r();
-            });
+            };
           });
-          wake.delete(id);
+          w.wake = undefined;
         }
       }
     } finally {
-      waiting.delete(id);
-      exited.delete(id);
+      waits.delete(id);
     }
   };
   const kubectlEnv = { ...process.env, KUBECONFIG: kubeconfig('admin'), KUBECACHEDIR: path.join(os.tmpdir(), 'probe-kube-cache') };

@@ -151,21 +151,6 @@ function cpuTicks(stat: string): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-/** The host's busy and total CPU seconds since boot, and those of its QEMU processes (the lab VM), from /proc. */
-function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
-  const [, ...f] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const t = f.map(Number);
-  const total = t.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = t[3]! + t[4]!;
-  let qemu = 0;
-  for (const pid of qemuPids()) {
-    try {
-      qemu += cpuTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch { /* gone */ }
-  }
-  return { busySec: (total - idle) / 100, totalSec: total / 100, qemuSec: qemu / 100 };
-}
-
 /**
  * CPU time so far, ms: this process's reaped children (kubectl, once it has exited), this process itself, each
  * group of processes given, and the host's busy and total time summed over its cores. Around one kubectl run it
@@ -205,6 +190,12 @@ function pidsNamed(name: RegExp): number[] {
 
 /** PIDs of the host's QEMU processes (the lab VM). */
 const qemuPids = (): number[] => pidsNamed(/^qemu-system/);
+
+/** The host's busy and total CPU seconds since boot, and those of its QEMU processes (the lab VM), from /proc. */
+function hostCpu(): { busySec: number; totalSec: number; qemuSec: number } {
+  const c = cpuNowMs({ qemu: qemuPids() });
+  return { busySec: c.busy / 1000, totalSec: c.total / 1000, qemuSec: c.groups.qemu / 1000 };
+}
 
 /** VmRSS / VmHWM (MiB) and CPU seconds of a process, from /proc. */
 function procStats(pid: number): { rssMiB: number; hwmMiB: number; cpuSec: number } | undefined {

@@ -550,9 +550,8 @@ export class Controller {
     const consider = (name: string, want: NodePlanObject | undefined, have: NodePlanObject | undefined): void => {
       if (want) {
         const digest = specDigest(want.spec);
-        const queue = addsEntries(want.spec, have?.spec) ? first : writes;
         if (!have) {
-          queue.push(async () => {
+          (addsEntries(want.spec, undefined) ? first : writes).push(async () => {
             const written = await this.#write.create(R.nodeplans, want).catch((e: unknown) => {
               if (!isAlreadyExists(e)) throw e;
               return undefined;
@@ -562,7 +561,7 @@ export class Controller {
         } else if (this.#serverSpec(have) !== digest) {
           // Merge patch of the whole spec (lists are replaced): no resourceVersion, so an agent's status
           // write in between is no conflict. Only the leader writes specs.
-          queue.push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), digest));
+          (addsEntries(want.spec, have.spec) ? first : writes).push(async () => this.#remember(await this.#write.patch<NodePlanObject>(R.nodeplans, { name }, { metadata: { labels: want.metadata.labels }, spec: want.spec }), digest));
         }
         return;
       }

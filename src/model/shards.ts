@@ -84,9 +84,9 @@ export function mergeShards(node: string, objects: Array<{ spec: NodePlanSpec }>
   for (const o of mine) {
     // Skip what an earlier shard already brought (within one shard, entries are as planned).
     director.push(...o.spec.director.filter((s) => !ids.has(s.id)));
-    realServer.push(...o.spec.realServer.filter((v) => !vips.has(`${v.service}|${v.vip}`)));
+    realServer.push(...o.spec.realServer.filter((v) => !vips.has(rsKey(v))));
     for (const s of o.spec.director) ids.add(s.id);
-    for (const v of o.spec.realServer) vips.add(`${v.service}|${v.vip}`);
+    for (const v of o.spec.realServer) vips.add(rsKey(v));
   }
   return {
     node,
