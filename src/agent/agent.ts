@@ -97,7 +97,18 @@ export interface AgentOptions extends AgentHooks {
    * time the last one took per service, between 10 services and sweepSlice.
    */
   sweepSliceMs?: number;
+  /**
+   * How the sweep paces itself (default 3): after each part of its kernel read and after each slice, it waits
+   * this many times as long as the part took (at most MAX_SWEEP_PAUSE_MS), so that it keeps to about
+   * 1 / (1 + sweepPause) of a CPU; 0 runs it at full speed. At 5,000 services the sweep is 5–7 s of CPU in
+   * the emulated lab VM: at full speed that took one of the host's two cores from the changes (and from
+   * kubectl) that met it, and on a real director it competes with health checks and the node's other work.
+   */
+  sweepPause?: number;
 }
+
+/** The longest wait between two slices of a paced sweep. */
+const MAX_SWEEP_PAUSE_MS = 1000;
 
 /** The fewest services a sweep's slice takes, however slow they are. */
 const MIN_SLICE = 10;
@@ -150,7 +161,9 @@ export class Agent {
   /** The next run is a full one (the first, the periodic resync, and after a failed run). */
   #resync = true;
   /** A periodic resync in progress: the plan's ids when it began, how far it got, who waits for its end. */
-  #sweep: { ids: string[]; next: number; slices: number; started: number; readMs: number; lockedMs: number; done: (run: AgentRun | undefined) => void } | undefined;
+  #sweep: { ids: string[]; next: number; slices: number; started: number; readMs: number; lockedMs: number; resumeAt: number; done: (run: AgentRun | undefined) => void } | undefined;
+  /** The paced sweep's next step (a timer while it pauses). */
+  #sweepTimer: NodeJS.Timeout | undefined;
   /** Services in a sweep's next slice (sized by sweepSliceMs; kept from one sweep to the next). */
   #sliceSize: number | undefined;
 
@@ -167,6 +180,10 @@ export class Agent {
       options.onHealthChange?.(id, healthy, reason);
       this.trigger();
     });
+  }
+
+  get #pause(): number {
+    return Math.max(0, this.#o.sweepPause ?? 3);
   }
 
   get plan(): NodePlan {
@@ -250,14 +267,16 @@ export class Agent {
     if (this.#sweep) return undefined;
     const fullRuns = this.#fullRuns;
     const started = performance.now();
-    const swept = await this.#o.director.beginSweep();
-    const readMs = performance.now() - started;
+    const pause = this.#pause;
+    const swept = await this.#o.director.beginSweep({ pause });
+    // The read's own time, about: a paced read waits `pause` times as long as it reads.
+    const readMs = (performance.now() - started) / (1 + pause);
     if (this.#stopped || this.#fullRuns !== fullRuns || this.#sweep) return undefined;
     if (!swept) return this.resync();
     this.#fullRuns += 1;
     this.#fullRunning = true;
     return new Promise((done) => {
-      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, readMs, lockedMs: 0, done };
+      this.#sweep = { ids: [...this.#byId.keys()], next: 0, slices: 0, started, readMs, lockedMs: 0, resumeAt: 0, done };
       this.trigger();
     });
   }
@@ -297,13 +316,23 @@ export class Agent {
     }
     this.#running = this.#once().finally(() => {
       this.#running = undefined;
+      clearTimeout(this.#sweepTimer);
+      this.#sweepTimer = undefined;
       if (this.#again) {
         this.#again = false;
         this.trigger();
       } else if (this.#sweep) {
-        // The sweep's next step, after the event loop has run: a slice with nothing to change never waits
-        // for I/O, and run after run in microtasks the sweep would keep a plan change (a watch event) out.
-        setImmediate(() => this.trigger());
+        // The sweep's next step, after the event loop has run (a slice with nothing to change never waits
+        // for I/O, and run after run in microtasks the sweep would keep a plan change out), or after its pause.
+        const wait = this.#sweep.resumeAt - performance.now();
+        if (wait > 0) {
+          const sweep = this.#sweep;
+          this.#sweepTimer = setTimeout(() => {
+            sweep.resumeAt = 0; // over, whatever the clocks say (timers round to whole ms)
+            this.trigger();
+          }, wait);
+          this.#sweepTimer.unref();
+        } else setImmediate(() => this.trigger());
       }
     });
     return this.#running;
@@ -327,8 +356,8 @@ export class Agent {
         sweep = undefined;
       }
     }
-    // A sweep's step runs when no plan change waits.
-    const step = !full && sweep && dirty.size === 0 && !realServerDirty ? (sweep.next < sweep.ids.length ? 'slice' : 'finish') : undefined;
+    // A sweep's step runs when no plan change waits and its pause is over.
+    const step = !full && sweep && dirty.size === 0 && !realServerDirty && started >= sweep.resumeAt ? (sweep.next < sweep.ids.length ? 'slice' : 'finish') : undefined;
     this.#resync = false;
     if (full) {
       this.#fullRunning = true;
@@ -376,6 +405,7 @@ export class Agent {
       if (sweep && step) {
         const ms = performance.now() - started;
         sweep.lockedMs += ms;
+        sweep.resumeAt = performance.now() + Math.min(MAX_SWEEP_PAUSE_MS, ms * this.#pause);
         const target = this.#o.sweepSliceMs ?? 25;
         if (step === 'slice' && target > 0 && sliced > 0) {
           this.#sliceSize = Math.max(MIN_SLICE, Math.min(this.#o.sweepSlice ?? 150, Math.round((target * sliced) / Math.max(ms, 0.01))));
@@ -416,6 +446,12 @@ export class Agent {
     this.#stopped = true;
     this.#periodic = false;
     clearTimeout(this.#timer);
+    // A sweep that pauses ends at its next step, now rather than after the pause.
+    if (this.#sweepTimer) {
+      clearTimeout(this.#sweepTimer);
+      this.#sweepTimer = undefined;
+      this.trigger();
+    }
     this.#o.health.stop();
   }
 

@@ -19,7 +19,7 @@ import {
   type IpvsRequest,
 } from './codec.ts';
 import { IpvsError, isIpvsError } from './errors.ts';
-import type { IpvsInterface, IpvsOp, IpvsOpResult, ListOptions } from './interface.ts';
+import { MAX_READ_PAUSE_MS, type IpvsInterface, type IpvsOp, type IpvsOpResult, type ListOptions } from './interface.ts';
 import { NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
 import type {
   Destination,
@@ -95,6 +95,7 @@ const DEST_DUMP_READ = process.arch === 'x64' || process.arch === 'ia32' ? 4096 
 const SYNC_SLICE_MS = 10;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class IpvsClient implements IpvsInterface {
   private readonly transport: NetlinkTransport;
@@ -300,7 +301,7 @@ export class IpvsClient implements IpvsInterface {
    * `dumpConcurrency` at a time on separate sockets.
    */
   listServices(opts: ListOptions = {}): Promise<ServiceState[]> {
-    if (opts.interleave) return this.listInterleaved();
+    if (opts.interleave) return this.listInterleaved(Math.max(0, opts.pause ?? 0));
     return this.enqueue(async () => {
       const services = await this.serviceDump();
       const out = new Array<ServiceState>(services.length);
@@ -319,17 +320,25 @@ export class IpvsClient implements IpvsInterface {
   /**
    * listServices({ interleave: true }): the service dump, then the destination dumps in slices of about
    * SYNC_SLICE_MS, each slice one turn of the queue, so that changes queued meanwhile wait for one slice,
-   * not for the whole table (seconds at thousands of services).
+   * not for the whole table (seconds at thousands of services). With `pause`, each slice (and the service
+   * dump) is followed by a wait in proportion to how long it took.
    */
-  private async listInterleaved(): Promise<ServiceState[]> {
+  private async listInterleaved(pause: number): Promise<ServiceState[]> {
+    let started = performance.now();
     const services = await this.dumpServices();
     const out = new Array<ServiceState>(services.length);
     let done = 0;
+    let busy = performance.now() - started;
     while (done < services.length) {
-      const from = done;
-      done = await this.enqueue(() => this.destDumps(services, out, from, true));
       // A turn of the event loop too: the callers whose calls are to queue up meanwhile may be waiting on I/O.
-      if (done < services.length) await yieldToEventLoop();
+      if (pause > 0) await sleep(Math.min(MAX_READ_PAUSE_MS, busy * pause));
+      else if (done > 0) await yieldToEventLoop();
+      const from = done;
+      done = await this.enqueue(() => {
+        started = performance.now();
+        return this.destDumps(services, out, from, true);
+      });
+      busy = performance.now() - started;
     }
     return out;
   }

@@ -25,7 +25,17 @@ export interface ListOptions {
    * meanwhile may show either state.
    */
   interleave?: boolean;
+  /**
+   * With `interleave`: after each part of the read, wait this many times as long as the part took (at most
+   * MAX_READ_PAUSE_MS), so that the read keeps to about 1 / (1 + pause) of a CPU (default 0: a turn of the
+   * event loop only). For background reads such as the agent's periodic sweep: on a busy node a
+   * seconds-long read at full speed takes a core from everything else, the node's next change included.
+   */
+  pause?: number;
 }
+
+/** The longest wait between two parts of a paced read (ListOptions.pause). */
+export const MAX_READ_PAUSE_MS = 1000;
 
 export interface IpvsInterface {
   /** Version and connection table size; doubles as an "is IPVS there" probe. */

@@ -220,10 +220,10 @@ export class DirectorReconciler {
    * full run, and a change that met one waited for all of it. Services changed during the read are taken
    * from the view afterwards (`touched`). Its table never rejects: undefined after a failed read.
    */
-  #readAhead(): ReadAhead {
+  #readAhead(pause: number): ReadAhead {
     this.#prefetched ??= {
       touched: new Set(),
-      table: this.#d.ipvs.listServices({ interleave: true }).catch((e: unknown) => {
+      table: this.#d.ipvs.listServices({ interleave: true, pause }).catch((e: unknown) => {
         this.#d.log.warn({ err: (e as Error).message }, 'reading the IPVS table ahead of a full run failed');
         return undefined;
       }),
@@ -238,10 +238,11 @@ export class DirectorReconciler {
    * it waited that long. Reads the kernel table (#readAhead: interleaved) and the addresses of the
    * interfaces holding our VIPs, outside any run. Resolves false when there is nothing to sweep against (no
    * run yet, the read failed, or a full run took the read meanwhile): the caller runs a full run instead.
+   * `pause` paces the read (ListOptions.pause).
    */
-  async beginSweep(): Promise<boolean> {
+  async beginSweep(opts: { pause?: number } = {}): Promise<boolean> {
     if (!this.#view) return false; // the first run reads for itself
-    const pre = this.#readAhead();
+    const pre = this.#readAhead(opts.pause ?? 0);
     const table = await pre.table;
     if (!table || this.#prefetched !== pre) return false;
     const ifnames = new Set<string>();

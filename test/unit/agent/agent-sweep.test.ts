@@ -240,6 +240,53 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
     }
   });
 
+  it('paces itself: after each slice it waits sweepPause times as long; a change meanwhile runs at once; stop() ends the pause', async () => {
+    const w = fakeAgent({ director: (deps) => new LoggingDirector(deps), agent: { sweepSlice: 5, sweepSliceMs: 0, sweepPause: 2 } });
+    w.agent.setPlan(planOf(PLAN));
+    await w.agent.reconcile();
+    try {
+      w.director.sliceMs = 20;
+      const starts: number[] = [];
+      w.director.onSlice = () => void starts.push(performance.now());
+      await w.agent.periodicResync();
+      expect(starts).toHaveLength(8);
+      // A slice of 20 ms (and a little), then a pause of twice that: 60 ms from one slice's start to the next.
+      const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(58);
+
+      // A change that comes during a pause does not wait for it.
+      w.director.events.length = 0;
+      let changeRan = 0;
+      const sweep = w.agent.periodicResync();
+      while (!w.director.events.includes('slice 5')) await sleep(1);
+      await sleep(25); // the first slice is done (20 ms): its pause of 40 ms has begun
+      const changed = { ...PLAN[30]!, destinations: PLAN[30]!.destinations.map((d) => ({ ...d, weight: 4 })) };
+      const asked = performance.now();
+      w.agent.setPlan(planOf(PLAN.map((s) => (s === PLAN[30] ? changed : s))));
+      await w.agent.reconcile();
+      changeRan = performance.now() - asked;
+      expect(w.director.events.slice(0, 2)).toEqual(['slice 5', `change ${changed.id}`]);
+      expect(changeRan).toBeLessThan(30);
+      expect((await w.ipvs.listDestinations(keyOf(changed))).map((d) => d.destination.weight)).toEqual([4, 4, 4]);
+
+      expect((await sweep)?.full).toBe(true);
+
+      // stop() during a pause: the sweep ends now, not after the pause.
+      w.director.events.length = 0;
+      w.director.sliceMs = 200; // a pause of 400 ms
+      const third = w.agent.periodicResync();
+      while (!w.director.events.includes('slice 5')) await sleep(1);
+      await sleep(210);
+      const stopped = performance.now();
+      w.agent.stop();
+      await expect(third).resolves.toBeUndefined();
+      expect(performance.now() - stopped).toBeLessThan(100);
+      expect(w.director.events.filter((e) => e.startsWith('slice'))).toEqual(['slice 5']);
+    } finally {
+      w.agent.stop();
+    }
+  });
+
   it('ends at stop(): no further slices, the waiter gets no run', async () => {
     const w = await programmed(5);
     w.director.sliceMs = 10;
