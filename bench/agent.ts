@@ -173,8 +173,8 @@ for (let c = 0; c < 3; c++) {
   if (r.director.ops !== 0 || failedCount(r) > 0) throw new Error(`resync found ${r.director.ops} ops to do, ${failedCount(r)} failures`);
 }
 // Weight changes one after another while a full run is in flight, each timed until the kernel shows it: the
-// periodic resync is a sweep (the kernel read ahead, outside any run, then compared in slices, each slice a
-// run of its own, changes first), so a change waits for one slice at most; a resync() reads and compares in
+// periodic resync is a sweep (the kernel's services read ahead, outside any run, then compared in slices,
+// each slice a run of its own that reads its services' destinations, changes first, a pause after each), so a change waits for one slice at most; a resync() reads and compares in
 // one run, so a change waits for all of it.
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let during = 0;
@@ -283,7 +283,7 @@ fs.writeFileSync(path.join(out, 'agent.md'), [
   `| changes over 50 ms (weight, destination, service); of them with a GC pause, with a state-file write inside | ${slow.length}; ${slowWithGc.length} (${result.gcPauseMsInSlowChanges} ms of GC), ${slowWithWrite.length} |`,
   `| state-file writes (coalesced, 100 ms): count, p50 / max | ${writeMs.length}, ${f(result.stateFileWriteMs.p50)} / ${f(result.stateFileWriteMs.max)} ms |`,
   `| full resync (periodic drift repair, nothing to do) p50 / max; of it, the kernel dump alone | ${f(result.fullResyncMs.p50)} / ${f(result.fullResyncMs.max)} ms; ${result.kernelDumpMs} ms |`,
-  `| weight changes during a periodic resync, one after another, p50 / p99 / max (n; the resync's length): a sweep, the kernel read ahead and compared in slices of about 25 ms (150 services at most), changes first | ${f(result.changesDuringFullRun.sweep!.p50)} / ${f(result.changesDuringFullRun.sweep!.p99)} / ${f(result.changesDuringFullRun.sweep!.max)} ms (${result.changesDuringFullRun.sweep!.n}; ${result.changesDuringFullRun.sweep!.fullRunMs} ms) |`,
+  `| weight changes during a periodic resync, one after another, p50 / p99 / max (n; the resync's length): a sweep: the services read ahead, then compared in slices of about 25 ms (150 services at most; each reads its destinations, then pauses 3× its time), changes first | ${f(result.changesDuringFullRun.sweep!.p50)} / ${f(result.changesDuringFullRun.sweep!.p99)} / ${f(result.changesDuringFullRun.sweep!.max)} ms (${result.changesDuringFullRun.sweep!.n}; ${result.changesDuringFullRun.sweep!.fullRunMs} ms) |`,
   `| ... the same during a full run that reads and compares in one run (\`Agent.resync()\`: the first run, and after a failed one) | ${f(result.changesDuringFullRun.oneRun!.p50)} / ${f(result.changesDuringFullRun.oneRun!.p99)} / ${f(result.changesDuringFullRun.oneRun!.max)} ms (${result.changesDuringFullRun.oneRun!.n}; ${result.changesDuringFullRun.oneRun!.fullRunMs} ms) |`,
   `| drift repair after \`ipvsadm -C\` (${expected} services re-created) | ${result.driftRepairMs} ms |`,
   `| ipvsadm -e (one process per change) p50 / p99 | ${f(result.ipvsadmSingleChangeMs.p50)} / ${f(result.ipvsadmSingleChangeMs.p99)} ms |`,
@@ -292,10 +292,11 @@ fs.writeFileSync(path.join(out, 'agent.md'), [
   '',
   'A change-driven run reconciles only the services whose planned objects changed (found by identity, then by value), with',
   'the kernel view kept from the last dump; the first run is a full run that dumps the kernel. The periodic resync (every',
-  '10 s by default, or ten times its last length) repairs drift as a sweep: it reads the kernel ahead, interleaved with',
-  'change-driven runs, then compares it with the plan in slices sized to take about 25 ms (at most 150 services), each slice a run of its own with the',
-  'event loop free in between, and a change that arrives meanwhile runs before the next slice (services changed since',
-  'the read are taken from the view). A change meeting a resync waits for one slice at most.',
+  '10 s by default, or ten times its last length) repairs drift as a sweep: it reads the kernel\'s services ahead, outside',
+  'any run, then compares the plan with the kernel in slices sized to take about 25 ms (at most 150 services), each slice a',
+  'run of its own that reads its services\' destinations, with a pause of three times its length after it; a change that',
+  'arrives meanwhile runs before the next slice (services changed since the read are taken from the view). A change',
+  'meeting a resync waits for one slice at most.',
   '',
 ].join('\n'));
 console.log(JSON.stringify(result, null, 2));

@@ -7,8 +7,9 @@
  * previous plan (by identity, then by value), updates only their health checks, and the next run hands
  * the director reconciler only those services and the ids that left. The first run (and the one after a
  * failed run) is a full run over the whole plan that reads the kernel. The periodic resync does the same
- * work as a sweep: the kernel is read ahead, outside any run, then compared slice by slice, each slice a
- * short run of its own, so that a plan change meanwhile waits for one slice at most, not for all of it.
+ * work as a sweep: the kernel's services are read ahead, outside any run, then the plan is compared with the
+ * kernel slice by slice, each slice a short run of its own (which reads its services' destinations) with a
+ * pause after it, so that a plan change meanwhile waits for one slice at most, not for all of it.
  */
 import type { NodePlan, PlannedService } from '../model/plan.ts';
 import { emptyPlan } from '../model/plan.ts';
@@ -98,9 +99,9 @@ export interface AgentOptions extends AgentHooks {
    */
   sweepSliceMs?: number;
   /**
-   * How the sweep paces itself (default 3): after each part of its kernel read and after each slice, it waits
-   * this many times as long as the part took (at most MAX_SWEEP_PAUSE_MS), so that it keeps to about
-   * 1 / (1 + sweepPause) of a CPU; 0 runs it at full speed. At 5,000 services the sweep is 5–7 s of CPU in
+   * How the sweep paces itself (default 3): after each slice (which reads its services' destinations from
+   * the kernel, then compares), it waits this many times as long as the slice took (at most
+   * MAX_SWEEP_PAUSE_MS), so that it keeps to about 1 / (1 + sweepPause) of a CPU; 0 runs it at full speed. At 5,000 services the sweep is 5–7 s of CPU in
    * the emulated lab VM: at full speed that took one of the host's two cores from the changes (and from
    * kubectl) that met it, and on a real director it competes with health checks and the node's other work.
    */
@@ -256,21 +257,19 @@ export class Agent {
   }
 
   /**
-   * The periodic resync (drift repair, drain progress) as a sweep: reads the kernel first, outside any run,
-   * then compares the plan with it in slices of `sweepSlice` services, each slice a run of its own, and ends
-   * with a run for what is not per service (orphans, sysctl claims and VIPs nobody needs). Plan changes go
-   * first whenever one waits, so a change that meets a resync waits for one slice, not for the whole
-   * comparison (1–3 s at 5,000 services in the emulated lab VM). Resolves with the last run (a full one), or
+   * The periodic resync (drift repair, drain progress) as a sweep: reads the kernel's services first, outside
+   * any run, then compares the plan with the kernel in slices of `sweepSlice` services, each slice a run of
+   * its own (paced: sweepPause), and ends with a run for what is not per service (orphans, sysctl claims and
+   * VIPs nobody needs). Plan changes go first whenever one waits, so a change that meets a resync waits for
+   * one slice, not for the whole comparison (1–3 s at 5,000 services in the emulated lab VM). Resolves with the last run (a full one), or
    * with none when the agent was stopped or a full run came first (that one did the work).
    */
   async periodicResync(): Promise<AgentRun | undefined> {
     if (this.#sweep) return undefined;
     const fullRuns = this.#fullRuns;
     const started = performance.now();
-    const pause = this.#pause;
-    const swept = await this.#o.director.beginSweep({ pause });
-    // The read's own time, about: a paced read waits `pause` times as long as it reads.
-    const readMs = (performance.now() - started) / (1 + pause);
+    const swept = await this.#o.director.beginSweep();
+    const readMs = performance.now() - started;
     if (this.#stopped || this.#fullRuns !== fullRuns || this.#sweep) return undefined;
     if (!swept) return this.resync();
     this.#fullRuns += 1;

@@ -19,7 +19,7 @@ import {
   type IpvsRequest,
 } from './codec.ts';
 import { IpvsError, isIpvsError } from './errors.ts';
-import { MAX_READ_PAUSE_MS, type IpvsInterface, type IpvsOp, type IpvsOpResult, type ListOptions } from './interface.ts';
+import type { IpvsInterface, IpvsOp, IpvsOpResult, ListOptions } from './interface.ts';
 import { NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
 import type {
   Destination,
@@ -95,7 +95,6 @@ const DEST_DUMP_READ = process.arch === 'x64' || process.arch === 'ia32' ? 4096 
 const SYNC_SLICE_MS = 10;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class IpvsClient implements IpvsInterface {
   private readonly transport: NetlinkTransport;
@@ -268,6 +267,26 @@ export class IpvsClient implements IpvsInterface {
     return this.enqueue(() => this.serviceDump());
   }
 
+  /** One GET_DEST dump per key, in one turn of the queue, read synchronously while the socket allows it. */
+  listDestinationsOf(keys: readonly ServiceKey[]): Promise<DestinationEntry[][]> {
+    return this.enqueue(async () => {
+      const out: DestinationEntry[][] = [];
+      if (!keys.length) return out;
+      const familyId = await this.family();
+      const t = this.dumper(0);
+      for (const service of keys) {
+        const destinations: DestinationEntry[] = [];
+        const sync = this.syncDump(t, { cmd: 'GET_DEST', service }, familyId, (part) => decodeDestDumpPart(part, service.af, destinations));
+        if (sync === false) out.push(decodeDestDump(await this.sendDump({ cmd: 'GET_DEST', service }, t), service.af));
+        else {
+          if (sync !== true) await sync;
+          out.push(destinations);
+        }
+      }
+      return out;
+    });
+  }
+
   // ---------------------------------------------------------------- destinations
 
   async addDestination(key: ServiceKey, dest: Destination): Promise<void> {
@@ -301,7 +320,7 @@ export class IpvsClient implements IpvsInterface {
    * `dumpConcurrency` at a time on separate sockets.
    */
   listServices(opts: ListOptions = {}): Promise<ServiceState[]> {
-    if (opts.interleave) return this.listInterleaved(Math.max(0, opts.pause ?? 0));
+    if (opts.interleave) return this.listInterleaved();
     return this.enqueue(async () => {
       const services = await this.serviceDump();
       const out = new Array<ServiceState>(services.length);
@@ -320,25 +339,17 @@ export class IpvsClient implements IpvsInterface {
   /**
    * listServices({ interleave: true }): the service dump, then the destination dumps in slices of about
    * SYNC_SLICE_MS, each slice one turn of the queue, so that changes queued meanwhile wait for one slice,
-   * not for the whole table (seconds at thousands of services). With `pause`, each slice (and the service
-   * dump) is followed by a wait in proportion to how long it took.
+   * not for the whole table (seconds at thousands of services).
    */
-  private async listInterleaved(pause: number): Promise<ServiceState[]> {
-    let started = performance.now();
+  private async listInterleaved(): Promise<ServiceState[]> {
     const services = await this.dumpServices();
     const out = new Array<ServiceState>(services.length);
     let done = 0;
-    let busy = performance.now() - started;
     while (done < services.length) {
-      // A turn of the event loop too: the callers whose calls are to queue up meanwhile may be waiting on I/O.
-      if (pause > 0) await sleep(Math.min(MAX_READ_PAUSE_MS, busy * pause));
-      else if (done > 0) await yieldToEventLoop();
       const from = done;
-      done = await this.enqueue(() => {
-        started = performance.now();
-        return this.destDumps(services, out, from, true);
-      });
-      busy = performance.now() - started;
+      done = await this.enqueue(() => this.destDumps(services, out, from, true));
+      // A turn of the event loop too: the callers whose calls are to queue up meanwhile may be waiting on I/O.
+      if (done < services.length) await yieldToEventLoop();
     }
     return out;
   }

@@ -23,7 +23,7 @@ import type {
 } from './types.ts';
 import { ZERO_COUNTERS, ZERO_STATS } from './types.ts';
 
-export type FakeCallName = IpvsOpName | 'info' | 'listServices' | 'getService' | 'listDestinations' | 'zero' | 'flushAllServices';
+export type FakeCallName = IpvsOpName | 'info' | 'listServices' | 'dumpServices' | 'getService' | 'listDestinations' | 'zero' | 'flushAllServices';
 
 interface DestRecord {
   destination: Destination;
@@ -89,6 +89,7 @@ export class FakeIpvs implements IpvsInterface {
     deleteDestination: 0,
     info: 0,
     listServices: 0,
+    dumpServices: 0,
     getService: 0,
     listDestinations: 0,
     zero: 0,
@@ -100,6 +101,8 @@ export class FakeIpvs implements IpvsInterface {
   infoReply: IpvsInfo = { version: '1.2.1', versionCode: 0x010201, connTableSize: 4096 };
   /** Awaited by listServices({ interleave: true }) before it returns the table read when it was called. */
   interleavedReadGate: (() => Promise<void>) | undefined;
+  /** Awaited by dumpServices() before it returns the services as they were when it was called. */
+  serviceDumpGate: (() => Promise<void>) | undefined;
   /** When true, mixed-family destinations are refused as with a running sync daemon. */
   syncDaemonRunning = false;
 
@@ -157,6 +160,24 @@ export class FakeIpvs implements IpvsInterface {
     // A long interleaved read, at its worst: what it returns is the table as it was when it began.
     if (opts.interleave && this.interleavedReadGate) await this.interleavedReadGate();
     return table;
+  }
+
+  async dumpServices(): Promise<ServiceEntry[]> {
+    this.enter('dumpServices', 'GET_SERVICE', undefined);
+    const entries = this.ordered().map((r) => ({ service: { ...r.service }, stats: { ...r.stats } }));
+    if (this.serviceDumpGate) await this.serviceDumpGate();
+    return entries;
+  }
+
+  /** As the client: one GET_DEST per key (each counted and failing as listDestinations). */
+  async listDestinationsOf(keys: readonly ServiceKey[]): Promise<DestinationEntry[][]> {
+    const out: DestinationEntry[][] = [];
+    for (const key of keys) {
+      const k = serviceKey(key);
+      this.enter('listDestinations', 'GET_DEST', k);
+      out.push((this.services.get(k)?.dests ?? []).map(copyDest));
+    }
+    return out;
   }
 
   async getService(key: ServiceKey): Promise<ServiceEntry | undefined> {

@@ -25,23 +25,21 @@ export interface ListOptions {
    * meanwhile may show either state.
    */
   interleave?: boolean;
-  /**
-   * With `interleave`: after each part of the read, wait this many times as long as the part took (at most
-   * MAX_READ_PAUSE_MS), so that the read keeps to about 1 / (1 + pause) of a CPU (default 0: a turn of the
-   * event loop only). For background reads such as the agent's periodic sweep: on a busy node a
-   * seconds-long read at full speed takes a core from everything else, the node's next change included.
-   */
-  pause?: number;
 }
-
-/** The longest wait between two parts of a paced read (ListOptions.pause). */
-export const MAX_READ_PAUSE_MS = 1000;
 
 export interface IpvsInterface {
   /** Version and connection table size; doubles as an "is IPVS there" probe. */
   info(): Promise<IpvsInfo>;
   /** Every service of this netns with its destinations, counters and 64-bit stats. */
   listServices(opts?: ListOptions): Promise<ServiceState[]>;
+  /** Every service of this netns without its destinations (one dump). */
+  dumpServices(): Promise<ServiceEntry[]>;
+  /**
+   * The destinations of each of `keys`, in order (empty for a service that does not exist), read in one turn
+   * of the queue: with dumpServices, a table read service by service, whose destination objects need not
+   * outlive the part of the work that looks at them.
+   */
+  listDestinationsOf(keys: readonly ServiceKey[]): Promise<DestinationEntry[][]>;
   /** One service, or undefined when it does not exist. */
   getService(key: ServiceKey): Promise<ServiceEntry | undefined>;
   /** Destinations of a service (empty when the service does not exist: the kernel does not say). */

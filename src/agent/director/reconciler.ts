@@ -12,7 +12,7 @@ import type { IpvsInterface } from '../../ipvs/interface.ts';
 import type { IpvsError } from '../../ipvs/errors.ts';
 import { destKey, serviceKey } from '../../ipvs/keys.ts';
 import { SvcFlag } from '../../ipvs/constants.ts';
-import { ZERO_COUNTERS, ZERO_STATS, type Service, type ServiceState } from '../../ipvs/types.ts';
+import { ZERO_COUNTERS, ZERO_STATS, type Service, type ServiceEntry, type ServiceState } from '../../ipvs/types.ts';
 import type { NetInterfaceOps, ArpAnnouncer } from '../../netif/types.ts';
 import type { SysctlOps } from '../../sysctl/types.ts';
 import { sysctlsFor } from '../../sysctl/policy.ts';
@@ -153,15 +153,18 @@ function sameDraining(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, num
   return true;
 }
 
-/** A kernel read begun ahead of a sweep, and the serviceKeys changed since it began. */
+/** A sweep's service dump, begun ahead of it, and the serviceKeys changed since it began. */
 interface ReadAhead {
-  table: Promise<ServiceState[] | undefined>;
+  table: Promise<ServiceEntry[] | undefined>;
   touched: Set<string>;
 }
 
-/** A sliced full run: the kernel read it compares against, the addresses bound then, the sysctl owners claimed. */
+/**
+ * A sliced full run: the kernel's services (without destinations: each step reads those of its own
+ * services), the addresses bound then, the sysctl owners claimed.
+ */
 interface Sweep {
-  table: ReadonlyMap<string, ServiceState>;
+  services: ReadonlyMap<string, ServiceEntry>;
   addresses: BoundAddresses;
   reclaimed: Set<string>;
 }
@@ -215,16 +218,15 @@ export class DirectorReconciler {
   }
 
   /**
-   * The kernel read for the next sweep (or full run), begun now unless one is under way, while change-driven
-   * runs go on (the read interleaves with their operations): at thousands of services the read is most of a
-   * full run, and a change that met one waited for all of it. Services changed during the read are taken
-   * from the view afterwards (`touched`). Its table never rejects: undefined after a failed read.
+   * The service dump for the next sweep, begun now unless one is under way, while change-driven runs go on.
+   * Services changed during and after it are taken from the view (`touched`). Its table never rejects:
+   * undefined after a failed read.
    */
-  #readAhead(pause: number): ReadAhead {
+  #readAhead(): ReadAhead {
     this.#prefetched ??= {
       touched: new Set(),
-      table: this.#d.ipvs.listServices({ interleave: true, pause }).catch((e: unknown) => {
-        this.#d.log.warn({ err: (e as Error).message }, 'reading the IPVS table ahead of a full run failed');
+      table: this.#d.ipvs.dumpServices().catch((e: unknown) => {
+        this.#d.log.warn({ err: (e as Error).message }, 'reading the IPVS services ahead of a sweep failed');
         return undefined;
       }),
     };
@@ -235,21 +237,22 @@ export class DirectorReconciler {
    * Begins a sliced full run (a sweep): the periodic drift repair, done as sweepSlice over slices of the plan
    * and then finishSweep, each a short run of its own with change-driven runs free to go in between. At 5,000
    * services a full run's comparison alone held the agent for 1–3 s in the lab VM, and every change that met
-   * it waited that long. Reads the kernel table (#readAhead: interleaved) and the addresses of the
-   * interfaces holding our VIPs, outside any run. Resolves false when there is nothing to sweep against (no
-   * run yet, the read failed, or a full run took the read meanwhile): the caller runs a full run instead.
-   * `pause` paces the read (ListOptions.pause).
+   * it waited that long. Reads the kernel's services (one dump, without destinations: each step reads those
+   * of its services, so that 50,000 destination objects do not live through the whole sweep, into the
+   * old generation of the heap) and the addresses of the interfaces holding our VIPs, outside any run.
+   * Resolves false when there is nothing to sweep against (no run yet, the read failed, or a full run came
+   * meanwhile): the caller runs a full run instead.
    */
-  async beginSweep(opts: { pause?: number } = {}): Promise<boolean> {
+  async beginSweep(): Promise<boolean> {
     if (!this.#view) return false; // the first run reads for itself
-    const pre = this.#readAhead(opts.pause ?? 0);
+    const pre = this.#readAhead();
     const table = await pre.table;
     if (!table || this.#prefetched !== pre) return false;
     const ifnames = new Set<string>();
     for (const e of this.#entries.values()) if (e.vip) ifnames.add(e.vip.ifname);
     const addresses = await boundAddresses(this.#d.netif, ifnames);
     if (this.#prefetched !== pre) return false;
-    this.#sweep = { table: new Map(table.map((s) => [serviceKey(s.service), s])), addresses, reclaimed: new Set() };
+    this.#sweep = { services: new Map(table.map((s) => [serviceKey(s.service), s])), addresses, reclaimed: new Set() };
     // As a full run does: interfaces and the default route are looked up again.
     this.#interfaces.clear();
     this.#fallback = undefined;
@@ -258,7 +261,8 @@ export class DirectorReconciler {
 
   /**
    * One slice of a sweep: a change-driven run over `services` that first takes their kernel state from the
-   * sweep's read (unless a run changed them since: then the view is newer), claims their sysctls again and
+   * sweep's service dump and their destinations as the kernel has them now (unless a run changed them since
+   * the dump: then the view is newer), claims their sysctls again and
    * re-adds their VIPs that are gone. Reports only the services whose report changed.
    */
   sweepSlice(services: readonly PlannedService[], healthy: HealthLookup): Promise<DirectorReport> {
@@ -280,22 +284,9 @@ export class DirectorReconciler {
     }
   }
 
-  /** The kernel table for a full run: the prefetched read with the services changed since taken from the view. */
+  /** The kernel table for a full run (which ends a sweep's read ahead: the view it patches is replaced). */
   async #readTable(): Promise<Map<string, ServiceState>> {
-    const pre = this.#prefetched;
     this.#prefetched = undefined;
-    const table = pre && (await pre.table);
-    const live = this.#view;
-    // A failed operation during the read left the view unsure of that service: read everything again.
-    if (pre && table && live && ![...pre.touched].some((k) => this.#stale.has(k))) {
-      const view = new Map(table.map((s) => [serviceKey(s.service), s]));
-      for (const k of pre.touched) {
-        const mine = live.get(k);
-        if (mine) view.set(k, mine);
-        else view.delete(k);
-      }
-      return view;
-    }
     return new Map((await this.#d.ipvs.listServices()).map((s) => [serviceKey(s.service), s]));
   }
 
@@ -475,18 +466,23 @@ export class DirectorReconciler {
       for (const k of this.#owned.keys()) if (!entryKeys.has(k)) gone.push(k);
     }
     if (sweep && this.#view) {
-      // The sweep's read for the keys this step looks at, unless a run changed them since (the view is newer
-      // then) or the view is unsure of them (read again below). From now on the view is newer for them too.
+      // The kernel's state of the keys this step looks at: the service as the sweep's dump found it, its
+      // destinations read now. Not for keys a run changed since the dump (the view is newer then) or that the
+      // view is unsure of (read again below). From now on the view is newer for them too.
       const touched = this.#prefetched?.touched;
-      const patch = (k: string): void => {
-        if (touched?.has(k) || this.#stale.has(k)) return;
-        const t = sweep.table.get(k);
-        if (t) this.#view!.set(k, t);
-        else this.#view!.delete(k);
+      const view = this.#view;
+      const read: ServiceEntry[] = [];
+      for (const k of new Set([...keys.values(), ...gone])) {
+        if (touched?.has(k) || this.#stale.has(k)) continue;
         touched?.add(k);
-      };
-      for (const k of keys.values()) patch(k);
-      for (const k of gone) patch(k);
+        const t = sweep.services.get(k);
+        if (t) read.push(t);
+        else view.delete(k);
+      }
+      if (read.length) {
+        const destinations = await ipvs.listDestinationsOf(read.map((t) => t.service));
+        read.forEach((t, i) => view.set(serviceKey(t.service), { ...t, destinations: destinations[i] ?? [] }));
+      }
     }
     if (full || !this.#view) {
       this.#view = await this.#readTable();

@@ -101,8 +101,8 @@ describe('Agent: the periodic resync reads the kernel ahead', () => {
     let release!: () => void;
     const reading = new Promise<void>((r) => { began = r; });
     const gate = new Promise<void>((r) => { release = r; });
-    ipvs.interleavedReadGate = () => {
-      ipvs.interleavedReadGate = undefined;
+    ipvs.serviceDumpGate = () => {
+      ipvs.serviceDumpGate = undefined;
       began();
       return gate;
     };

@@ -240,6 +240,30 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
     }
   });
 
+  it('reads the kernel service by service: one service dump, then each slice the destinations of its own services', async () => {
+    const w = await programmed(7);
+    try {
+      const last = PLAN[39]!;
+      const [d] = await w.ipvs.listDestinations(keyOf(last));
+      // Drift after the service dump, before the slice of PLAN[39]: that slice reads the destinations then,
+      // so this sweep repairs it (a table read ahead would have shown the old weight, and left it to the next).
+      w.director.onSlice = () => {
+        w.director.onSlice = undefined;
+        void w.ipvs.updateDestination(keyOf(last), { ...d!.destination, weight: 42 });
+      };
+      w.ipvs.resetCalls();
+      const run = await w.agent.periodicResync();
+      expect(run?.full).toBe(true);
+      expect(w.ipvs.calls.listServices).toBe(0);
+      expect(w.ipvs.calls.dumpServices).toBe(1);
+      expect(w.ipvs.calls.listDestinations).toBe(PLAN.length);
+      expect(w.ipvs.calls.updateDestination).toBe(2); // the drift, and its repair
+      expect((await w.ipvs.listDestinations(keyOf(last)))[0]!.destination.weight).toBe(1);
+    } finally {
+      w.agent.stop();
+    }
+  });
+
   it('paces itself: after each slice it waits sweepPause times as long; a change meanwhile runs at once; stop() ends the pause', async () => {
     const w = fakeAgent({ director: (deps) => new LoggingDirector(deps), agent: { sweepSlice: 5, sweepSliceMs: 0, sweepPause: 2 } });
     w.agent.setPlan(planOf(PLAN));
