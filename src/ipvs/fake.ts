@@ -99,8 +99,6 @@ export class FakeIpvs implements IpvsInterface {
   requestCount = 0;
   /** What info() answers. */
   infoReply: IpvsInfo = { version: '1.2.1', versionCode: 0x010201, connTableSize: 4096 };
-  /** Awaited by listServices({ interleave: true }) before it returns the table read when it was called. */
-  interleavedReadGate: (() => Promise<void>) | undefined;
   /** Awaited by dumpServices() before it returns the services as they were when it was called. */
   serviceDumpGate: (() => Promise<void>) | undefined;
   /** When true, mixed-family destinations are refused as with a running sync daemon. */
@@ -154,12 +152,10 @@ export class FakeIpvs implements IpvsInterface {
     return { ...this.infoReply };
   }
 
-  async listServices(opts: ListOptions = {}): Promise<ServiceState[]> {
+  /** Reads in one piece, interleaved or not (ListOptions only affect how the client reads). */
+  async listServices(_opts: ListOptions = {}): Promise<ServiceState[]> {
     this.enter('listServices', 'GET_SERVICE', undefined, 1 + this.services.size);
-    const table = this.ordered().map((r) => ({ service: { ...r.service }, stats: { ...r.stats }, destinations: r.dests.map(copyDest) }));
-    // A long interleaved read, at its worst: what it returns is the table as it was when it began.
-    if (opts.interleave && this.interleavedReadGate) await this.interleavedReadGate();
-    return table;
+    return this.ordered().map((r) => ({ service: { ...r.service }, stats: { ...r.stats }, destinations: r.dests.map(copyDest) }));
   }
 
   async dumpServices(): Promise<ServiceEntry[]> {

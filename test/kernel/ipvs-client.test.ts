@@ -322,6 +322,15 @@ describe('IpvsClient on the lab kernel (root netns, ipvsadm as oracle)', () => {
       expect(await viaBinding.listDestinations(svc)).toEqual(await client.listDestinations(svc));
       expect(viaBinding.requestCounts).toMatchObject({ GET_SERVICE: 1, GET_DEST: 402 });
       await expectIpvsadmAgrees(client);
+      // Service by service (the agent's sweep): the service dump, then the destinations of any keys, in one
+      // turn of the queue, with and without synchronous reads; a service that does not exist has none.
+      const gone: Service = { ...svc, port: 81 };
+      for (const c of [client, viaBinding]) {
+        const entries = await c.dumpServices();
+        const dests = await c.listDestinationsOf([...entries.map((e) => e.service), gone]);
+        expect(dests.at(-1)).toEqual([]);
+        expect(entries.map((e, i) => ({ ...e, destinations: dests[i] }))).toEqual(sync);
+      }
       // Interleaved (the agent's read ahead of a full run, metrics): a change queued after the read began
       // lands before it ends; the services nobody changed read as in one piece.
       const slicing = new IpvsClient({ sliceMs: 0 });
