@@ -101,9 +101,10 @@ export interface AgentOptions extends AgentHooks {
   /**
    * How the sweep paces itself (default 3): after each slice (which reads its services' destinations from
    * the kernel, then compares), it waits this many times as long as the slice took (at most
-   * MAX_SWEEP_PAUSE_MS), so that it keeps to about 1 / (1 + sweepPause) of a CPU; 0 runs it at full speed. At 5,000 services the sweep is 5–7 s of CPU in
-   * the emulated lab VM: at full speed that took one of the host's two cores from the changes (and from
-   * kubectl) that met it, and on a real director it competes with health checks and the node's other work.
+   * MAX_SWEEP_PAUSE_MS), so that it keeps to about 1 / (1 + sweepPause) of a CPU; 0 runs it at full speed.
+   * At 5,000 services the sweep is 5–7 s of CPU in the emulated lab VM: at full speed that took one of the
+   * host's two cores from the changes (and from kubectl) that met it, and on a real director it competes
+   * with health checks and the node's other work.
    */
   sweepPause?: number;
 }
@@ -261,8 +262,9 @@ export class Agent {
    * any run, then compares the plan with the kernel in slices of `sweepSlice` services, each slice a run of
    * its own (paced: sweepPause), and ends with a run for what is not per service (orphans, sysctl claims and
    * VIPs nobody needs). Plan changes go first whenever one waits, so a change that meets a resync waits for
-   * one slice, not for the whole comparison (1–3 s at 5,000 services in the emulated lab VM). Resolves with the last run (a full one), or
-   * with none when the agent was stopped or a full run came first (that one did the work).
+   * one slice, not for the whole comparison (1–3 s at 5,000 services in the emulated lab VM). Resolves with
+   * the last run (a full one), or with none when the agent was stopped or a full run came first (that one
+   * did the work).
    */
   async periodicResync(): Promise<AgentRun | undefined> {
     if (this.#sweep) return undefined;

@@ -471,17 +471,17 @@ export class DirectorReconciler {
       // view is unsure of (read again below). From now on the view is newer for them too.
       const touched = this.#prefetched?.touched;
       const view = this.#view;
-      const read: ServiceEntry[] = [];
+      const read: Array<[string, ServiceEntry]> = [];
       for (const k of new Set([...keys.values(), ...gone])) {
         if (touched?.has(k) || this.#stale.has(k)) continue;
         touched?.add(k);
         const t = sweep.services.get(k);
-        if (t) read.push(t);
+        if (t) read.push([k, t]);
         else view.delete(k);
       }
       if (read.length) {
-        const destinations = await ipvs.listDestinationsOf(read.map((t) => t.service));
-        read.forEach((t, i) => view.set(serviceKey(t.service), { ...t, destinations: destinations[i] ?? [] }));
+        const destinations = await ipvs.listDestinationsOf(read.map(([, t]) => t.service));
+        read.forEach(([k, t], i) => view.set(k, { ...t, destinations: destinations[i] ?? [] }));
       }
     }
     if (full || !this.#view) {
