@@ -25,8 +25,10 @@
 // only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_VM_CPUSET (host
 // CPUs for the VM once booted, e.g. 1; default all), BENCH_AGENT_LOG_LEVEL (the agent's log level in the VM, default
 // warn; when set, its whole log is printed at the end), BENCH_AGENT_NODE_OPTIONS (extra node flags for the agent,
-// e.g. --trace-gc; its output joins the agent's log).
-import { spawn, type ChildProcess } from 'node:child_process';
+// e.g. --trace-gc; its output joins the agent's log), BENCH_APISERVER_PPROF (a directory: kube-apiserver runs with
+// --profiling and its allocation profile is saved there before and after the client-side weight changes, for
+// `go tool pprof -sample_index=alloc_space -base allocs-before.pb.gz allocs-after.pb.gz`).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -58,6 +60,7 @@ const USE_VM = process.env.BENCH_VM !== '0';
 const VIP_INTERFACE = process.env.BENCH_VIP_INTERFACE ?? 'lo';
 /** Host CPUs (taskset list) the lab VM is confined to once booted; default: it shares all of them. */
 const VM_CPUSET = process.env.BENCH_VM_CPUSET ?? '';
+const PPROF_DIR = process.env.BENCH_APISERVER_PPROF;
 const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
 /** The issue's target, 500 MB, in MiB. */
 const RSS_TARGET_MIB = 500e6 / 2 ** 20;
@@ -320,7 +323,7 @@ try {
   // The controller runs under the chart's memory limit, as in its Pod.
   const controllerLimit = memoryLimit(`lvs-bench-controller-${process.pid}`, chartMemoryLimit(path.join(REPO, 'charts', 'lvs-operator'), 'controller'));
   madeLimit = controllerLimit;
-  hostApi = await startHostApi({ log: (m) => log(m) });
+  hostApi = await startHostApi({ log: (m) => log(m), ...(PPROF_DIR ? { extraArgs: ['--profiling=true'] } : {}) });
   const api = hostApi.api;
   log(`kube-apiserver ${api.version} at ${api.url} (started in ${api.startupMs} ms)`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-controller-'));
@@ -330,6 +333,13 @@ try {
     HELM_CACHE_HOME: path.join(tmp, 'helm-cache'), HELM_CONFIG_HOME: path.join(tmp, 'helm-config'), HELM_DATA_HOME: path.join(tmp, 'helm-data'),
   };
   const kubectl = kubectlPath();
+  /** Saves kube-apiserver's allocation profile (since its start) when BENCH_APISERVER_PPROF is set. */
+  const saveAllocProfile = (name: string): void => {
+    if (!PPROF_DIR) return;
+    fs.mkdirSync(PPROF_DIR, { recursive: true });
+    fs.writeFileSync(path.join(PPROF_DIR, `allocs-${name}.pb.gz`), execFileSync(kubectl, ['get', '--raw', '/debug/pprof/allocs'], { env: { ...process.env, ...adminEnv }, maxBuffer: 1 << 28 }));
+    log(`kube-apiserver allocation profile saved: ${path.join(PPROF_DIR, `allocs-${name}.pb.gz`)}`);
+  };
 
   // The chart (CRDs, RBAC for the harness's ServiceAccount identities, controller configuration).
   await ok(helmPath(), ['install', 'lvs-operator', path.join(REPO, 'charts', 'lvs-operator'), '-n', 'lvs-system', '--create-namespace', '--wait=false'], adminEnv);
@@ -596,11 +606,13 @@ try {
   samples.length = 0;
   metricsBeforeChanges = await controllerMetrics(metricsPort);
   const cpuBeforeChanges = procStats(pid)!.cpuSec;
+  saveAllocProfile('before');
   const hostBeforeChanges = hostCpu();
   for (let c = 0; c < WEIGHTS; c++) {
     await applyWeight('weight', (c * 7919 + 17) % SERVICES, c % RS_PER);
     await sleep(200);
   }
+  saveAllocProfile('after');
   log(`weight changes: ${JSON.stringify(stats(samples.filter((s) => s.kind === 'weight').map((s) => s.totalMs)))}`);
   await applyWeight('weightSsa', 2, 0); // warm-up (the first server-side apply of an object), untimed
   samples.pop();
