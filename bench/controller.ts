@@ -299,6 +299,23 @@ class Channel {
   }
 }
 
+/**
+ * kube-apiserver's watch-cache consistency checks of lvs.operator.dev resources that ended between two times
+ * (ms since the epoch), from its log at --vmodule=delegator=3. klog stamps lines with this host's local time
+ * and no year.
+ */
+function consistencyChecks(logFile: string, from: number, to: number): Array<{ at: string; resource: string; result: string }> {
+  const year = new Date().getFullYear();
+  const out: Array<{ at: string; resource: string; result: string }> = [];
+  const line = /^[IE](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})\d*\s+\d+ delegator\.go:\d+\] "Cache consistency check (\w+)".*? group="lvs\.operator\.dev" resource="(\w+)"/;
+  for (const l of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    const m = line.exec(l);
+    if (!m || m[7] === 'start') continue;
+    const t = new Date(year, Number(m[1]) - 1, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])).getTime();
+    if (t >= from && t <= to) out.push({ at: new Date(t).toISOString(), resource: m[8]!, result: m[7]! });
+  }
+  return out;
+}
 const is = <K extends GuestMessage['op']>(op: K, id?: number) => (m: GuestMessage): m is Extract<GuestMessage, { op: K }> =>
   m.op === op && (id === undefined || (m as { id?: number }).id === id);
 
@@ -323,7 +340,10 @@ try {
   // The controller runs under the chart's memory limit, as in its Pod.
   const controllerLimit = memoryLimit(`lvs-bench-controller-${process.pid}`, chartMemoryLimit(path.join(REPO, 'charts', 'lvs-operator'), 'controller'));
   madeLimit = controllerLimit;
-  hostApi = await startHostApi({ log: (m) => log(m), ...(PPROF_DIR ? { extraArgs: ['--profiling=true'] } : {}) });
+  // delegator.go at level 3 logs each of the watch cache's consistency checks (DetectCacheInconsistency, on
+  // by default since 1.34): every 5 to 7.5 minutes per resource, the API server reads and decodes all of that
+  // resource's objects from etcd. The results list those that ended during the timed changes.
+  hostApi = await startHostApi({ log: (m) => log(m), extraArgs: ['--vmodule=delegator=3', ...(PPROF_DIR ? ['--profiling=true'] : [])] });
   const api = hostApi.api;
   log(`kube-apiserver ${api.version} at ${api.url} (started in ${api.startupMs} ms)`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-controller-'));
@@ -708,6 +728,9 @@ try {
       slowestTen: withCpu.toSorted((a, b) => b.kubectlMs - a.kubectlMs).slice(0, 10).map((x) => ({ kubectlMs: Math.round(x.kubectlMs), ...x.cpu })),
     };
   };
+  // The checks that ended between the first timed change's start and the last one's end.
+  const timed = samples.flatMap((x) => (x.at ? [{ from: Date.parse(x.at), to: Date.parse(x.at) + x.totalMs }] : []));
+  const checks = timed.length ? consistencyChecks(hostApi.api.logFile, Math.min(...timed.map((x) => x.from)), Math.max(...timed.map((x) => x.to))) : [];
   const loadEnd = os.loadavg();
   const ipvsadmP50 = percentile(ipvsadmMs, 50);
   const result = {
@@ -753,6 +776,8 @@ try {
     ipvsadm: USE_VM ? { singleWeightChangeMs: stats(ipvsadmMs), ratioP50OursToIpvsadm: Math.round((percentile(total, 50) / ipvsadmP50) * 100) / 100, ratioP99OursToIpvsadm: Math.round((percentile(total, 99) / percentile(ipvsadmMs, 99)) * 100) / 100 } : null,
     targets: { changeP99Ms: 1000, controllerRssMiB: r1(RSS_TARGET_MIB) },
     met: { changeP99: percentile(total, 99) < 1000, changeP99ServerSideApply: percentile(totalSsa, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < RSS_TARGET_MIB },
+    /** kube-apiserver's watch-cache consistency checks of our resources that ended during the timed changes. */
+    apiserverConsistencyChecks: checks,
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
     /** Every timed change (ms, rounded), to find when the slow ones happened. */
     samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), seenAt: x.seenAt, cpu: x.cpu })),
@@ -808,6 +833,7 @@ try {
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
       `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
+      `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
       `Controller during the ${samples.length} changes: ${f(cpuChanges)} CPU s; ${JSON.stringify(c.duringChanges.metrics)}`,

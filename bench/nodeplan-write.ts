@@ -31,13 +31,13 @@ const vip = (i: number): string => `10.${100 + Math.floor(i / 65536)}.${Math.flo
 const svc = (i: number): PlannedService => ({
   id: `bench/vs-${i}`, generation: 1, vip: vip(i), port: 80, protocol: 'TCP', scheduler: 'wlc', schedulerFlags: [], onePacket: false, pool: 'bench',
   forwarding: 'DirectRouting', holdVip: true, healthCheck: { type: 'None', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 }, drainTimeoutSeconds: 60,
-  destinations: Array.from({ length: 10 }, (_, j) => ({ realServer: `bench/rs-${i}-${j}`, address: `10.200.${j}.${(i % 250) + 1}`, port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 })),
+  destinations: Array.from({ length: 10 }, (_, j) => ({ realServer: `bench/rs-${i}-${j}`, address: `10.200.${j}.${(i % 250) + 1}`, port: 80, weight: 1 })),
 });
 /** The status an agent reports for these services: all programmed, every realserver healthy. */
 const statusOf = (services: PlannedService[], generation: number): NodePlanStatus => ({
   observedGeneration: generation,
   conditions: [{ type: 'Programmed', status: 'True', reason: 'Programmed', message: `${services.length} service(s) and 0 realserver VIP(s) applied on ${NODE}`, observedGeneration: generation, lastTransitionTime: new Date().toISOString() }],
-  services: services.map((s) => ({ id: s.id, generation: s.generation, programmed: true, holdsVip: true, vipHeldSince: new Date().toISOString(), destinations: s.destinations.map((d) => ({ address: d.address, port: d.port, healthy: true })) })),
+  services: services.map((s) => ({ id: s.id, generation: s.generation, programmed: true, holdsVip: true, vipHeldSince: new Date().toISOString() })),
   realServer: [],
 });
 

@@ -30,7 +30,8 @@ export function shardStatus(obj: NodePlanObject, report: AgentRun, now: Date): N
     if (r && r.errors.length) out.errors = r.errors.slice(0, 16).map((e) => e.slice(0, 1024));
     const refused = refusalOf(planned);
     if (refused) out.errors = [refused];
-    out.destinations = planned.destinations.map((d) => ({ address: d.address, port: d.port, healthy: report.health.get(`${planned.id}|${d.address}|${d.port}`) ?? true }));
+    const unhealthy = planned.destinations.filter((d) => report.health.get(`${planned.id}|${d.address}|${d.port}`) === false);
+    if (unhealthy.length) out.unhealthy = unhealthy.map((d) => ({ address: d.address, port: d.port }));
     return out;
   });
   const rsById = new Map(report.realServer.map((v) => [`${v.service}|${v.vip}`, v]));

@@ -15,6 +15,7 @@ import type { RealServer } from '../api/v1alpha1/realserver.ts';
 import type { VirtualService } from '../api/v1alpha1/virtualservice.ts';
 import { idOf } from '../model/planner.ts';
 import { canonicalIP } from '../model/planner.ts';
+import { reportedHealthy } from '../model/plan.ts';
 
 export interface BackendConnections {
   active: number;
@@ -128,8 +129,8 @@ export function buildStatus(input: StatusInput): StatusService[] {
 
 function row(view: Entry, d: PlannedDestination, connections: ConnectionTable | undefined): StatusRealServer {
   const r: StatusRealServer = { realServer: d.realServer, address: d.address, port: d.port, weight: d.weight };
-  const h = view.report?.destinations?.find((x) => canonicalIP(x.address) === canonicalIP(d.address) && x.port === d.port);
-  if (h) r.healthy = h.healthy;
+  const h = reportedHealthy(view.report, d.address, d.port);
+  if (h !== undefined) r.healthy = h;
   const c = connections?.get(connectionKey(view.node, view.planned.id, d.address, d.port));
   if (c) {
     r.activeConnections = c.active;

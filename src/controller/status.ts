@@ -11,6 +11,7 @@ import * as C from '../api/v1alpha1/conditions.ts';
 import type { Plan } from '../model/planner.ts';
 import { idOf } from '../model/planner.ts';
 import { mergeConditions, type ConditionInput } from '../model/conditions.ts';
+import { reportedHealthy } from '../model/plan.ts';
 
 /** The agents' reports, indexed: node → service id → report. */
 export interface Reports {
@@ -87,7 +88,7 @@ export function virtualServiceStatus(vs: VirtualService, plan: Plan, reports: Re
 
   // Health as the VIP holder sees it (any director's report when none holds it yet).
   const healthFrom = reports.services.get(holder ?? outcome.directors.find((d) => reports.services.get(d)?.has(id)) ?? '')?.get(id);
-  const healthyOf = (address: string, port: number): boolean | undefined => healthFrom?.destinations?.find((h) => h.address === address && h.port === port)?.healthy;
+  const healthyOf = (address: string, port: number): boolean | undefined => reportedHealthy(healthFrom, address, port);
   const total = outcome.destinations.length;
   const healthy = outcome.destinations.filter((d) => d.weight > 0 && healthyOf(d.address, d.port) === true).length;
   status.realServers = { total, healthy, ready: `${healthy}/${total}` };
@@ -126,7 +127,7 @@ export function realServerStatus(rs: RealServer, plan: Plan, reports: Reports, n
     let verdict: boolean | undefined;
     for (const d of svc.directors) {
       const r = reports.services.get(d)?.get(svcId);
-      const h = r?.destinations?.find((x) => x.address === dest.address && x.port === dest.port)?.healthy;
+      const h = reportedHealthy(r, dest.address, dest.port);
       if (h !== undefined && (r?.holdsVip || verdict === undefined)) verdict = h;
     }
     if (verdict !== undefined) known = true;

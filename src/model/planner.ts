@@ -258,8 +258,9 @@ export function plan(input: PlannerInput): Plan {
         address,
         port,
         weight: waiting ? 0 : (rs.spec.weight ?? 1),
-        upperThreshold: upper,
-        lowerThreshold: rs.spec.lowerThreshold ?? 0,
+        // Zeros left out (absent means 0): a field less per realserver in every shard the API server handles.
+        ...(upper ? { upperThreshold: upper } : {}),
+        ...(rs.spec.lowerThreshold ? { lowerThreshold: rs.spec.lowerThreshold } : {}),
       });
       rsOut.selectedBy.push(id);
       if (prepares) {

@@ -131,7 +131,7 @@ describe('kubectl lvs (built plugin) against a real apiserver', () => {
     const svc = planned.spec.director.find((s) => s.id === `${ns}/web`)!;
     // The director's agent reports: programmed, holds the VIP, web2 fails its health check.
     await objects.patchStatus(NP, { name: planned.metadata.name ?? '' }, {
-      services: [{ id: svc.id, generation: svc.generation, programmed: true, holdsVip: true, destinations: svc.destinations.map((d) => ({ address: d.address, port: d.port, healthy: d.address === '192.168.77.37' })) }],
+      services: [{ id: svc.id, generation: svc.generation, programmed: true, holdsVip: true, unhealthy: svc.destinations.filter((d) => d.address !== '192.168.77.37').map((d) => ({ address: d.address, port: d.port })) }],
     });
     await eventually('active director in status', async () => (await objects.get<VirtualService & { metadata: { name: string } }>(VS, { name: 'web', namespace: ns })).status?.activeDirector === node.director);
 

@@ -116,7 +116,7 @@ describe('controller against a real apiserver', () => {
     const generation = vs.metadata.generation ?? 0;
     const dplan = (await plansOf(node.director)).find((p) => p.spec.director.some((s) => s.id === `${ns}/web`))!;
     await objects.patchStatus(R.np, { name: dplan.metadata.name ?? '' }, {
-      services: [{ id: `${ns}/web`, generation, programmed: true, holdsVip: true, destinations: [{ address: '192.168.56.37', port: 80, healthy: true }, { address: '192.168.56.38', port: 80, healthy: true }] }],
+      services: [{ id: `${ns}/web`, generation, programmed: true, holdsVip: true }],
     });
     for (const n of [node.web1, node.web2]) {
       const [p] = await plansOf(n);

@@ -42,7 +42,7 @@ export function ipvsDestination(p: PlannedService, d: PlannedDestination, weight
     af: afOf(d.address),
     forwarding: FORWARDING[p.forwarding],
     weight,
-    upperThreshold: d.upperThreshold,
-    lowerThreshold: d.lowerThreshold,
+    upperThreshold: d.upperThreshold ?? 0,
+    lowerThreshold: d.lowerThreshold ?? 0,
   });
 }

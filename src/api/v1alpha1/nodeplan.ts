@@ -72,16 +72,18 @@ export interface PlannedDestination {
    * @maximum 65535
    */
   weight: number;
+  // The controller leaves zero thresholds out: every field of a shard costs the API server on each write
+  // and on each of its periodic reads of all shards from etcd (its watch-cache consistency check).
   /**
-   * Upper connection threshold, 0 for none.
+   * Upper connection threshold; none when absent or 0.
    * @minimum 0
    */
-  upperThreshold: number;
+  upperThreshold?: number;
   /**
-   * Lower connection threshold, 0 for the kernel default.
+   * Lower connection threshold; the kernel default when absent or 0.
    * @minimum 0
    */
-  lowerThreshold: number;
+  lowerThreshold?: number;
 }
 
 /** One IPVS virtual service a director programs. */
@@ -219,8 +221,8 @@ export interface NodePlanSpec {
   realServer: PlannedRealServerVip[];
 }
 
-/** Health of one realserver as a director sees it. */
-export interface DestinationHealth {
+/** A realserver of a planned service, by address and port. */
+export interface DestinationRef {
   /**
    * Realserver address.
    * @maxLength 45
@@ -232,8 +234,6 @@ export interface DestinationHealth {
    * @maximum 65535
    */
   port: number;
-  /** Whether the health check passes. */
-  healthy: boolean;
 }
 
 /** What the agent did with one planned service. */
@@ -264,11 +264,14 @@ export interface ServiceReport {
    * @itemMaxLength 1024
    */
   errors?: string[];
+  // Only the failing ones: an entry for every realserver made each shard half as large again, in fields the
+  // API server walks on every write and on its periodic reads of all shards from etcd.
   /**
-   * Health of its realservers.
+   * Its realservers whose health check fails. The others pass, or have not been checked yet: a director
+   * counts a realserver healthy until its checks say otherwise.
    * @maxItems 1000
    */
-  destinations?: DestinationHealth[];
+  unhealthy?: DestinationRef[];
 }
 
 /** What the agent did with one realserver VIP. */

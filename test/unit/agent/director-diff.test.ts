@@ -37,6 +37,13 @@ describe('mapping to IPVS', () => {
     expect(d.service).toEqual({ af: 'ipv4', protocol: 'tcp', address: '192.168.56.40', port: 80, scheduler: 'rr', flags: 0, timeout: 0, netmask: 0xffffffff });
     expect(d.destinations[0]).toEqual({ address: '192.168.56.37', port: 80, af: 'ipv4', forwarding: 'droute', weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 });
   });
+  it('connection thresholds: absent in the plan means 0', () => {
+    const d = desiredOf(planned({ destinations: [
+      { realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight: 1 },
+      { realServer: 'lab/web2', address: '192.168.56.38', port: 80, weight: 1, upperThreshold: 100, lowerThreshold: 10 },
+    ] }));
+    expect(d.destinations.map((x) => [x.upperThreshold, x.lowerThreshold])).toEqual([[0, 0], [100, 10]]);
+  });
   it('persistence with netmask, one-packet UDP, sh flags, IPv6, NAT and Tunnel', () => {
     expect(ipvsService(planned({ persistence: { timeoutSeconds: 600, netmask: '255.255.255.0' } }))).toMatchObject({ flags: SvcFlag.PERSISTENT, timeout: 600, netmask: 0xffffff00 });
     expect(ipvsService(planned({ protocol: 'UDP', onePacket: true, scheduler: 'sh', schedulerFlags: ['sh-fallback', 'sh-port'] })).flags).toBe(SvcFlag.ONEPACKET | SvcFlag.SCHED1 | SvcFlag.SCHED2);

@@ -7,8 +7,8 @@ const status = (over: Partial<NodePlanStatus> = {}, at = '2026-12-03T10:00:00Z')
   observedGeneration: 3,
   conditions: [{ type: 'Programmed', status: 'True', reason: 'Programmed', message: '2 service(s) and 0 realserver VIP(s) applied on d', lastTransitionTime: at, observedGeneration: 3 }],
   services: [
-    { id: 'lab/a', generation: 3, programmed: true, holdsVip: true, vipHeldSince: '2026-12-03T09:00:00.000Z', destinations: [{ address: '10.0.0.1', port: 80, healthy: true }] },
-    { id: 'lab/b', generation: 2, programmed: true, holdsVip: false, destinations: [] },
+    { id: 'lab/a', generation: 3, programmed: true, holdsVip: true, vipHeldSince: '2026-12-03T09:00:00.000Z' },
+    { id: 'lab/b', generation: 2, programmed: true, holdsVip: false, unhealthy: [{ address: '10.0.0.2', port: 80 }] },
   ],
   realServer: [],
   ...over,
@@ -32,8 +32,11 @@ describe('sameStatus', () => {
     failed.services![0]!.programmed = false;
     expect(sameStatus(base, failed)).toBe(false);
     const unhealthy = structuredClone(base);
-    unhealthy.services![0]!.destinations![0]!.healthy = false;
+    unhealthy.services![0]!.unhealthy = [{ address: '10.0.0.1', port: 80 }];
     expect(sameStatus(base, unhealthy)).toBe(false);
+    const recovered = structuredClone(base);
+    delete recovered.services![1]!.unhealthy;
+    expect(sameStatus(base, recovered)).toBe(false);
     const message = structuredClone(base);
     message.conditions![0]!.message = '1 entry failed on d';
     expect(sameStatus(base, message)).toBe(false);

@@ -44,7 +44,7 @@ function nodePlans(): NodePlan[] {
       services: o.spec.director.map((s) => ({
         id: s.id, generation: s.generation, programmed: s.id !== 'lab/dns' || o.spec.node !== 'd1', holdsVip: o.spec.node === 'd2' && s.id === 'lab/web',
         ...(s.id === 'lab/dns' && o.spec.node === 'd1' ? { errors: ['add service [2001:db8::53]:53/UDP: EINVAL (22)'] } : {}),
-        destinations: s.destinations.map((d) => ({ address: d.address, port: d.port, healthy: d.address !== '192.168.56.38' })),
+        unhealthy: s.destinations.filter((d) => d.address === '192.168.56.38').map((d) => ({ address: d.address, port: d.port })),
       })),
     };
   }

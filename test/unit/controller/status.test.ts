@@ -35,7 +35,7 @@ describe('VirtualService status', () => {
   it('after the director reports the current generation with health: Programmed, Ready 1/2, active director', () => {
     const objs = objects();
     const d = objs.find((o) => o.spec.node === 'director')!;
-    d.status = { services: [{ id: 'lab/web', generation: 2, programmed: true, holdsVip: true, destinations: [{ address: '192.168.56.37', port: 80, healthy: true }, { address: '192.168.56.38', port: 80, healthy: false }] }] };
+    d.status = { services: [{ id: 'lab/web', generation: 2, programmed: true, holdsVip: true, unhealthy: [{ address: '192.168.56.38', port: 80 }] }] };
     const w1 = objs.find((o) => o.spec.node === 'web1')!;
     w1.status = { realServer: [{ service: 'lab/web', vip: '192.168.56.40', prepared: true }] };
     const reports = indexReports(objs);
@@ -71,7 +71,7 @@ describe('VirtualService status', () => {
     expect(p2.services.get('lab/web')!.directors).toHaveLength(2);
     const objs = [...p2.nodes.values()].flatMap((n) => shardPlan(n));
     const report = (node: string, holdsVip: boolean, vipHeldSince?: string): void => {
-      objs.find((o) => o.spec.node === node)!.status = { services: [{ id: 'lab/web', generation: 2, programmed: true, holdsVip, ...(vipHeldSince ? { vipHeldSince } : {}), destinations: [{ address: '192.168.56.37', port: 80, healthy: true }] }] };
+      objs.find((o) => o.spec.node === node)!.status = { services: [{ id: 'lab/web', generation: 2, programmed: true, holdsVip, ...(vipHeldSince ? { vipHeldSince } : {}) }] };
     };
     const [first, second] = p2.services.get('lab/web')!.directors as [string, string];
     // Before: the first director holds the VIP.

@@ -32,11 +32,18 @@ describe('planner: the DR lab', () => {
       id: 'lab/web', generation: 3, vip: '192.168.56.40', port: 80, protocol: 'TCP', scheduler: 'rr', forwarding: 'DirectRouting', holdVip: true,
       healthCheck: { type: 'TCP', intervalSeconds: 3, timeoutSeconds: 1, rise: 2, fall: 2 },
       destinations: [
-        { realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 },
-        { realServer: 'lab/web2', address: '192.168.56.38', port: 80, weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+        { realServer: 'lab/web1', address: '192.168.56.37', port: 80, weight: 1 },
+        { realServer: 'lab/web2', address: '192.168.56.38', port: 80, weight: 1 },
       ],
     });
+    // Zero thresholds are left out of the plan (absent means 0).
+    expect(d.director[0]!.destinations.some((x) => 'upperThreshold' in x || 'lowerThreshold' in x)).toBe(false);
     expect(d.realServer).toEqual([]);
+  });
+
+  it('plans connection thresholds a RealServer sets', () => {
+    const t = plan({ virtualServices: [vs('web', {})], realServers: [rs('web1', { nodeName: 'web1', upperThreshold: 100, lowerThreshold: 10 }), rs('web2', { nodeName: 'web2', upperThreshold: 50 })], nodes });
+    expect(t.nodes.get('director')!.director[0]!.destinations.map((x) => [x.upperThreshold, x.lowerThreshold])).toEqual([[100, 10], [50, undefined]]);
   });
 
   it('web1 and web2 are prepared as DR realservers (VIP on lo)', () => {
