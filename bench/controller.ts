@@ -361,6 +361,25 @@ try {
     log(`kube-apiserver allocation profile saved: ${path.join(PPROF_DIR, `allocs-${name}.pb.gz`)}`);
   };
 
+  /**
+   * kube-apiserver's own counters: bytes allocated, CPU seconds, and requests to lvs.operator.dev by resource,
+   * subresource and verb (read around the client-side weight changes, outside the timed windows).
+   */
+  const apiserverCounters = (): Record<string, number> => {
+    const text = execFileSync(kubectl, ['get', '--raw', '/metrics'], { env: { ...process.env, ...adminEnv }, maxBuffer: 1 << 28 }).toString();
+    const out: Record<string, number> = {};
+    for (const l of text.split('\n')) {
+      if (l.startsWith('go_memstats_alloc_bytes_total ')) out.allocatedBytes = Number(l.split(' ')[1]);
+      else if (l.startsWith('process_cpu_seconds_total ')) out.cpuSeconds = Number(l.split(' ')[1]);
+      else if (l.startsWith('apiserver_request_total{') && l.includes('group="lvs.operator.dev"')) {
+        const label = (k: string): string => new RegExp(`[{,]${k}="([^"]*)"`).exec(l)?.[1] ?? '';
+        const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
+        out[key] = (out[key] ?? 0) + Number(l.slice(l.lastIndexOf(' ') + 1));
+      }
+    }
+    return out;
+  };
+
   // The chart (CRDs, RBAC for the harness's ServiceAccount identities, controller configuration).
   await ok(helmPath(), ['install', 'lvs-operator', path.join(REPO, 'charts', 'lvs-operator'), '-n', 'lvs-system', '--create-namespace', '--wait=false'], adminEnv);
   const cms = JSON.parse((await ok(kubectl, ['get', 'configmap', '-n', 'lvs-system', '-l', 'app.kubernetes.io/instance=lvs-operator', '-o', 'json'], adminEnv)).stdout) as { items: Array<{ data?: Record<string, string> }> };
@@ -627,11 +646,13 @@ try {
   metricsBeforeChanges = await controllerMetrics(metricsPort);
   const cpuBeforeChanges = procStats(pid)!.cpuSec;
   saveAllocProfile('before');
+  const apiBeforeChanges = apiserverCounters();
   const hostBeforeChanges = hostCpu();
   for (let c = 0; c < WEIGHTS; c++) {
     await applyWeight('weight', (c * 7919 + 17) % SERVICES, c % RS_PER);
     await sleep(200);
   }
+  const apiAfterWeights = apiserverCounters();
   saveAllocProfile('after');
   log(`weight changes: ${JSON.stringify(stats(samples.filter((s) => s.kind === 'weight').map((s) => s.totalMs)))}`);
   await applyWeight('weightSsa', 2, 0); // warm-up (the first server-side apply of an object), untimed
@@ -728,6 +749,11 @@ try {
       slowestTen: withCpu.toSorted((a, b) => b.kubectlMs - a.kubectlMs).slice(0, 10).map((x) => ({ kubectlMs: Math.round(x.kubectlMs), ...x.cpu })),
     };
   };
+  // Everything kube-apiserver did during the client-side weight changes, per change.
+  const apiPerChange = Object.fromEntries(Object.keys(apiAfterWeights).map((k) => {
+    const d = (apiAfterWeights[k] ?? 0) - (apiBeforeChanges[k] ?? 0);
+    return [k === 'allocatedBytes' ? 'allocatedMB' : k === 'cpuSeconds' ? 'cpuMs' : k, r1(k === 'allocatedBytes' ? d / 1e6 / WEIGHTS : k === 'cpuSeconds' ? (d * 1000) / WEIGHTS : d / WEIGHTS)];
+  }).filter(([, v]) => v !== 0));
   // The checks that ended between the first timed change's start and the last one's end.
   const timed = samples.flatMap((x) => (x.at ? [{ from: Date.parse(x.at), to: Date.parse(x.at) + x.totalMs }] : []));
   const checks = timed.length ? consistencyChecks(hostApi.api.logFile, Math.min(...timed.map((x) => x.from)), Math.max(...timed.map((x) => x.to))) : [];
@@ -776,6 +802,8 @@ try {
     ipvsadm: USE_VM ? { singleWeightChangeMs: stats(ipvsadmMs), ratioP50OursToIpvsadm: Math.round((percentile(total, 50) / ipvsadmP50) * 100) / 100, ratioP99OursToIpvsadm: Math.round((percentile(total, 99) / percentile(ipvsadmMs, 99)) * 100) / 100 } : null,
     targets: { changeP99Ms: 1000, controllerRssMiB: r1(RSS_TARGET_MIB) },
     met: { changeP99: percentile(total, 99) < 1000, changeP99ServerSideApply: percentile(totalSsa, 99) < 1000, controllerRss: Math.max(end.hwmMiB, maxRss) < RSS_TARGET_MIB },
+    /** kube-apiserver during the client-side weight changes, per change: MB allocated, CPU ms, requests to our group. */
+    apiserverPerWeightChange: apiPerChange,
     /** kube-apiserver's watch-cache consistency checks of our resources that ended during the timed changes. */
     apiserverConsistencyChecks: checks,
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
@@ -833,6 +861,7 @@ try {
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
       `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
+      `| kube-apiserver during the ${WEIGHTS} client-side weight changes, per change: MB allocated; CPU ms; requests to lvs.operator.dev | ${apiPerChange.allocatedMB} MB; ${apiPerChange.cpuMs} ms; ${Object.entries(apiPerChange).filter(([k]) => k.includes(' ')).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
       `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
