@@ -754,9 +754,10 @@ try {
     const d = (apiAfterWeights[k] ?? 0) - (apiBeforeChanges[k] ?? 0);
     return [k === 'allocatedBytes' ? 'allocatedMB' : k === 'cpuSeconds' ? 'cpuMs' : k, r1(k === 'allocatedBytes' ? d / 1e6 / WEIGHTS : k === 'cpuSeconds' ? (d * 1000) / WEIGHTS : d / WEIGHTS)];
   }).filter(([, v]) => v !== 0));
-  // The checks that ended between the first timed change's start and the last one's end.
+  // The checks of the whole run, and those that ended between the first timed change's start and the last one's end.
   const timed = samples.flatMap((x) => (x.at ? [{ from: Date.parse(x.at), to: Date.parse(x.at) + x.totalMs }] : []));
-  const checks = timed.length ? consistencyChecks(hostApi.api.logFile, Math.min(...timed.map((x) => x.from)), Math.max(...timed.map((x) => x.to))) : [];
+  const allChecks = consistencyChecks(hostApi.api.logFile, 0, Date.now());
+  const checks = timed.length ? allChecks.filter((x) => Date.parse(x.at) >= Math.min(...timed.map((t) => t.from)) && Date.parse(x.at) <= Math.max(...timed.map((t) => t.to))) : [];
   const loadEnd = os.loadavg();
   const ipvsadmP50 = percentile(ipvsadmMs, 50);
   const result = {
@@ -805,7 +806,7 @@ try {
     /** kube-apiserver during the client-side weight changes, per change: MB allocated, CPU ms, requests to our group. */
     apiserverPerWeightChange: apiPerChange,
     /** kube-apiserver's watch-cache consistency checks of our resources that ended during the timed changes. */
-    apiserverConsistencyChecks: checks,
+    apiserverConsistencyChecks: { duringTimedChanges: checks, wholeRun: allChecks },
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
     /** Every timed change (ms, rounded), to find when the slow ones happened. */
     samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), seenAt: x.seenAt, cpu: x.cpu })),
@@ -862,7 +863,7 @@ try {
       `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
       `| kube-apiserver during the ${WEIGHTS} client-side weight changes, per change: MB allocated; CPU ms; requests to lvs.operator.dev | ${apiPerChange.allocatedMB} MB; ${apiPerChange.cpuMs} ms; ${Object.entries(apiPerChange).filter(([k]) => k.includes(' ')).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
-      `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
+      `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes (${timed.length ? `${new Date(Math.min(...timed.map((t) => t.from))).toISOString().slice(11, 19)}–${new Date(Math.max(...timed.map((t) => t.to))).toISOString().slice(11, 19)}` : '-'}); in the whole run | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'}; ${allChecks.map((x) => `${x.resource} ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
       `Controller during the ${samples.length} changes: ${f(cpuChanges)} CPU s; ${JSON.stringify(c.duringChanges.metrics)}`,
