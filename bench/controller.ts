@@ -640,13 +640,17 @@ try {
   }
   await vsInf.stop();
   vsInf = undefined;
+  // kube-apiserver's counters and profile before the untimed warm-up, then a pause: building /metrics or a
+  // profile costs it CPU and garbage, and the collection that garbage may set off took 0.45-0.84 s of CPU
+  // from the first timed change when they were read just before it. The counters then cover the warm-up too.
+  saveAllocProfile('before');
+  const apiBeforeChanges = apiserverCounters();
+  await sleep(3000);
   // Warm-up (kubectl's discovery cache, connections), untimed.
   await applyWeight('weight', 1, 0);
   samples.length = 0;
   metricsBeforeChanges = await controllerMetrics(metricsPort);
   const cpuBeforeChanges = procStats(pid)!.cpuSec;
-  saveAllocProfile('before');
-  const apiBeforeChanges = apiserverCounters();
   const hostBeforeChanges = hostCpu();
   for (let c = 0; c < WEIGHTS; c++) {
     await applyWeight('weight', (c * 7919 + 17) % SERVICES, c % RS_PER);
@@ -654,6 +658,7 @@ try {
   }
   const apiAfterWeights = apiserverCounters();
   saveAllocProfile('after');
+  await sleep(3000);
   log(`weight changes: ${JSON.stringify(stats(samples.filter((s) => s.kind === 'weight').map((s) => s.totalMs)))}`);
   await applyWeight('weightSsa', 2, 0); // warm-up (the first server-side apply of an object), untimed
   samples.pop();
@@ -749,10 +754,11 @@ try {
       slowestTen: withCpu.toSorted((a, b) => b.kubectlMs - a.kubectlMs).slice(0, 10).map((x) => ({ kubectlMs: Math.round(x.kubectlMs), ...x.cpu })),
     };
   };
-  // Everything kube-apiserver did during the client-side weight changes, per change.
+  // Everything kube-apiserver did during the client-side weight changes (and their warm-up), per change.
   const apiPerChange = Object.fromEntries(Object.keys(apiAfterWeights).map((k) => {
     const d = (apiAfterWeights[k] ?? 0) - (apiBeforeChanges[k] ?? 0);
-    return [k === 'allocatedBytes' ? 'allocatedMB' : k === 'cpuSeconds' ? 'cpuMs' : k, r1(k === 'allocatedBytes' ? d / 1e6 / WEIGHTS : k === 'cpuSeconds' ? (d * 1000) / WEIGHTS : d / WEIGHTS)];
+    const n = WEIGHTS + 1;
+    return [k === 'allocatedBytes' ? 'allocatedMB' : k === 'cpuSeconds' ? 'cpuMs' : k, r1(k === 'allocatedBytes' ? d / 1e6 / n : k === 'cpuSeconds' ? (d * 1000) / n : d / n)];
   }).filter(([, v]) => v !== 0));
   // The checks of the whole run, and those that ended between the first timed change's start and the last one's end.
   const timed = samples.flatMap((x) => (x.at ? [{ from: Date.parse(x.at), to: Date.parse(x.at) + x.totalMs }] : []));
@@ -862,7 +868,7 @@ try {
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
       `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
-      `| kube-apiserver during the ${WEIGHTS} client-side weight changes, per change: MB allocated; CPU ms; requests to lvs.operator.dev | ${apiPerChange.allocatedMB} MB; ${apiPerChange.cpuMs} ms; ${Object.entries(apiPerChange).filter(([k]) => k.includes(' ')).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
+      `| kube-apiserver during the ${WEIGHTS} client-side weight changes and their warm-up, per change: MB allocated; CPU ms; requests to lvs.operator.dev | ${apiPerChange.allocatedMB} MB; ${apiPerChange.cpuMs} ms; ${Object.entries(apiPerChange).filter(([k]) => k.includes(' ')).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
       `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes (${timed.length ? `${new Date(Math.min(...timed.map((t) => t.from))).toISOString().slice(11, 19)}–${new Date(Math.max(...timed.map((t) => t.to))).toISOString().slice(11, 19)}` : '-'}); in the whole run | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'}; ${allChecks.map((x) => `${x.resource} ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [

@@ -6,9 +6,9 @@ import { jest } from '@jest/globals';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NetLab, assertInLabVm } from '../vm/netns.ts';
-import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, readSysctls } from './agent-lab.ts';
+import { AgentProc, REPO, addresses, buildDrLab, eventually, ipvsadmSave, readSysctls, type DrLab } from './agent-lab.ts';
 import { ControllerProc, ManagementNetwork, helm, installChart, kubeconfig, kubectl, kubectlOut, registerNode } from './cluster-lab.ts';
-import type { VirtualService } from '../../src/api/v1alpha1/index.ts';
+import type { NodePlan, RealServer, ServiceReport, VirtualService } from '../../src/api/v1alpha1/index.ts';
 import { trackedSteps } from './steps.ts';
 
 assertInLabVm();
@@ -37,6 +37,7 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
   let agents: Record<'director' | 'web1' | 'web2', AgentProc>;
   let controller: ControllerProc;
   let sysctlsBefore: Record<string, Record<string, string>>;
+  let servers: DrLab['servers'];
 
   const requests = async (n: number): Promise<string[]> => {
     const out: string[] = [];
@@ -45,7 +46,7 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
   };
 
   beforeAll(async () => {
-    ({ client, director, web1, web2 } = await buildDrLab(lab));
+    ({ client, director, web1, web2, servers } = await buildDrLab(lab));
     const mgmt = await ManagementNetwork.create(lab);
     for (const ns of [director, web1, web2]) await mgmt.join(ns);
     for (const rule of FOREIGN) await lab.exec(director, ['ipvsadm', ...rule.split(' ')]);
@@ -134,6 +135,33 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
       const vs = await getVs();
       return condition(vs, 'Programmed') === 'True' && vs.status?.observedGeneration === vs.metadata?.generation;
     }, 120_000);
+  });
+
+  step('a failing health check: the director reports the realserver unhealthy, status says Ready 1/2; it recovers', async () => {
+    const report = async (): Promise<ServiceReport[]> => {
+      const plans = JSON.parse(await kubectlOut(['get', 'lvsnp', '-l', 'lvs.operator.dev/node=director', '-o', 'json'])) as { items: NodePlan[] };
+      return plans.items.flatMap((p) => p.status?.services ?? []).filter((r) => r.id === `${NS}/web`);
+    };
+    const rsHealthy = async (): Promise<string | undefined> =>
+      (JSON.parse(await kubectlOut(['get', 'lvsrs', 'web2', '-n', NS, '-o', 'json'])) as RealServer).status?.conditions?.find((c) => c.type === 'Healthy')?.status;
+    await servers.web2.stop();
+    await eventually('web2 quiesced', async () => (await ipvsadmSave(lab, director)).includes(`-a -t ${VIP}:80 -r 192.168.56.38:80 -g -w 0`), 60_000);
+    await eventually('web2 listed unhealthy in the report', async () => {
+      const [r] = await report();
+      return JSON.stringify(r?.unhealthy) === JSON.stringify([{ address: '192.168.56.38', port: 80 }]);
+    }, 60_000);
+    await eventually('Ready 1/2, web2 not Healthy', async () => (await getVs()).status?.realServers?.ready === '1/2' && (await rsHealthy()) === 'False', 60_000);
+    expect(new Set(await requests(4))).toEqual(new Set(['web1']));
+
+    servers.web2 = await lab.startHttpServer(web2, { name: 'web2' });
+    await eventually('web2 back at its weight', async () => {
+      expect(await ipvsadmSave(lab, director)).toEqual(rules({ '192.168.56.37': 1, '192.168.56.38': 3 }));
+      return true;
+    }, 60_000);
+    await eventually('no unhealthy realserver in the report, Ready 2/2', async () => {
+      const [r] = await report();
+      return r !== undefined && r.unhealthy === undefined && (await getVs()).status?.realServers?.ready === '2/2' && (await rsHealthy()) === 'True';
+    }, 60_000);
   });
 
   step('deleting a RealServer removes it from the kernel and status; re-adding it brings it back', async () => {
