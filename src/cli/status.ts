@@ -15,7 +15,7 @@ import type { RealServer } from '../api/v1alpha1/realserver.ts';
 import type { VirtualService } from '../api/v1alpha1/virtualservice.ts';
 import { idOf } from '../model/planner.ts';
 import { canonicalIP } from '../model/planner.ts';
-import { reportedHealthy } from '../model/plan.ts';
+import { reportedHealthy } from '../model/reports.ts';
 
 export interface BackendConnections {
   active: number;

@@ -11,7 +11,7 @@ import * as C from '../api/v1alpha1/conditions.ts';
 import type { Plan } from '../model/planner.ts';
 import { idOf } from '../model/planner.ts';
 import { mergeConditions, type ConditionInput } from '../model/conditions.ts';
-import { reportedHealthy } from '../model/plan.ts';
+import { reportedHealthy } from '../model/reports.ts';
 
 /** The agents' reports, indexed: node → service id → report. */
 export interface Reports {

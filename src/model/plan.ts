@@ -2,8 +2,7 @@
  * The node plan: everything one node's agent must do, computed by the planner from the API objects.
  * Its parts are API types (src/api/v1alpha1/nodeplan.ts) because they travel in NodePlan objects.
  */
-import type { PlannedService, PlannedRealServerVip, ServiceReport } from '../api/v1alpha1/nodeplan.ts';
-import { canonicalIP } from './planner.ts';
+import type { PlannedService, PlannedRealServerVip } from '../api/v1alpha1/nodeplan.ts';
 
 export type { PlannedDestination, PlannedHealthCheck, PlannedService, PlannedRealServerVip } from '../api/v1alpha1/nodeplan.ts';
 
@@ -17,14 +16,3 @@ export interface NodePlan {
 }
 
 export const emptyPlan = (node: string): NodePlan => ({ node, director: [], realServer: [] });
-
-/**
- * Whether a director's report counts the realserver at address:port healthy: it lists only those whose
- * checks fail. Undefined without a report.
- */
-export function reportedHealthy(report: ServiceReport | undefined, address: string, port: number): boolean | undefined {
-  if (!report) return undefined;
-  if (!report.unhealthy?.length) return true;
-  const ip = canonicalIP(address);
-  return !report.unhealthy.some((u) => u.port === port && canonicalIP(u.address) === ip);
-}

@@ -264,8 +264,8 @@ export interface ServiceReport {
    * @itemMaxLength 1024
    */
   errors?: string[];
-  // Only the failing ones: an entry for every realserver made each shard half as large again, in fields the
-  // API server walks on every write and on its periodic reads of all shards from etcd.
+  // Only the failing ones: an entry for every realserver took 30 of the 36 fields of a service's report at 10
+  // realservers, fields the API server walks on every write and on its periodic reads of all shards from etcd.
   /**
    * Its realservers whose health check fails. The others pass, or have not been checked yet: a director
    * counts a realserver healthy until its checks say otherwise.
