@@ -83,6 +83,10 @@ describe('kubectl apply -> controller -> agents -> balanced traffic (DR lab, clu
         process.stderr.write(`--- ${name}${p && !p.running ? ' (exited)' : ''}, ${bad.length} errors; last lines:\n${lines.slice(-25).join('\n')}\n`);
       }
     }
+    // The namespace first, while the controller and the agents still run (its VirtualServices carry finalizers
+    // only they remove): the other whole-stack suite in this VM run (failover-dr) creates the same namespace
+    // when jest orders it after this one.
+    await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=240s'], { allowFailure: true, timeoutMs: 260_000 });
     for (const a of Object.values(agents ?? {})) await a.stop().catch(() => undefined);
     await controller?.stop().catch(() => undefined);
     for (const n of ['director', 'web1', 'web2']) await kubectl(['delete', 'node', n, '--ignore-not-found'], { allowFailure: true });
