@@ -38,6 +38,7 @@ import { startHostApi, type HostApi } from '../test/vm/host-api.ts';
 import { runInVm } from '../test/vm/lab.ts';
 import { freePort } from '../test/apiserver/harness.ts';
 import { helmPath, kubectlPath } from '../scripts/tools.ts';
+import { apiserverCounters } from './apiserver-metrics.ts';
 import { Informer } from '../src/kube/informer.ts';
 import { isAlreadyExists } from '../src/kube/status.ts';
 import { Writer } from '../src/kube/writer.ts';
@@ -300,11 +301,10 @@ class Channel {
 }
 
 /**
- * kube-apiserver's watch-cache consistency checks of lvs.operator.dev resources that ended between two times
- * (ms since the epoch), from its log at --vmodule=delegator=3. klog stamps lines with this host's local time
- * and no year.
+ * kube-apiserver's watch-cache consistency checks of lvs.operator.dev resources (when each ended), from its log
+ * at --vmodule=delegator=3. klog stamps lines with this host's local time and no year.
  */
-function consistencyChecks(logFile: string, from: number, to: number): Array<{ at: string; resource: string; result: string }> {
+function consistencyChecks(logFile: string): Array<{ at: string; resource: string; result: string }> {
   const year = new Date().getFullYear();
   const out: Array<{ at: string; resource: string; result: string }> = [];
   const line = /^[IE](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})\d*\s+\d+ delegator\.go:\d+\] "Cache consistency check (\w+)".*? group="lvs\.operator\.dev" resource="(\w+)"/;
@@ -312,7 +312,7 @@ function consistencyChecks(logFile: string, from: number, to: number): Array<{ a
     const m = line.exec(l);
     if (!m || m[7] === 'start') continue;
     const t = new Date(year, Number(m[1]) - 1, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])).getTime();
-    if (t >= from && t <= to) out.push({ at: new Date(t).toISOString(), resource: m[8]!, result: m[7]! });
+    out.push({ at: new Date(t).toISOString(), resource: m[8]!, result: m[7]! });
   }
   return out;
 }
@@ -361,24 +361,8 @@ try {
     log(`kube-apiserver allocation profile saved: ${path.join(PPROF_DIR, `allocs-${name}.pb.gz`)}`);
   };
 
-  /**
-   * kube-apiserver's own counters: bytes allocated, CPU seconds, and requests to lvs.operator.dev by resource,
-   * subresource and verb (read around the client-side weight changes, outside the timed windows).
-   */
-  const apiserverCounters = (): Record<string, number> => {
-    const text = execFileSync(kubectl, ['get', '--raw', '/metrics'], { env: { ...process.env, ...adminEnv }, maxBuffer: 1 << 28 }).toString();
-    const out: Record<string, number> = {};
-    for (const l of text.split('\n')) {
-      if (l.startsWith('go_memstats_alloc_bytes_total ')) out.allocatedBytes = Number(l.split(' ')[1]);
-      else if (l.startsWith('process_cpu_seconds_total ')) out.cpuSeconds = Number(l.split(' ')[1]);
-      else if (l.startsWith('apiserver_request_total{') && l.includes('group="lvs.operator.dev"')) {
-        const label = (k: string): string => new RegExp(`[{,]${k}="([^"]*)"`).exec(l)?.[1] ?? '';
-        const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
-        out[key] = (out[key] ?? 0) + Number(l.slice(l.lastIndexOf(' ') + 1));
-      }
-    }
-    return out;
-  };
+  /** kube-apiserver's own counters (read around the client-side weight changes, outside the timed windows). */
+  const readApiserverCounters = async (): Promise<ReturnType<typeof apiserverCounters>> => apiserverCounters((await ok(kubectl, ['get', '--raw', '/metrics'], adminEnv)).stdout);
 
   // The chart (CRDs, RBAC for the harness's ServiceAccount identities, controller configuration).
   await ok(helmPath(), ['install', 'lvs-operator', path.join(REPO, 'charts', 'lvs-operator'), '-n', 'lvs-system', '--create-namespace', '--wait=false'], adminEnv);
@@ -644,7 +628,7 @@ try {
   // profile costs it CPU and garbage, and the collection that garbage may set off took 0.45-0.84 s of CPU
   // from the first timed change when they were read just before it. The counters then cover the warm-up too.
   saveAllocProfile('before');
-  const apiBeforeChanges = apiserverCounters();
+  const apiBeforeChanges = await readApiserverCounters();
   await sleep(3000);
   // Warm-up (kubectl's discovery cache, connections), untimed.
   await applyWeight('weight', 1, 0);
@@ -656,7 +640,7 @@ try {
     await applyWeight('weight', (c * 7919 + 17) % SERVICES, c % RS_PER);
     await sleep(200);
   }
-  const apiAfterWeights = apiserverCounters();
+  const apiAfterWeights = await readApiserverCounters();
   saveAllocProfile('after');
   await sleep(3000);
   log(`weight changes: ${JSON.stringify(stats(samples.filter((s) => s.kind === 'weight').map((s) => s.totalMs)))}`);
@@ -755,15 +739,18 @@ try {
     };
   };
   // Everything kube-apiserver did during the client-side weight changes (and their warm-up), per change.
-  const apiPerChange = Object.fromEntries(Object.keys(apiAfterWeights).map((k) => {
-    const d = (apiAfterWeights[k] ?? 0) - (apiBeforeChanges[k] ?? 0);
-    const n = WEIGHTS + 1;
-    return [k === 'allocatedBytes' ? 'allocatedMB' : k === 'cpuSeconds' ? 'cpuMs' : k, r1(k === 'allocatedBytes' ? d / 1e6 / n : k === 'cpuSeconds' ? (d * 1000) / n : d / n)];
-  }).filter(([, v]) => v !== 0));
+  const n = WEIGHTS + 1;
+  const apiPerChange = {
+    allocatedMB: r1((apiAfterWeights.allocatedBytes - apiBeforeChanges.allocatedBytes) / 1e6 / n),
+    cpuMs: r1(((apiAfterWeights.cpuSeconds - apiBeforeChanges.cpuSeconds) * 1000) / n),
+    requests: Object.fromEntries(Object.entries(apiAfterWeights.requests)
+      .map(([k, v]) => [k, r1((v - (apiBeforeChanges.requests[k] ?? 0)) / n)] as const).filter(([, v]) => v !== 0)),
+  };
   // The checks of the whole run, and those that ended between the first timed change's start and the last one's end.
   const timed = samples.flatMap((x) => (x.at ? [{ from: Date.parse(x.at), to: Date.parse(x.at) + x.totalMs }] : []));
-  const allChecks = consistencyChecks(hostApi.api.logFile, 0, Date.now());
-  const checks = timed.length ? allChecks.filter((x) => Date.parse(x.at) >= Math.min(...timed.map((t) => t.from)) && Date.parse(x.at) <= Math.max(...timed.map((t) => t.to))) : [];
+  const timedWindow = timed.length ? { from: Math.min(...timed.map((t) => t.from)), to: Math.max(...timed.map((t) => t.to)) } : undefined;
+  const allChecks = consistencyChecks(hostApi.api.logFile);
+  const checks = timedWindow ? allChecks.filter((x) => Date.parse(x.at) >= timedWindow.from && Date.parse(x.at) <= timedWindow.to) : [];
   const loadEnd = os.loadavg();
   const ipvsadmP50 = percentile(ipvsadmMs, 50);
   const result = {
@@ -868,8 +855,8 @@ try {
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
       `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,
-      `| kube-apiserver during the ${WEIGHTS} client-side weight changes and their warm-up, per change: MB allocated; CPU ms; requests to lvs.operator.dev | ${apiPerChange.allocatedMB} MB; ${apiPerChange.cpuMs} ms; ${Object.entries(apiPerChange).filter(([k]) => k.includes(' ')).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
-      `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes (${timed.length ? `${new Date(Math.min(...timed.map((t) => t.from))).toISOString().slice(11, 19)}–${new Date(Math.max(...timed.map((t) => t.to))).toISOString().slice(11, 19)}` : '-'}); in the whole run | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'}; ${allChecks.map((x) => `${x.resource} ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
+      `| kube-apiserver during the ${WEIGHTS} client-side weight changes and their warm-up, per change: MB allocated; CPU ms; requests to lvs.operator.dev | ${apiPerChange.allocatedMB} MB; ${apiPerChange.cpuMs} ms; ${Object.entries(apiPerChange.requests).map(([k, v]) => `${k} ${v}`).join(', ')} |`,
+      `| kube-apiserver's watch-cache consistency checks (each reads and decodes every object of one resource from etcd) that ended during the timed changes (${timedWindow ? `${new Date(timedWindow.from).toISOString().slice(11, 19)}–${new Date(timedWindow.to).toISOString().slice(11, 19)}` : '-'}); in the whole run | ${checks.map((x) => `${x.resource} at ${x.at.slice(11, 19)}`).join(', ') || 'none'}; ${allChecks.map((x) => `${x.resource} ${x.at.slice(11, 19)}`).join(', ') || 'none'} |`,
       `| the host's ${machine.cpus} cores during the ${samples.length} timed changes (${f(hostDuringChanges.seconds)} s), % of all cores: busy / QEMU (the lab VM) / the controller | ${hostDuringChanges.busyPercent} / ${hostDuringChanges.qemuPercent} / ${hostDuringChanges.controllerPercent} % |`,
     ] : [
       `Controller during the ${samples.length} changes: ${f(cpuChanges)} CPU s; ${JSON.stringify(c.duringChanges.metrics)}`,

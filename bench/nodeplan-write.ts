@@ -18,6 +18,7 @@ import type { PlannedService } from '../src/model/plan.ts';
 import { shardName, shardOf, shardPlan, SHARDS } from '../src/model/shards.ts';
 import { kubectlPath } from '../scripts/tools.ts';
 import { startApiServer } from '../test/apiserver/harness.ts';
+import { apiserverCounters } from './apiserver-metrics.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
@@ -64,9 +65,8 @@ try {
   kc.loadFromFile(api.kubeconfigs.admin);
   const w = new Writer(kc, 'bench');
   const counters = (): { allocBytes: number; cpuSec: number } => {
-    const text = execFileSync(kubectlPath(), ['get', '--raw', '/metrics'], { env, maxBuffer: 1 << 28 }).toString();
-    const g = (n: string): number => Number(new RegExp(`^${n} (\\S+)$`, 'm').exec(text)?.[1]);
-    return { allocBytes: g('go_memstats_alloc_bytes_total'), cpuSec: g('process_cpu_seconds_total') };
+    const c = apiserverCounters(execFileSync(kubectlPath(), ['get', '--raw', '/metrics'], { env, maxBuffer: 1 << 28 }).toString());
+    return { allocBytes: c.allocatedBytes, cpuSec: c.cpuSeconds };
   };
   const rows: Array<{ shards: number; services: number; objectKiB: number; spec: { allocMB: number; cpuMs: number }; status: { allocMB: number; cpuMs: number } }> = [];
   for (const shards of [256, SHARDS]) {
