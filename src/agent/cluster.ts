@@ -141,7 +141,7 @@ export class ClusterSource {
    * Writes the report into every shard whose status it changes. Reports are serialised (one report's writes
    * all end before the next report's begin), a report's writes to different shards go up to
    * REPORT_WRITES_IN_FLIGHT at a time: after the first full run every shard is written, and one after the
-   * other 1,024 round trips from an emulated VM took two minutes. After a change-driven run only the shards
+   * other ~1,000 round trips from an emulated VM took two minutes. After a change-driven run only the shards
    * holding a changed service, and shards not yet reported at their current generation, are looked at; a
    * full run looks at all of them.
    */
@@ -157,7 +157,7 @@ export class ClusterSource {
       const inFlight = new Set<Promise<void>>();
       for (const obj of this.#informer.list()) {
         if (obj.spec.node !== this.#o.node) continue;
-        // After a full run every shard is compared (1,024 at most): in slices, so that a plan change arriving
+        // After a full run every shard is compared (up to SHARDS): in slices, so that a plan change arriving
         // meanwhile is not held up by the whole comparison (a second or more on a slow node).
         if (++looked % 16 === 0) await new Promise((r) => setImmediate(r));
         const current = obj.status?.observedGeneration === (obj.metadata.generation ?? 0);

@@ -542,8 +542,8 @@ export class Controller {
   async #writeShards(p: Plan, only: Map<string, { node: string; shard: number }> | undefined, conc: number): Promise<void> {
     // Shards that gain entries are written before the rest (addsEntries), so an entry moving between shards
     // is never on none of them. (A shard that gains one moved entry and loses another would be written in the
-    // same batch as the other side; going from 256 to 1,024 shards makes none: h % 1024 % 256 = h % 256, so
-    // an entry leaves shard k only for shard k + 256·m, and the old shards only lose entries.)
+    // same batch as the other side; going from 256 or 1,024 shards to 4,096 makes none: h % 4096 % 1024 =
+    // h % 1024, so an entry leaves shard k only for shard k + 1024·m, and the old shards only lose entries.)
     const first: Array<() => Promise<void>> = [];
     const writes: Array<() => Promise<void>> = [];
     const liveNodes = new Set(this.nodes.keys());

@@ -11,15 +11,16 @@ import type { NodePlan as NodePlanObject, NodePlanSpec } from '../api/v1alpha1/n
 import type { NodePlan, PlannedService } from './plan.ts';
 
 /**
- * 1,024 shards: ~5 services × 10 realservers each (~12 KB) at 5,000 services (the CRD allows shard 0-1023).
- * The API server's work per write grows with the object (`npm run bench:nodeplan`): a 19-service shard
- * (40 KB) took it 23 MB of allocation and 48 ms of CPU per spec patch and 16 MB / 35 ms per status patch, a
- * 5-service one 6 MB / 13 ms and 4 MB / 10 ms. With 256 shards a change cost it ~42 MB, and its garbage
- * collection over the whole store (1.4 GB live at 5,000 × 10) ran every ~20 s, taking both of the benchmark
- * host's cores for ~2 s. Was 256: more shards move entries, which the controller does without leaving one on
- * no shard (addsEntries).
+ * 4,096 shards: at 5,000 services ~3,000 exist, and a changed service's shard holds ~2 services × 10
+ * realservers (~3 KiB with status); the CRD allows shard 0-4095. The API server's work per write grows with
+ * the object (`npm run bench:nodeplan`): a spec patch of a 2-service shard cost it 1.9 MB of allocation and
+ * 7 ms of CPU, the agent's status patch 1.3 MB / 5 ms; a 6-service shard (1,024 shards) 4.3 MB / 11 ms and
+ * 3.0 MB / 10 ms, a 20-service one (256 shards) 13 MB / 36 ms and 8 MB / 23 ms. That garbage decides how
+ * often the API server collects its whole store (1.4 GB live at 5,000 × 10), which takes both of the
+ * benchmark host's cores for ~2 s. Was 256, then 1,024: more shards move entries, which the controller does
+ * without leaving one on no shard (addsEntries; h % 4096 % 1024 = h % 1024).
  */
-export const SHARDS = 1024;
+export const SHARDS = 4096;
 export const NODE_LABEL = 'lvs.operator.dev/node';
 
 /** FNV-1a: stable across processes and versions (unlike anything seeded). */

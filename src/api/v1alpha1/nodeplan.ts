@@ -206,7 +206,7 @@ export interface NodePlanSpec {
   /**
    * Index of this shard among the node's NodePlans.
    * @minimum 0
-   * @maximum 1023
+   * @maximum 4095
    */
   shard: number;
   /**
