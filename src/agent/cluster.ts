@@ -110,13 +110,21 @@ export class ClusterSource {
     // A change alone is merged at once (the events of one read come in one turn of the event loop); changes
     // that follow a merge within 50 ms (the controller writing many shards) are taken together after 20 ms.
     // A trailing debounce held every change 20 ms, and a steady stream of them for as long as it lasted.
-    this.#informer.onChange(() => {
+    const schedule = (): void => {
       if (this.#debounce) return;
       const wait = performance.now() - this.#appliedAt < 50 ? 20 : 0;
       this.#debounce = setTimeout(() => {
         this.#debounce = undefined;
         this.#apply();
       }, wait);
+    };
+    // The agent's own status writes come back through the watch, one per shard it reports: they change no
+    // spec (same uid and generation), so they schedule nothing. Looking at every shard once per echo made the
+    // first report after a full run quadratic in the number of shards (~3,000 echoes at 5,000 services).
+    this.#informer.on('add', schedule);
+    this.#informer.on('delete', schedule);
+    this.#informer.on('update', (o, prev) => {
+      if (o.metadata.uid !== prev.metadata.uid || o.metadata.generation !== prev.metadata.generation || o.metadata.deletionTimestamp !== prev.metadata.deletionTimestamp) schedule();
     });
     await this.#informer.start();
     this.#apply();
