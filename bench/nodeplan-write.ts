@@ -6,6 +6,7 @@
 // 5,000-service director's would be with 256, 1,024 and SHARDS shards (services of 10 realservers, as
 // `bench:controller` plans them) and reads the API server's own counters around BENCH_WRITES merge patches
 // of each kind: bytes allocated (go_memstats_alloc_bytes_total) and CPU (process_cpu_seconds_total) per write.
+// Then, for scale, the same counters around kubectl applies of one RealServer's weight (the admin's change).
 // Writes bench/results/nodeplan-write.{json,md}.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -101,7 +102,28 @@ try {
     log(JSON.stringify(rows.at(-1)));
   }
   w.close();
-  const result = { date: new Date().toISOString(), apiserver: api.version, host: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, writesPerKind: WRITES, services: SERVICES, rows };
+
+  // For scale: what the admin's own change costs the API server, a kubectl apply of one RealServer's weight
+  // (kubectl as bench:controller runs it, with a discovery cache), without controller or agent.
+  const kubectlRows: Array<{ how: string; wallMs: number; allocMB: number; cpuMs: number }> = [];
+  const kenv = { ...env, KUBECACHEDIR: fs.mkdtempSync(path.join(os.tmpdir(), 'bench-np-kube-')) };
+  execFileSync(kubectlPath(), ['create', 'namespace', 'bench'], { env: kenv });
+  const rsDoc = (weight: number): string => JSON.stringify({ apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'RealServer', metadata: { name: 'rs-0-0', namespace: 'bench', labels: { 'bench.lvs.operator.dev/vs': 'vs-0' } }, spec: { address: '10.200.0.1', weight } });
+  execFileSync(kubectlPath(), ['create', '-f', '-'], { env: kenv, input: rsDoc(1) });
+  const APPLIES = Math.max(10, Math.round(WRITES / 2));
+  for (const [how, flags] of [['kubectl apply', []], ['kubectl apply --server-side', ['--server-side', '--force-conflicts']]] as const) {
+    const apply = (i: number): void => void execFileSync(kubectlPath(), ['apply', ...flags, '-f', '-'], { env: kenv, input: rsDoc(2 + (i % 7)) });
+    for (let i = 0; i < 5; i++) apply(i);
+    const c0 = counters();
+    const t0 = performance.now();
+    for (let i = 0; i < APPLIES; i++) apply(i + 5);
+    const wallMs = (performance.now() - t0) / APPLIES;
+    const c1 = counters();
+    kubectlRows.push({ how, wallMs: Math.round(wallMs), allocMB: Math.round(((c1.allocBytes - c0.allocBytes) / APPLIES / 1e6) * 100) / 100, cpuMs: Math.round(((c1.cpuSec - c0.cpuSec) / APPLIES) * 1000 * 10) / 10 });
+    log(JSON.stringify(kubectlRows.at(-1)));
+  }
+  fs.rmSync(kenv.KUBECACHEDIR, { recursive: true, force: true });
+  const result = { date: new Date().toISOString(), apiserver: api.version, host: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, writesPerKind: WRITES, services: SERVICES, rows, kubectl: { applies: APPLIES, rows: kubectlRows } };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'nodeplan-write.json'), `${JSON.stringify(result, null, 2)}\n`);
   const md = [
@@ -116,6 +138,12 @@ try {
     ...rows.map((r) => `| ${r.shards} | ${r.objects} | ${r.services} | ${r.objectKiB} KiB | ${r.spec.allocMB} MB / ${r.spec.cpuMs} ms | ${r.status.allocMB} MB / ${r.status.cpuMs} ms |`),
     '',
     `Every change to a service costs the API server one of each. The operator uses ${SHARDS} shards.`,
+    '',
+    `For scale, the admin's own change: ${APPLIES} applies of one RealServer's weight by kubectl (its own process each, a discovery cache), without controller or agent, per apply.`,
+    '',
+    '| change | kubectl run (wall) | API server: allocated / CPU |',
+    '|---|---|---|',
+    ...kubectlRows.map((r) => `| \`${r.how}\` | ${r.wallMs} ms | ${r.allocMB} MB / ${r.cpuMs} ms |`),
     '',
   ].join('\n');
   fs.writeFileSync(path.join(OUT, 'nodeplan-write.md'), md);
