@@ -109,7 +109,7 @@ try {
   const kenv = { ...env, KUBECACHEDIR: fs.mkdtempSync(path.join(os.tmpdir(), 'bench-np-kube-')) };
   execFileSync(kubectlPath(), ['create', 'namespace', 'bench'], { env: kenv });
   const rsDoc = (weight: number): string => JSON.stringify({ apiVersion: 'lvs.operator.dev/v1alpha1', kind: 'RealServer', metadata: { name: 'rs-0-0', namespace: 'bench', labels: { 'bench.lvs.operator.dev/vs': 'vs-0' } }, spec: { address: '10.200.0.1', weight } });
-  execFileSync(kubectlPath(), ['create', '-f', '-'], { env: kenv, input: rsDoc(1) });
+  execFileSync(kubectlPath(), ['create', '--save-config', '-f', '-'], { env: kenv, input: rsDoc(1) });
   const APPLIES = Math.max(10, Math.round(WRITES / 2));
   for (const [how, flags] of [['kubectl apply', []], ['kubectl apply --server-side', ['--server-side', '--force-conflicts']]] as const) {
     const apply = (i: number): void => void execFileSync(kubectlPath(), ['apply', ...flags, '-f', '-'], { env: kenv, input: rsDoc(2 + (i % 7)) });
