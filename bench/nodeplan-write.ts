@@ -73,6 +73,13 @@ try {
     const c = apiserverCounters(execFileSync(kubectlPath(), ['get', '--raw', '/metrics'], { env, maxBuffer: 1 << 28 }).toString());
     return { allocBytes: c.allocatedBytes, cpuSec: c.cpuSeconds };
   };
+  type Counters = ReturnType<typeof counters>;
+  /** The API server's allocation and CPU per operation between two counter reads around n operations. */
+  const per = (a: Counters, b: Counters, n: number): { allocMB: number; cpuMs: number } => ({
+    // Each counter read (a kubectl get --raw /metrics) is one request more in the window: small beside n.
+    allocMB: Math.round(((b.allocBytes - a.allocBytes) / n / 1e6) * 100) / 100,
+    cpuMs: Math.round(((b.cpuSec - a.cpuSec) / n) * 1000 * 10) / 10,
+  });
   const rows: Array<{ shards: number; objects: number; services: number; objectKiB: number; spec: { allocMB: number; cpuMs: number }; status: { allocMB: number; cpuMs: number } }> = [];
   for (const shards of [256, 1024, SHARDS]) {
     const { services, objects } = shardOfSize(shards);
@@ -92,13 +99,8 @@ try {
     const c1 = counters();
     for (let g = 10; g < 10 + WRITES; g++) await w.patch(R, { name }, { status: statusOf(services, g) }, 'status');
     const c2 = counters();
-    const per = (a: typeof c0, b: typeof c0): { allocMB: number; cpuMs: number } => ({
-      // Each counter read (a kubectl get --raw /metrics) is one request more in the window: small beside WRITES.
-      allocMB: Math.round(((b.allocBytes - a.allocBytes) / WRITES / 1e6) * 100) / 100,
-      cpuMs: Math.round(((b.cpuSec - a.cpuSec) / WRITES) * 1000 * 10) / 10,
-    });
     const got = JSON.parse(execFileSync(kubectlPath(), ['get', 'nodeplan', name, '-o', 'json'], { env }).toString()) as object;
-    rows.push({ shards, objects, services: services.length, objectKiB: Math.round(Buffer.byteLength(JSON.stringify(got)) / 102.4) / 10, spec: per(c0, c1), status: per(c1, c2) });
+    rows.push({ shards, objects, services: services.length, objectKiB: Math.round(Buffer.byteLength(JSON.stringify(got)) / 102.4) / 10, spec: per(c0, c1, WRITES), status: per(c1, c2, WRITES) });
     log(JSON.stringify(rows.at(-1)));
   }
   w.close();
@@ -119,7 +121,7 @@ try {
     for (let i = 0; i < APPLIES; i++) apply(i + 5);
     const wallMs = (performance.now() - t0) / APPLIES;
     const c1 = counters();
-    kubectlRows.push({ how, wallMs: Math.round(wallMs), allocMB: Math.round(((c1.allocBytes - c0.allocBytes) / APPLIES / 1e6) * 100) / 100, cpuMs: Math.round(((c1.cpuSec - c0.cpuSec) / APPLIES) * 1000 * 10) / 10 });
+    kubectlRows.push({ how, wallMs: Math.round(wallMs), ...per(c0, c1, APPLIES) });
     log(JSON.stringify(kubectlRows.at(-1)));
   }
   fs.rmSync(kenv.KUBECACHEDIR, { recursive: true, force: true });
