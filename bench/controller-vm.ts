@@ -5,11 +5,12 @@
 // kernel's table, and hand everything kernel-side to a probe process running in the director's netns (its
 // own IPVS netlink socket): wait for a change to show up in the kernel, run kubectl or `ipvsadm -e` there.
 // Both processes talk JSON lines: host <-> this process over TCP, this process <-> probe over stdio.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { chartMemoryLimit, memoryLimit, type MemoryLimit } from './memory-limit.ts';
 
 /** Guest port of the forward to the bench's channel on the host. */
 export const DRIVER_GUEST_PORT = 7001;
@@ -35,12 +36,14 @@ export type HostMessage =
   | { op: 'ipvsadm'; targets: Array<{ vip: string; address: string; weight: number }> }
   | { op: 'probe-stats' }
   | { op: 'arping' }
+  | { op: 'agent-memory' }
   | { op: 'done' };
 
 export type GuestMessage =
   | { op: 'hello' }
   | { op: 'log'; text: string }
-  | { op: 'pong'; id: number }
+  /** `guestNow`: the guest's wall clock (Date.now()) when it answered, to estimate its offset from the host's. */
+  | { op: 'pong'; id: number; guestNow: number }
   | { op: 'agent-started' }
   | { op: 'kernel-count'; services: number; destinations: number }
   | { op: 'ready'; id: number }
@@ -50,7 +53,38 @@ export type GuestMessage =
   | { op: 'ipvsadm-done'; ms: number[] }
   | { op: 'probe-stats'; polls: number[] }
   | { op: 'arping-done'; ms: number }
+  /**
+   * The agent process's peak (VmHWM) and current (VmRSS) resident memory, MiB, and the memory limit it ran
+   * under (the chart's, as a memory cgroup in the VM) with V8's heap limit there and the cgroup's OOM kills.
+   */
+  | { op: 'agent-memory'; hwmMiB: number; rssMiB: number; limit?: { quantity: string; how: string; heapLimitMiB: number; oomKills: number } }
   | { op: 'failed'; text: string };
+
+/**
+ * The node process of the agent started as `pid` (directly, or under a wrapper that entered the netns): the
+ * process whose command line runs src/agent/main.ts, `pid` itself or a descendant.
+ */
+function agentPid(pid: number): number {
+  const isAgent = (p: number): boolean => {
+    try {
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('agent/main.ts');
+    } catch {
+      return false;
+    }
+  };
+  if (isAgent(pid)) return pid;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || !isAgent(Number(d))) continue;
+    let p = Number(d);
+    // A descendant of pid: walk up the parents.
+    for (let hops = 0; hops < 8 && p > 1; hops++) {
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+      if (ppid === pid) return Number(d);
+      p = ppid;
+    }
+  }
+  return pid;
+}
 
 /** JSON lines from a stream. */
 function lines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
@@ -138,7 +172,7 @@ async function probe(): Promise<void> {
   const handle = async (m: HostMessage): Promise<void> => {
     switch (m.op) {
       case 'ping':
-        send({ op: 'pong', id: m.id });
+        send({ op: 'pong', id: m.id, guestNow: Date.now() });
         return;
       case 'expect': {
         send({ op: 'ready', id: m.id });
@@ -218,6 +252,7 @@ async function lab(): Promise<void> {
   const send = (m: GuestMessage): void => void conn.write(`${JSON.stringify(m)}\n`);
   let probeProc: ChildProcess | undefined;
   let agent: ReturnType<typeof netlab.spawn> | undefined;
+  let agentLimit: MemoryLimit | undefined;
   /** The host said done: the agent is stopped on purpose from now on. */
   let ending = false;
   let finished!: () => void;
@@ -241,17 +276,39 @@ async function lab(): Promise<void> {
       if (m.op === 'start-agent') {
         // The chart's agent arguments (resync 10 s, metrics on), in cluster mode as node "director".
         const nodeFlags = (process.env.BENCH_AGENT_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
-        agent = netlab.spawn(director, [process.execPath, '--no-warnings', ...nodeFlags, path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
-          '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'],
+        const argv = [process.execPath, '--no-warnings', ...nodeFlags, path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
+          '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'];
+        // Under the memory limit the chart gives the agent (BENCH_AGENT_MEMORY_LIMIT: another quantity, or
+        // "none"): a director holds the whole table, and going over the limit is an OOM kill in a cluster.
+        const quantity = process.env.BENCH_AGENT_MEMORY_LIMIT ?? chartMemoryLimit(path.resolve(import.meta.dirname, '..', 'charts', 'lvs-operator'), 'agent');
+        if (quantity !== 'none') {
+          // (Without a cgroup hierarchy memoryLimit falls back to Node's heap flags, and says so.)
+          if (!fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+            try {
+              execFileSync('mount', ['-t', 'cgroup2', 'cgroup2', '/sys/fs/cgroup'], { stdio: 'ignore' });
+            } catch {
+              /* flags, see above */
+            }
+          }
+          agentLimit = memoryLimit('lvs-bench-agent', quantity);
+          send({ op: 'log', text: `lvs-agent under a memory limit of ${quantity} (${agentLimit.how}; V8 heap limit ${agentLimit.heapLimitMiB} MiB)` });
+        }
+        const [cmd, args] = agentLimit ? agentLimit.wrap(argv) : [argv[0]!, argv.slice(1)];
+        agent = netlab.spawn(director, [cmd, ...args],
         { env: { LVS_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL ?? process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
         // Before 'done' an exit is a failure: the host's waits (up to an hour for the initial sync) end now.
-        void agent.exited.then((code) => send(ending ? { op: 'log', text: `lvs-agent exited (${code})` } : { op: 'failed', text: `lvs-agent exited (${code}):\n${agent?.output.slice(-4000)}` }));
+        void agent.exited.then((code) => send(ending ? { op: 'log', text: `lvs-agent exited (${code})` } : { op: 'failed', text: `lvs-agent exited (${code}${agentLimit ? `; OOM kills under its ${agentLimit.quantity} limit: ${agentLimit.oomKills()}` : ''}):\n${agent?.output.slice(-4000)}` }));
         send({ op: 'agent-started' });
       } else if (m.op === 'kernel-count') {
         void netlab.exec(director, ['ipvsadm', '-S', '-n'], { timeoutMs: 600_000 }).then((r) => {
           const rules = r.stdout.split('\n');
           send({ op: 'kernel-count', services: rules.filter((l) => l.startsWith('-A ')).length, destinations: rules.filter((l) => l.startsWith('-a ')).length });
         }, (e: unknown) => send({ op: 'failed', text: String(e) }));
+      } else if (m.op === 'agent-memory') {
+        const status = agent ? fs.readFileSync(`/proc/${agentPid(agent.pid)}/status`, 'utf8') : '';
+        const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+        send({ op: 'agent-memory', hwmMiB: kib('VmHWM') / 1024, rssMiB: kib('VmRSS') / 1024,
+          limit: agentLimit ? { quantity: agentLimit.quantity, how: agentLimit.how, heapLimitMiB: agentLimit.heapLimitMiB, oomKills: agentLimit.oomKills() } : undefined });
       } else if (m.op === 'done') {
         ending = true;
         finished();

@@ -25,7 +25,8 @@
 // only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_VM_CPUSET (host
 // CPUs for the VM once booted, e.g. 1; default all), BENCH_AGENT_LOG_LEVEL (the agent's log level in the VM, default
 // warn; when set, its whole log is printed at the end), BENCH_AGENT_NODE_OPTIONS (extra node flags for the agent,
-// e.g. --trace-gc; its output joins the agent's log), BENCH_APISERVER_PPROF (a directory: kube-apiserver runs with
+// e.g. --trace-gc; its output joins the agent's log), BENCH_AGENT_MEMORY_LIMIT (the agent runs in a memory cgroup
+// in the VM with the chart's agent limit; another quantity, or "none"), BENCH_APISERVER_PPROF (a directory: kube-apiserver runs with
 // --profiling and its allocation profile is saved there before and after the client-side weight changes, for
 // `go tool pprof -sample_index=alloc_space -base allocs-before.pb.gz allocs-after.pb.gz`).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -226,6 +227,19 @@ const delta = (a: Record<string, number>, b: Record<string, number>): Record<str
   Object.fromEntries(Object.keys(b).filter((k) => !k.includes('_bucket')).map((k) => [k, r1((b[k] ?? 0) - (a[k] ?? 0))]).filter(([, v]) => v !== 0));
 
 // --- the guest channel ------------------------------------------------------------------------------------
+
+/** The guest clock's offset from the host's (guest - host) at host time hostEpoch, uncertain by ± errMs. */
+interface ClockOffset {
+  hostEpoch: number;
+  offsetMs: number;
+  errMs: number;
+}
+
+/** The offset at host time `epoch`, interpolated between two estimates (the guest clock may drift a little). */
+function offsetAt(a: ClockOffset, b: ClockOffset, epoch: number): number {
+  if (b.hostEpoch === a.hostEpoch) return a.offsetMs;
+  return a.offsetMs + ((b.offsetMs - a.offsetMs) * (epoch - a.hostEpoch)) / (b.hostEpoch - a.hostEpoch);
+}
 
 class Channel {
   #sock: net.Socket | undefined;
@@ -498,6 +512,9 @@ try {
      * this benchmark's, and the whole host's busy time (of both cores).
      */
     cpu?: { kubectl: number; qemu: number; apiserver: number; controller: number; bench: number; hostBusy: number };
+    /** When the probe's 'seen' reached the host (epoch ms), and of directorMs the report's way back (set at the end). */
+    arrivedEpoch?: number;
+    reportMs?: number;
   }
   const samples: Sample[] = [];
   const weights = new Map<string, number>();
@@ -534,7 +551,7 @@ try {
     const cpu1 = cpuNowMs(watched);
     const { at, msg } = await seen;
     const planAt = expectPlan.at;
-    samples.push({ kind, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString(), seenAt: msg.seenAt,
+    samples.push({ kind, arrivedEpoch: performance.timeOrigin + at, totalMs: at - start, kubectlMs: k.ms, controllerMs: planAt === undefined ? undefined : planAt - start, directorMs: planAt === undefined ? undefined : at - planAt, at: new Date(Date.now() - (performance.now() - start)).toISOString(), seenAt: msg.seenAt,
       cpu: { kubectl: cpu1.children - cpu0.children, qemu: cpu1.groups.qemu - cpu0.groups.qemu, apiserver: cpu1.groups.apiserver - cpu0.groups.apiserver,
         controller: cpu1.groups.controller - cpu0.groups.controller, bench: cpu1.self - cpu0.self, hostBusy: cpu1.busy - cpu0.busy } });
     slowPolls.push(msg.slowPolls);
@@ -551,9 +568,29 @@ try {
 
   let vmResult: { exitCode: number; guestClockRatio: number; kernelWarnings: string[]; bootMs: number } | undefined;
   let agentSyncMs: number | undefined;
+  let agentMemory: Extract<GuestMessage, { op: 'agent-memory' }> | undefined;
   let agentReadyMs: number | undefined;
   let kernelCount: { services: number; destinations: number } | undefined;
   const rttMs: number[] = [];
+  /** The guest clock's offset from the host's (guest - host, ms), before and after the timed changes. */
+  let clockBefore: ClockOffset | undefined;
+  let clockAfter: ClockOffset | undefined;
+  /** Pings the probe (the same way back as its 'seen' reports) and estimates the guest clock's offset from the fastest. */
+  const pingClock = async (n: number, idBase: number): Promise<{ rtts: number[]; offset: ClockOffset }> => {
+    const rtts: number[] = [];
+    let best: ClockOffset | undefined;
+    for (let p = 0; p < n; p++) {
+      const id = idBase - p;
+      const start = performance.now();
+      channel.send({ op: 'ping', id });
+      const { at, msg } = await channel.wait(is('pong', id), 30_000);
+      rtts.push(at - start);
+      const hostEpoch = performance.timeOrigin + (start + at) / 2;
+      if (!best || (at - start) / 2 < best.errMs) best = { hostEpoch, offsetMs: msg.guestNow - hostEpoch, errMs: (at - start) / 2 };
+      await sleep(20);
+    }
+    return { rtts, offset: best! };
+  };
   let ipvsadmMs: number[] = [];
   let guestPolls: number[] = [];
   /** Probe polls per change made while kubectl still ran (every 50 ms). */
@@ -569,7 +606,8 @@ try {
     vmRun = runInVm({
       command: [process.execPath, '--no-warnings', path.join(REPO, 'bench', 'controller-vm.ts')],
       env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_AGENT_LOG_LEVEL ? { BENCH_AGENT_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL } : {}),
-        ...(process.env.BENCH_AGENT_NODE_OPTIONS ? { BENCH_AGENT_NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {}) },
+        ...(process.env.BENCH_AGENT_NODE_OPTIONS ? { BENCH_AGENT_NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {}),
+        ...(process.env.BENCH_AGENT_MEMORY_LIMIT ? { BENCH_AGENT_MEMORY_LIMIT: process.env.BENCH_AGENT_MEMORY_LIMIT } : {}) },
       hostForwards: [...hostApi.vm.hostForwards, { guestPort: DRIVER_GUEST_PORT, hostPort: driverPort }],
       shares: hostApi.vm.shares,
       cwd: REPO,
@@ -595,12 +633,9 @@ try {
       for (const qpid of qemuPids()) await ok('taskset', ['-a', '-p', '-c', VM_CPUSET, String(qpid)], {});
       log(`lab VM pinned to host CPU(s) ${VM_CPUSET}`);
     }
-    for (let p = 0; p < 20; p++) {
-      const start = performance.now();
-      channel.send({ op: 'ping', id: -p - 1 });
-      const { at } = await channel.wait(is('pong', -p - 1), 30_000);
-      rttMs.push(at - start);
-    }
+    const pinged = await pingClock(20, -1);
+    rttMs.push(...pinged.rtts);
+    clockBefore = pinged.offset;
     log(`host -> guest probe -> host round trip p50 ${percentile(rttMs, 50).toFixed(1)} ms`);
 
     // The agent's initial sync through the whole stack.
@@ -680,6 +715,15 @@ try {
   const metricsAfterChanges = await controllerMetrics(metricsPort);
 
   if (USE_VM) {
+    // Of each director share, the probe's report back to the host: by the guest's clock, the kernel showed the
+    // change at seenAt; the guest's offset is taken from the fastest ping before and after the changes and
+    // interpolated in between (both are in the results, with the half round trip each is uncertain by).
+    clockAfter = (await pingClock(20, -1001)).offset;
+    for (const x of samples) {
+      if (x.seenAt === undefined || x.arrivedEpoch === undefined || !clockBefore) continue;
+      const offset = offsetAt(clockBefore, clockAfter, x.arrivedEpoch);
+      x.reportMs = x.arrivedEpoch - (Date.parse(x.seenAt) - offset);
+    }
     // kubectl run inside the (emulated) VM, from the director's netns.
     for (let c = 0; c < VM_KUBECTL; c++) {
       const i = (c * 31337 + 3) % SERVICES;
@@ -704,6 +748,8 @@ try {
     guestPolls = (await channel.wait(is('probe-stats'), 60_000)).msg.polls;
     channel.send({ op: 'arping' });
     arpingMs = (await channel.wait(is('arping-done'), 120_000)).msg.ms;
+    channel.send({ op: 'agent-memory' });
+    agentMemory = (await channel.wait(is('agent-memory'), 60_000)).msg;
     vmDone = true;
     channel.send({ op: 'done' });
     await vmRun;
@@ -778,6 +824,8 @@ try {
     agent: USE_VM ? {
       initialSyncThroughStackMs: Math.round(agentSyncMs ?? NaN), everyVirtualServiceReadyMs: Math.round(agentReadyMs ?? NaN), kernel: kernelCount,
       vipInterface: VIP_INTERFACE, oneGratuitousArpMs: Math.round(arpingMs ?? NaN),
+      rssMiB: agentMemory ? { peak: Math.round(agentMemory.hwmMiB), atEnd: Math.round(agentMemory.rssMiB) } : null,
+      memoryLimit: agentMemory?.limit ?? null,
     } : null,
     changes: {
       path: USE_VM ? 'kubectl (host) -> kube-apiserver -> controller (host) -> NodePlan -> agent (VM) -> kernel; the probe in the director netns tells the host' : 'kubectl (host) -> kube-apiserver -> controller -> NodePlan seen by the bench watch',
@@ -788,6 +836,12 @@ try {
       removeRealServer: split(of('remove')),
       kubectlInVm: USE_VM ? { total: stats(vmSamples.map((s) => s.totalMs)), kubectl: stats(vmSamples.map((s) => s.kubectlMs)), afterKubectl: stats(vmSamples.map((s) => s.totalMs - s.kubectlMs)) } : null,
       hostGuestRoundTripMs: USE_VM ? stats(rttMs) : null,
+      /** Guest clock offset (guest - host) from the fastest ping before / after the changes, ± half its round trip. */
+      guestClock: USE_VM && clockBefore && clockAfter ? { before: { offsetMs: r1(clockBefore.offsetMs), errMs: r1(clockBefore.errMs) }, after: { offsetMs: r1(clockAfter.offsetMs), errMs: r1(clockAfter.errMs) } } : null,
+      /** Of the director share of each client-side kubectl change: the probe's report back to the host; and the total without it. */
+      reportBack: USE_VM ? stats(kubectlChanges.flatMap((x) => (x.reportMs === undefined ? [] : [x.reportMs]))) : null,
+      totalByGuestClock: USE_VM ? stats(kubectlChanges.flatMap((x) => (x.reportMs === undefined ? [] : [x.totalMs - x.reportMs]))) : null,
+      totalByGuestClockServerSide: USE_VM ? stats(of('weightSsa').flatMap((x) => (x.reportMs === undefined ? [] : [x.totalMs - x.reportMs]))) : null,
       probePollsPerChange: USE_VM ? stats(guestPolls) : null,
       probeSlowPollsPerChange: USE_VM ? stats(slowPolls) : null,
       /** CPU ms taken while each client-side kubectl change's kubectl ran (the target's changes). */
@@ -802,7 +856,7 @@ try {
     apiserverConsistencyChecks: { duringTimedChanges: checks, wholeRun: allChecks },
     rssTimeline: rssTimeline.filter((_, k) => k % 10 === 0),
     /** Every timed change (ms, rounded), to find when the slow ones happened. */
-    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), seenAt: x.seenAt, cpu: x.cpu })),
+    samples: samples.map((x) => ({ kind: x.kind, at: x.at, totalMs: Math.round(x.totalMs), kubectlMs: Math.round(x.kubectlMs), controllerMs: x.controllerMs === undefined ? undefined : Math.round(x.controllerMs), directorMs: x.directorMs === undefined ? undefined : Math.round(x.directorMs), reportMs: x.reportMs === undefined ? undefined : Math.round(x.reportMs), seenAt: x.seenAt, cpu: x.cpu })),
   };
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'controller.json'), JSON.stringify(result, null, 2) + '\n');
@@ -828,6 +882,7 @@ try {
       `| agent initial sync through the stack (agent start until its NodePlan reports show all ${SERVICES} services programmed) | ${f((agentSyncMs ?? NaN) / 1000)} s |`,
       `| ... the director's kernel then (ipvsadm -Sn) | ${kernelCount?.services} services, ${kernelCount?.destinations} destinations |`,
       `| ... every VirtualService Ready (controller wrote Programmed/Ready) | ${f((agentReadyMs ?? NaN) / 1000)} s |`,
+      `| agent memory in the VM: ${agentMemory?.limit ? `the chart's limit ${agentMemory.limit.quantity} (${agentMemory.limit.how}; V8 heap limit there ${agentMemory.limit.heapLimitMiB} MiB; OOM kills ${agentMemory.limit.oomKills})` : 'no limit'}; RSS peak (VmHWM) / at the end | ${f(agentMemory?.hwmMiB)} / ${f(agentMemory?.rssMiB)} MiB |`,
       `| VIPs bound on the director's ${VIP_INTERFACE}; one VIP's gratuitous ARP as the agent sends it on eth0 (\`arping -U -c 3\`, in the VM) | ${f((arpingMs ?? NaN) / 1000)} s (x ${SERVICES} one after the other: ${f(((arpingMs ?? NaN) * SERVICES) / 3_600_000)} h) |`,
     ] : []),
     '',
@@ -852,6 +907,8 @@ try {
       `| ratio kubectl apply -> kernel / ipvsadm -e, p50 (p99) | ${result.ipvsadm?.ratioP50OursToIpvsadm} (${result.ipvsadm?.ratioP99OursToIpvsadm}) |`,
       `| weight changes with kubectl run inside the VM (emulated): total / kubectl alone / after kubectl, p50 (p99) | ${f(result.changes.kubectlInVm?.total.p50)} (${f(result.changes.kubectlInVm?.total.p99)}) / ${f(result.changes.kubectlInVm?.kubectl.p50)} (${f(result.changes.kubectlInVm?.kubectl.p99)}) / ${f(result.changes.kubectlInVm?.afterKubectl.p50)} (${f(result.changes.kubectlInVm?.afterKubectl.p99)}) ms |`,
       `| host -> probe -> host round trip over the VM's forward (included in every total above) p50 / p99 | ${f(result.changes.hostGuestRoundTripMs?.p50)} / ${f(result.changes.hostGuestRoundTripMs?.p99)} ms |`,
+      `| of the director share, the probe's report back to the host (probe -> VM -> forward; the guest clock's offset from the fastest of 20 pings before and after the changes, ${f(result.changes.guestClock?.before.offsetMs)} ± ${f(result.changes.guestClock?.before.errMs)} and ${f(result.changes.guestClock?.after.offsetMs)} ± ${f(result.changes.guestClock?.after.errMs)} ms) p50 / p99 / max | ${f(result.changes.reportBack?.p50)} / ${f(result.changes.reportBack?.p99)} / ${f(result.changes.reportBack?.max)} ms |`,
+      `| kubectl start -> the kernel showing the change, by the guest's clock (each total less its report back), p50 / p99 / max: client-side; \`--server-side\` | ${f(result.changes.totalByGuestClock?.p50)} / ${f(result.changes.totalByGuestClock?.p99)} / ${f(result.changes.totalByGuestClock?.max)}; ${f(result.changes.totalByGuestClockServerSide?.p50)} / ${f(result.changes.totalByGuestClockServerSide?.p99)} / ${f(result.changes.totalByGuestClockServerSide?.max)} ms |`,
       `| controller during the ${samples.length} changes: CPU; passes; writes | ${f(cpuChanges)} s; ${JSON.stringify(c.duringChanges.metrics)} |`,
       `| CPU while each \`kubectl apply\`/\`delete\` ran (the ${kubectlChanges.length} changes), p50 (p99) ms: kubectl's own / the lab VM (QEMU) / kube-apiserver with etcd / the controller / this benchmark / the host's busy time over both cores | ${(['kubectl', 'qemu', 'apiserver', 'controller', 'bench', 'hostBusy'] as const).map((k) => `${f(result.changes.cpuDuringKubectl?.[k].p50)} (${f(result.changes.cpuDuringKubectl?.[k].p99)})`).join(' / ')} |`,
       `| the probe's polls of the kernel per change, all / while kubectl ran (every 50 ms; every 5 ms after), p50 (p99) | ${f(result.changes.probePollsPerChange?.p50)} (${f(result.changes.probePollsPerChange?.p99)}) / ${f(result.changes.probeSlowPollsPerChange?.p50)} (${f(result.changes.probeSlowPollsPerChange?.p99)}) |`,

@@ -82,6 +82,8 @@ export class ClusterSource {
   /** Reports over keep-alive connections: a TLS handshake per report costs seconds in an emulated VM. */
   readonly #writer: Writer;
   #debounce: NodeJS.Timeout | undefined;
+  /** When the first watch event the next merge takes came (performance.now()), for the debug log. */
+  #eventAt: number | undefined;
   /** When the last merge ran (performance.now()). */
   #appliedAt = -Infinity;
   #writing = Promise.resolve();
@@ -114,6 +116,7 @@ export class ClusterSource {
     // that follow a merge within 50 ms (the controller writing many shards) are taken together after 20 ms.
     // A trailing debounce held every change 20 ms, and a steady stream of them for as long as it lasted.
     const schedule = (): void => {
+      this.#eventAt ??= performance.now();
       if (this.#debounce) return;
       const wait = performance.now() - this.#appliedAt < 50 ? 20 : 0;
       this.#debounce = setTimeout(() => {
@@ -134,7 +137,10 @@ export class ClusterSource {
   }
 
   #apply(): void {
-    this.#appliedAt = performance.now();
+    const started = performance.now();
+    const eventAt = this.#eventAt;
+    this.#eventAt = undefined;
+    this.#appliedAt = started;
     const shards = this.#informer.list().filter((o) => !o.metadata.deletionTimestamp);
     // The agent's own status writes come back through the watch: a shard's spec changes only with its
     // generation, so the same generations mean the same plan (merging 5,000 services again costs the emulated
@@ -146,6 +152,11 @@ export class ClusterSource {
     for (const [entry, why] of refused) if (!this.#refused.has(entry)) this.#o.log.warn({ entry }, why);
     this.#refused = refused;
     this.#o.agent.setPlan(plan);
+    // From the watch event to the plan handed over: what a change waits for before its run (in the lab VM's
+    // emulation a pass over thousands of shards is not free).
+    if (this.#o.log.isLevelEnabled('debug')) {
+      this.#o.log.debug({ shards: shards.length, waitedMs: eventAt === undefined ? undefined : Math.round(started - eventAt), ms: Math.round(performance.now() - started) }, 'plan merged');
+    }
   }
 
   /**
