@@ -121,7 +121,7 @@ describe('chart with default values (release lvs-operator in lvs-system)', () =>
         directorNodeSelector: { 'lvs.operator.dev/director': 'true' },
         realServerNodeSelector: { 'lvs.operator.dev/realserver': 'true' },
         tolerations: [{ operator: 'Exists' }],
-        resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+        resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '768Mi' } },
         metricsPort: 9120,
         priorityClassName: 'system-node-critical',
         serviceAccountName: 'lvs-operator-agent',
