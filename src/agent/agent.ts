@@ -95,7 +95,10 @@ export interface AgentOptions extends AgentHooks {
    * The time a slice should take, in ms (default 25; 0: every slice has sweepSlice services). A change that
    * meets a resync waits for the slice in flight, and what a service costs differs a hundredfold between
    * nodes (150 services took 3–4 ms natively, 40–200 ms in the emulated lab VM): each slice is sized from the
-   * time the last one took per service, between 10 services and sweepSlice.
+   * time the last one took per service, between 10 services and sweepSlice. The first slice, with nothing
+   * measured yet, takes 10, and a slice at most twice its predecessor: one fast slice (a few services with few
+   * destinations) once sized the next at 150 services, and in the lab VM that slice took 1.3 s, a change
+   * waiting behind it.
    */
   sweepSliceMs?: number;
   /**
@@ -252,6 +255,13 @@ export class Agent {
     this.#timer.unref();
   }
 
+  /** Services in a sweep's next slice: sweepSlice, or when slices are timed (sweepSliceMs) as sized by the last one. */
+  #nextSliceSize(): number {
+    const most = this.#o.sweepSlice ?? 150;
+    if ((this.#o.sweepSliceMs ?? 25) <= 0) return most;
+    return this.#sliceSize ?? Math.min(MIN_SLICE, most);
+  }
+
   /** The gap from the end of the last full run to the next periodic one. */
   get nextResyncMs(): number {
     return Math.max((this.#o.resyncSeconds ?? 10) * 1000, (this.#o.resyncDutyFactor ?? 10) * this.#lastFullMs);
@@ -378,7 +388,7 @@ export class Agent {
       if (full) {
         director = await this.#o.director.reconcile(plan.director, healthy, { resync: true });
       } else if (step === 'slice') {
-        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + (this.#sliceSize ?? this.#o.sweepSlice ?? 150));
+        const ids = sweep!.ids.slice(sweep!.next, sweep!.next + this.#nextSliceSize());
         sweep!.next += ids.length;
         sliced = ids.length;
         sweep!.slices += 1;
@@ -409,7 +419,8 @@ export class Agent {
         sweep.resumeAt = performance.now() + Math.min(MAX_SWEEP_PAUSE_MS, ms * this.#pause);
         const target = this.#o.sweepSliceMs ?? 25;
         if (step === 'slice' && target > 0 && sliced > 0) {
-          this.#sliceSize = Math.max(MIN_SLICE, Math.min(this.#o.sweepSlice ?? 150, Math.round((target * sliced) / Math.max(ms, 0.01))));
+          const fits = Math.round((target * sliced) / Math.max(ms, 0.01));
+          this.#sliceSize = Math.max(MIN_SLICE, Math.min(this.#o.sweepSlice ?? 150, fits, 2 * sliced));
         }
       }
       if (full || step === 'finish') {

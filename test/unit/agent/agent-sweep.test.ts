@@ -221,20 +221,22 @@ describe('Agent: the periodic resync in slices (a sweep)', () => {
     }
   });
 
-  it('sizes slices to take sweepSliceMs: smaller where services are slow, back to sweepSlice where they are fast', async () => {
-    const w = await programmed(20, 100);
+  it('sizes slices to take sweepSliceMs: from 10 services, at most twice the last slice and sweepSlice, smaller where services are slow', async () => {
+    const w = await programmed(30, 100);
     try {
-      // 10 ms per service: a slice of 20 takes 200 ms, twice the aim, so the next ones take 10 (the least).
-      w.director.perServiceMs = 10;
-      w.director.events.length = 0;
-      await w.agent.periodicResync();
-      expect(w.director.events).toEqual(['slice 20', 'slice 10', 'slice 10', 'finish']);
-      // Fast again (a slice of 10 well under 50 ms): the next sweep starts where the last one ended, then takes
-      // sweepSlice at most.
-      w.director.perServiceMs = 0;
+      // Nothing measured yet: the first slice takes 10 services; fast ones let the next take twice as many.
       w.director.events.length = 0;
       await w.agent.periodicResync();
       expect(w.director.events).toEqual(['slice 10', 'slice 20', 'slice 10', 'finish']);
+      // The next sweep goes on from the last slice (10 services, fast): 20, then at most sweepSlice (30).
+      w.director.events.length = 0;
+      await w.agent.periodicResync();
+      expect(w.director.events).toEqual(['slice 20', 'slice 20', 'finish']);
+      // 10 ms per service: a slice of 30 takes 300 ms, three times the aim, so the next takes 10.
+      w.director.perServiceMs = 10;
+      w.director.events.length = 0;
+      await w.agent.periodicResync();
+      expect(w.director.events).toEqual(['slice 30', 'slice 10', 'finish']);
     } finally {
       w.agent.stop();
     }
