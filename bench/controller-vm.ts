@@ -238,7 +238,7 @@ async function probe(): Promise<void> {
 
 /** The VM's root netns: the lab, the agent, the channel to the host. */
 async function lab(): Promise<void> {
-  const { NetLab, assertInLabVm } = await import('../test/vm/netns.ts');
+  const { NetLab, assertInLabVm, inNetns } = await import('../test/vm/netns.ts');
   const { GUEST_FORWARD_ADDRESS } = await import('../test/vm/lab.ts');
   const { ManagementNetwork, kubeconfig } = await import('../test/kernel/cluster-lab.ts');
   assertInLabVm();
@@ -293,8 +293,10 @@ async function lab(): Promise<void> {
           agentLimit = memoryLimit('lvs-bench-agent', quantity);
           send({ op: 'log', text: `lvs-agent under a memory limit of ${quantity} (${agentLimit.how}; V8 heap limit ${agentLimit.heapLimitMiB} MiB)` });
         }
-        const [cmd, args] = agentLimit ? agentLimit.wrap(argv) : [argv[0]!, argv.slice(1)];
-        agent = netlab.spawn(director, [cmd, ...args],
+        // The cgroup is entered before the netns: `ip netns exec` mounts a sysfs of its own, without it.
+        const inDirector = inNetns(director, argv);
+        const [cmd, args] = agentLimit ? agentLimit.wrap(inDirector) : [inDirector[0]!, inDirector.slice(1)];
+        agent = netlab.spawn(null, [cmd, ...args],
         { env: { LVS_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL ?? process.env.LVS_LOG_LEVEL ?? 'warn' }, label: 'lvs-agent' });
         // Before 'done' an exit is a failure: the host's waits (up to an hour for the initial sync) end now.
         void agent.exited.then((code) => send(ending ? { op: 'log', text: `lvs-agent exited (${code})` } : { op: 'failed', text: `lvs-agent exited (${code}${agentLimit ? `; OOM kills under its ${agentLimit.quantity} limit: ${agentLimit.oomKills()}` : ''}):\n${agent?.output.slice(-4000)}` }));
