@@ -15,6 +15,8 @@ export const refusalOf = (entry: PlannedService | PlannedRealServerVip): string 
 /** The plan without unadmitted entries, and those entries' refusals (`director:<id>` / `realServer:<service>|<vip>`). */
 export function admittedPlan(plan: NodePlan): { plan: NodePlan; refused: Map<string, string> } {
   const refused = new Map<string, string>();
+  // The usual case, checked without copying the plan (it runs at every plan change, over every entry).
+  if (plan.director.every((s) => s.pool) && plan.realServer.every((v) => v.pool)) return { plan, refused };
   const director = plan.director.filter((s) => {
     const why = refusalOf(s);
     if (why) refused.set(`director:${s.id}`, why);
