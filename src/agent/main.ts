@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger, logLongGcPauses } from '../util/log.ts';
+import { createLogger, logEventLoopStalls, logLongGcPauses } from '../util/log.ts';
 import { runMain, untilTerminated } from '../util/process.ts';
 import { IpvsClient } from '../ipvs/client.ts';
 import { RtNetif } from '../netif/rtnetlink.ts';
@@ -81,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
   const node = values.node ?? (await import('node:os')).hostname();
   const log = createLogger('agent').child({ node });
   const stopGcLog = logLongGcPauses(log);
+  const stopStallLog = logEventLoopStalls(log);
   const stateDir = values['state-dir'];
   const ipvs = new IpvsClient({ logger: log });
   const netif = new RtNetif();
@@ -132,6 +133,7 @@ async function main(argv: string[]): Promise<number> {
     ipvs.close();
     netif.close();
     stopGcLog();
+    stopStallLog();
   };
 
   if (command === 'teardown') {

@@ -33,3 +33,22 @@ export function logLongGcPauses(log: Logger, minMs = 50): () => void {
   observer.observe({ entryTypes: ['gc'] });
   return () => observer.disconnect();
 }
+
+/**
+ * Logs, at debug level (nothing runs at other levels), each time the event loop was held for at least
+ * `minMs`: a timer due every `everyMs` that fired that much late (`lateMs`, a lower bound of the hold). A plan change that came meanwhile waited
+ * for it, whatever held the loop (a synchronous kernel dump, a long comparison, a GC pause); the log line's
+ * time is when the loop was free again. Returns the stop function.
+ */
+export function logEventLoopStalls(log: Logger, minMs = 100, everyMs = 20): () => void {
+  if (!log.isLevelEnabled('debug')) return () => undefined;
+  let due = performance.now() + everyMs;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const lateMs = now - due;
+    due = now + everyMs;
+    if (lateMs >= minMs) log.debug({ lateMs: Math.round(lateMs) }, 'event loop held');
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -245,13 +245,16 @@ export class DirectorReconciler {
    */
   async beginSweep(): Promise<boolean> {
     if (!this.#view) return false; // the first run reads for itself
+    const started = performance.now();
     const pre = this.#readAhead();
     const table = await pre.table;
     if (!table || this.#prefetched !== pre) return false;
+    const readMs = performance.now() - started;
     const ifnames = new Set<string>();
     for (const e of this.#entries.values()) if (e.vip) ifnames.add(e.vip.ifname);
     const addresses = await boundAddresses(this.#d.netif, ifnames);
     if (this.#prefetched !== pre) return false;
+    this.#d.log.debug({ services: table.length, servicesMs: Math.round(readMs), addressesMs: Math.round(performance.now() - started - readMs) }, 'sweep read');
     this.#sweep = { services: new Map(table.map((s) => [serviceKey(s.service), s])), addresses, reclaimed: new Set() };
     // As a full run does: interfaces and the default route are looked up again.
     this.#interfaces.clear();

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { pino } from 'pino';
-import { logLongGcPauses } from '../../../src/util/log.ts';
+import { logEventLoopStalls, logLongGcPauses } from '../../../src/util/log.ts';
 
 /** A logger writing JSON lines into `lines`. */
 function capture(level: string): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
@@ -46,5 +46,25 @@ describe('logLongGcPauses', () => {
     stopLoud();
     expect(quiet.lines).toEqual([]);
     expect(loud.lines).toEqual([]);
+  });
+});
+
+describe('logEventLoopStalls', () => {
+  it('logs a hold of the event loop of at least minMs at debug level, and nothing at other levels', async () => {
+    const loud = capture('debug');
+    const quiet = capture('info');
+    const stopLoud = logEventLoopStalls(loud.log, 100, 10);
+    const stopQuiet = logEventLoopStalls(quiet.log, 100, 10);
+    await new Promise((r) => setTimeout(r, 30));
+    // Hold the loop for 250 ms, as a synchronous dump of a large table would.
+    const until = performance.now() + 250;
+    while (performance.now() < until);
+    await new Promise((r) => setTimeout(r, 50));
+    stopLoud();
+    stopQuiet();
+    // (A loaded machine may add holds of its own; the 250 ms one must be there.)
+    const held = loud.lines.filter((l) => l.msg === 'event loop held').map((l) => l.lateMs as number);
+    expect(Math.max(...held)).toBeGreaterThanOrEqual(200);
+    expect(quiet.lines).toEqual([]);
   });
 });
