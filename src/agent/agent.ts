@@ -96,9 +96,8 @@ export interface AgentOptions extends AgentHooks {
    * meets a resync waits for the slice in flight, and what a service costs differs a hundredfold between
    * nodes (150 services took 3–4 ms natively, 40–200 ms in the emulated lab VM): each slice is sized from the
    * time the last one took per service, between 10 services and sweepSlice. The first slice, with nothing
-   * measured yet, takes 10, and a slice at most twice its predecessor: one fast slice (a few services with few
-   * destinations) once sized the next at 150 services, and in the lab VM that slice took 1.3 s, a change
-   * waiting behind it.
+   * measured yet, takes 10 (it took sweepSlice: 150 services, 1.3 s in the lab VM, a change waiting behind
+   * it), and a slice at most twice its predecessor (one quick slice is not a measure of the next).
    */
   sweepSliceMs?: number;
   /**

@@ -36,9 +36,10 @@ export function logLongGcPauses(log: Logger, minMs = 50): () => void {
 
 /**
  * Logs, at debug level (nothing runs at other levels), each time the event loop was held for at least
- * `minMs`: a timer due every `everyMs` that fired that much late (`lateMs`, a lower bound of the hold). A plan change that came meanwhile waited
- * for it, whatever held the loop (a synchronous kernel dump, a long comparison, a GC pause); the log line's
- * time is when the loop was free again. Returns the stop function.
+ * `minMs`: a timer due every `everyMs` that fired that much late (`lateMs`, a lower bound of the hold).
+ * A plan change that came meanwhile waited for it, whatever held the loop (a synchronous kernel dump, a
+ * long comparison, a GC pause); the log line's time is when the loop was free again. Returns the stop
+ * function.
  */
 export function logEventLoopStalls(log: Logger, minMs = 100, everyMs = 20): () => void {
   if (!log.isLevelEnabled('debug')) return () => undefined;
