@@ -16,7 +16,7 @@ export const refusalOf = (entry: PlannedService | PlannedRealServerVip): string 
 export function admittedPlan(plan: NodePlan): { plan: NodePlan; refused: Map<string, string> } {
   const refused = new Map<string, string>();
   // The usual case, checked without copying the plan (it runs at every plan change, over every entry).
-  if (plan.director.every((s) => s.pool) && plan.realServer.every((v) => v.pool)) return { plan, refused };
+  if (plan.director.every((s) => !refusalOf(s)) && plan.realServer.every((v) => !refusalOf(v))) return { plan, refused };
   const director = plan.director.filter((s) => {
     const why = refusalOf(s);
     if (why) refused.set(`director:${s.id}`, why);
