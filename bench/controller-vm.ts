@@ -60,32 +60,6 @@ export type GuestMessage =
   | { op: 'agent-memory'; hwmMiB: number; rssMiB: number; limit?: { quantity: string; how: string; heapLimitMiB: number; oomKills: number } }
   | { op: 'failed'; text: string };
 
-/**
- * The node process of the agent started as `pid` (directly, or under a wrapper that entered the netns): the
- * process whose command line runs src/agent/main.ts, `pid` itself or a descendant.
- */
-function agentPid(pid: number): number {
-  const isAgent = (p: number): boolean => {
-    try {
-      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('agent/main.ts');
-    } catch {
-      return false;
-    }
-  };
-  if (isAgent(pid)) return pid;
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || !isAgent(Number(d))) continue;
-    let p = Number(d);
-    // A descendant of pid: walk up the parents.
-    for (let hops = 0; hops < 8 && p > 1; hops++) {
-      const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
-      if (ppid === pid) return Number(d);
-      p = ppid;
-    }
-  }
-  return pid;
-}
-
 /** JSON lines from a stream. */
 function lines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
   let buf = '';
@@ -307,7 +281,8 @@ async function lab(): Promise<void> {
           send({ op: 'kernel-count', services: rules.filter((l) => l.startsWith('-A ')).length, destinations: rules.filter((l) => l.startsWith('-a ')).length });
         }, (e: unknown) => send({ op: 'failed', text: String(e) }));
       } else if (m.op === 'agent-memory') {
-        const status = agent ? fs.readFileSync(`/proc/${agentPid(agent.pid)}/status`, 'utf8') : '';
+        // The agent's own process: its wrappers (the cgroup's sh, `ip netns exec`) exec it in their place.
+        const status = agent ? fs.readFileSync(`/proc/${agent.pid}/status`, 'utf8') : '';
         const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
         send({ op: 'agent-memory', hwmMiB: kib('VmHWM') / 1024, rssMiB: kib('VmRSS') / 1024,
           limit: agentLimit ? { quantity: agentLimit.quantity, how: agentLimit.how, heapLimitMiB: agentLimit.heapLimitMiB, oomKills: agentLimit.oomKills() } : undefined });
