@@ -250,6 +250,10 @@ async function lab(): Promise<void> {
       if (m.op === 'start-agent') {
         // The chart's agent arguments (resync 10 s, metrics on), in cluster mode as node "director".
         const nodeFlags = (process.env.BENCH_AGENT_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+        // Written when the agent stops (SIGTERM at the end of the run), into the host's BENCH_OUT.
+        if (process.env.BENCH_AGENT_CPU_PROFILE && process.env.LVS_VM_OUT) {
+          nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${process.env.LVS_VM_OUT}`, '--cpu-prof-name=agent-director.cpuprofile', '--cpu-prof-interval=2000');
+        }
         const argv = [process.execPath, '--no-warnings', ...nodeFlags, path.resolve(import.meta.dirname, '..', 'src', 'agent', 'main.ts'), '--cluster',
           '--kubeconfig', kubeconfig('agent'), '--node', DIRECTOR, '--state-dir', stateDir, '--interface', 'eth0', '--metrics-address', '127.0.0.1:9120'];
         // Under the memory limit the chart gives the agent (BENCH_AGENT_MEMORY_LIMIT: another quantity, or
@@ -296,6 +300,8 @@ async function lab(): Promise<void> {
     conn.once('close', () => finished());
     send({ op: 'hello' });
     await done;
+    // The profile is written on the way out, which takes a while here: more than destroy()'s 5 s grace.
+    if (process.env.BENCH_AGENT_CPU_PROFILE) await agent?.stop('SIGTERM', 120_000);
     // BENCH_AGENT_LOG_LEVEL (e.g. debug: every run with its duration): the whole log, to time changes against.
     if (agent?.output.trim()) {
       process.stdout.write(process.env.BENCH_AGENT_LOG_LEVEL ? `lvs-agent output:\n${agent.output}\n` : `lvs-agent output (last 2000 characters):\n${agent.output.slice(-2000)}\n`);

@@ -26,7 +26,8 @@
 // CPUs for the VM once booted, e.g. 1; default all), BENCH_AGENT_LOG_LEVEL (the agent's log level in the VM, default
 // warn; when set, its whole log is printed at the end), BENCH_AGENT_NODE_OPTIONS (extra node flags for the agent,
 // e.g. --trace-gc; its output joins the agent's log), BENCH_AGENT_MEMORY_LIMIT (the agent runs in a memory cgroup
-// in the VM with the chart's agent limit; another quantity, or "none"), BENCH_APISERVER_PPROF (a directory: kube-apiserver runs with
+// in the VM with the chart's agent limit; another quantity, or "none"), BENCH_AGENT_CPU_PROFILE=1 (the agent's
+// CPU profile, sampled every 2 ms, is written to BENCH_OUT as agent-*.cpuprofile when it stops), BENCH_APISERVER_PPROF (a directory: kube-apiserver runs with
 // --profiling and its allocation profile is saved there before and after the client-side weight changes, for
 // `go tool pprof -sample_index=alloc_space -base allocs-before.pb.gz allocs-after.pb.gz`).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -607,7 +608,9 @@ try {
       command: [process.execPath, '--no-warnings', path.join(REPO, 'bench', 'controller-vm.ts')],
       env: { ...hostApi.vm.env, LVS_LOG_LEVEL: process.env.LVS_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_AGENT_LOG_LEVEL ? { BENCH_AGENT_LOG_LEVEL: process.env.BENCH_AGENT_LOG_LEVEL } : {}),
         ...(process.env.BENCH_AGENT_NODE_OPTIONS ? { BENCH_AGENT_NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {}),
-        ...(process.env.BENCH_AGENT_MEMORY_LIMIT ? { BENCH_AGENT_MEMORY_LIMIT: process.env.BENCH_AGENT_MEMORY_LIMIT } : {}) },
+        ...(process.env.BENCH_AGENT_MEMORY_LIMIT ? { BENCH_AGENT_MEMORY_LIMIT: process.env.BENCH_AGENT_MEMORY_LIMIT } : {}),
+        ...(process.env.BENCH_AGENT_CPU_PROFILE ? { BENCH_AGENT_CPU_PROFILE: process.env.BENCH_AGENT_CPU_PROFILE } : {}) },
+      ...(process.env.BENCH_AGENT_CPU_PROFILE ? { outDir: OUT } : {}),
       hostForwards: [...hostApi.vm.hostForwards, { guestPort: DRIVER_GUEST_PORT, hostPort: driverPort }],
       shares: hostApi.vm.shares,
       cwd: REPO,
