@@ -20,7 +20,7 @@ import {
 } from './codec.ts';
 import { IpvsError, isIpvsError } from './errors.ts';
 import type { IpvsInterface, IpvsOp, IpvsOpResult, ListOptions } from './interface.ts';
-import { NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
+import { handEach, NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
 import type {
   Destination,
   DestinationEntry,
@@ -56,7 +56,7 @@ export interface IpvsClientOptions {
    * overlaps the round trips.
    */
   readonly dumpConcurrency?: number;
-  /** How long listServices() reads synchronously before the event loop (or, interleaved, the queue) runs; default 10 ms. */
+  /** How long listServices() and dumpServices() read synchronously before the event loop (or, interleaved, the queue) runs; default 10 ms. */
   readonly sliceMs?: number;
   readonly logger?: Logger;
   /** For tests: where sockets come from (default: netlink@0.3.0 RawNetlinkSocket, NETLINK_GENERIC). */
@@ -100,6 +100,8 @@ export class IpvsClient implements IpvsInterface {
   private readonly transport: NetlinkTransport;
   /** Sockets of the destination dumps (one when they are read synchronously), opened on first use. */
   private readonly dumpers: NetlinkTransport[] = [];
+  /** The socket of dumpServices(), opened on first use. */
+  private tableDumper: NetlinkTransport | undefined;
   private readonly dumpConcurrency: number;
   private readonly sliceMs: number;
   private readonly transportOptions: TransportOptions;
@@ -108,6 +110,7 @@ export class IpvsClient implements IpvsInterface {
   private readonly batch: number;
   private readonly log: Logger | undefined;
   private familyId: number | undefined;
+  private familyLookup: Promise<number> | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   /** Netlink requests sent, per command (GETFAMILY included). */
   readonly requestCounts: Record<string, number> = {};
@@ -151,15 +154,24 @@ export class IpvsClient implements IpvsInterface {
     return run;
   }
 
-  private async family(): Promise<number> {
-    if (this.familyId !== undefined) return this.familyId;
-    this.count('GETFAMILY');
-    const parts = await this.transport.request({ buf: encodeGetFamily(IPVS_FAMILY_NAME), command: 'GETFAMILY', target: IPVS_FAMILY_NAME }, false);
-    const first = parts[0];
-    if (!first) throw IpvsError.fromCode('ENOENT', 'GETFAMILY', IPVS_FAMILY_NAME, 'empty reply to the family lookup');
-    this.familyId = decodeFamilyReply(first.payload);
-    this.log?.debug({ familyId: this.familyId }, 'resolved IPVS generic netlink family');
-    return this.familyId;
+  /**
+   * The IPVS family id, looked up on `transport` unless known or being looked up (dumpServices() asks outside
+   * the queue: one lookup serves every caller, and it adds no request to the main socket).
+   */
+  private family(transport = this.transport): Promise<number> {
+    if (this.familyId !== undefined) return Promise.resolve(this.familyId);
+    this.familyLookup ??= (async () => {
+      this.count('GETFAMILY');
+      const parts = await transport.request({ buf: encodeGetFamily(IPVS_FAMILY_NAME), command: 'GETFAMILY', target: IPVS_FAMILY_NAME }, false);
+      const first = parts[0];
+      if (!first) throw IpvsError.fromCode('ENOENT', 'GETFAMILY', IPVS_FAMILY_NAME, 'empty reply to the family lookup');
+      this.familyId = decodeFamilyReply(first.payload);
+      this.log?.debug({ familyId: this.familyId }, 'resolved IPVS generic netlink family');
+      return this.familyId;
+    })().finally(() => {
+      this.familyLookup = undefined;
+    });
+    return this.familyLookup;
   }
 
   private send(req: IpvsRequest, transport = this.transport): Promise<NetlinkMessage[]> {
@@ -176,19 +188,22 @@ export class IpvsClient implements IpvsInterface {
    * kernel had not queued all of it yet (the rest comes through the event loop), or false when
    * `transport` cannot read synchronously now (nothing sent).
    */
-  private syncDump(transport: NetlinkTransport, req: IpvsRequest, familyId: number, decodePart: (part: Buffer) => void): boolean | Promise<void> {
+  private syncDump(transport: NetlinkTransport, req: IpvsRequest, familyId: number, decodePart: (part: Buffer) => void, budgetMs?: number): boolean | Promise<void> {
     if (!transport.canSync()) return false;
     const buf = encodeRequest(req, { familyId });
     this.count(req.cmd);
-    return transport.dumpSync({ buf, command: req.cmd, target: () => requestTarget(req) }, decodePart);
+    return transport.dumpSync({ buf, command: req.cmd, target: () => requestTarget(req) }, decodePart, budgetMs);
   }
 
-  /** A dump decoded part by part: synchronously when the socket allows it, else one async round trip. */
-  private async dumpWith(transport: NetlinkTransport, req: IpvsRequest, decodePart: (part: Buffer) => void): Promise<void> {
-    const familyId = await this.family();
-    const sync = this.syncDump(transport, req, familyId, decodePart);
+  /**
+   * A dump decoded part by part: synchronously when the socket allows it, else one async round trip.
+   * With `budgetMs`, the event loop runs whenever reading and decoding have taken that long.
+   */
+  private async dumpWith(transport: NetlinkTransport, req: IpvsRequest, decodePart: (part: Buffer) => void, budgetMs?: number): Promise<void> {
+    const familyId = await this.family(transport);
+    const sync = this.syncDump(transport, req, familyId, decodePart, budgetMs);
     if (sync !== false) return sync === true ? undefined : sync;
-    for (const part of await this.sendDump(req, transport)) decodePart(part);
+    await handEach(await this.sendDump(req, transport), decodePart, budgetMs ?? Infinity);
   }
 
   /** The socket of the destination dumps (its sync reads are smaller than the main socket's). */
@@ -262,9 +277,15 @@ export class IpvsClient implements IpvsInterface {
     }
   }
 
-  /** GET_SERVICE dump: every service of this netns (without destinations). */
+  /**
+   * GET_SERVICE dump: every service of this netns (without destinations). Not queued behind this client's
+   * other calls, nor they behind it: it reads on a socket of its own, letting the event loop run every
+   * sliceMs, so a sweep's read of thousands of services delays no change (it took 1 s in the lab VM, with
+   * the event loop held and a change queued behind it). Changes of ours made meanwhile may or may not show.
+   */
   dumpServices(): Promise<ServiceEntry[]> {
-    return this.enqueue(() => this.serviceDump());
+    this.tableDumper ??= new NetlinkTransport({ ...this.transportOptions, syncReadLength: SERVICE_DUMP_READ });
+    return this.serviceDump(this.tableDumper);
   }
 
   /** One GET_DEST dump per key, in one turn of the queue, read synchronously while the socket allows it. */
@@ -329,10 +350,10 @@ export class IpvsClient implements IpvsInterface {
     });
   }
 
-  /** dumpServices() for a caller that holds the queue. */
-  private async serviceDump(): Promise<ServiceEntry[]> {
+  /** The service dump on `transport` (the client's own for a caller that holds the queue), in slices of sliceMs. */
+  private async serviceDump(transport = this.transport): Promise<ServiceEntry[]> {
     const services: ServiceEntry[] = [];
-    await this.dumpWith(this.transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services));
+    await this.dumpWith(transport, { cmd: 'GET_SERVICE' }, (part) => decodeServiceDumpPart(part, services), this.sliceMs);
     return services;
   }
 
@@ -478,5 +499,6 @@ export class IpvsClient implements IpvsInterface {
   close(): void {
     this.transport.close();
     for (const d of this.dumpers) d.close();
+    this.tableDumper?.close();
   }
 }

@@ -32,7 +32,10 @@ export interface IpvsInterface {
   info(): Promise<IpvsInfo>;
   /** Every service of this netns with its destinations, counters and 64-bit stats. */
   listServices(opts?: ListOptions): Promise<ServiceState[]>;
-  /** Every service of this netns without its destinations (one dump). */
+  /**
+   * Every service of this netns without its destinations (one dump). Not ordered with this interface's other
+   * calls: writes made while it runs may or may not show.
+   */
   dumpServices(): Promise<ServiceEntry[]>;
   /**
    * The destinations of each of `keys`, in order (empty for a service that does not exist), read in one turn

@@ -93,14 +93,14 @@ export function netlinkFd(protocol: number, port: number, proc = '/proc/self'): 
 }
 
 /**
- * A NETLINK_GENERIC socket from netlink@0.3.0 (the native part only; framing is ours). The binding
+ * A netlink socket of `protocol` from netlink@0.3.0 (the native part only; framing is ours). The binding
  * peeks at each datagram's size and reads exactly that. (Its fixed-buffer mode, messagePeeking:
  * false, allocates and zero-fills the whole buffer for every datagram and hands it to JS: measured
  * slower for dumps at 3.7, 4, 8 and 32 KiB.) `sync` reads dumps without the binding; see SyncIo.
  */
-export const openGenericNetlinkSocket: SocketFactory = () => {
+export const openNetlinkSocket = (protocol: number): SocketFactory => () => {
   // Bigger receive buffer = more replies can queue while we pipeline (capped by net.core.rmem_max).
-  const raw = new RawNetlinkSocket(NETLINK_GENERIC, { recvBufferSize: 8 << 20, sendBufferSize: 0 });
+  const raw = new RawNetlinkSocket(protocol, { recvBufferSize: 8 << 20, sendBufferSize: 0 });
   const port = raw.address().port;
   let open = true;
   let fd: number | undefined | null = null; // null = not looked up yet
@@ -124,11 +124,14 @@ export const openGenericNetlinkSocket: SocketFactory = () => {
     },
     get sync(): SyncIo | undefined {
       if (!open) return undefined;
-      if (fd === null) fd = netlinkFd(NETLINK_GENERIC, port);
+      if (fd === null) fd = netlinkFd(protocol, port);
       return fd === undefined ? undefined : io;
     },
   };
 };
+
+/** The IPVS client's sockets. */
+export const openGenericNetlinkSocket: SocketFactory = openNetlinkSocket(NETLINK_GENERIC);
 
 export interface OutgoingMessage {
   /** A complete netlink message; seq and portid are patched in by the transport. */
@@ -205,6 +208,18 @@ function endErrno(d: Buffer, off: number, len: number, type: number): number {
   if (type !== NLMSG_ERROR && type !== NLMSG_DONE) return -1;
   if (len - NLMSG_HDRLEN >= 4) return Math.abs(readI32(d, off + NLMSG_HDRLEN));
   return type === NLMSG_ERROR ? (errnoNumber('EBADMSG') ?? 74) : 0;
+}
+
+/** Hands `parts` to `onData` in order, letting the event loop run whenever a turn has taken `budgetMs`. */
+export async function handEach(parts: readonly Buffer[], onData: (part: Buffer) => void, budgetMs: number): Promise<void> {
+  let turn = performance.now();
+  for (const part of parts) {
+    if (performance.now() - turn >= budgetMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turn = performance.now();
+    }
+    onData(part);
+  }
 }
 
 export class NetlinkTransport {
@@ -556,6 +571,16 @@ export class NetlinkTransport {
     return results;
   }
 
+  /**
+   * One dump handed part by part to `onData`: read synchronously where the socket allows it (dumpSync), else
+   * through the event loop (dump()); either way the event loop runs whenever a turn has taken `budgetMs`.
+   */
+  async dumpEach(msg: OutgoingMessage, onData: (part: Buffer) => void, budgetMs = Infinity): Promise<void> {
+    const sync = this.canSync() ? this.dumpSync(msg, onData, budgetMs) : false;
+    if (sync === false) await handEach(await this.dump(msg), onData, budgetMs);
+    else if (sync !== true) await sync;
+  }
+
   /** Whether dumpSync() can run now: the socket offers SyncIo and no request is in flight. */
   canSync(): boolean {
     if (this.pending.size > 0) return false;
@@ -580,11 +605,17 @@ export class NetlinkTransport {
    * errors, or what `onData` throws; a dump that stopped midway discards the socket (the rest of
    * its reply would be read as the answer to the next request).
    *
+   * With `budgetMs`, a dump still going after that long is left to the event loop in the same way, and its
+   * parts are handed to `onData` in turns of about `budgetMs`: a table of thousands of services (kernel
+   * time and decoding, 0.1–1 s in the emulated lab VM) does not hold up everything else for all of it.
+   * (The kernel queues the next datagram inside the read that takes one, so the binding's poll callback
+   * finds it.)
+   *
    * Sharing the descriptor with the binding is safe because both run on the event-loop thread:
    * the binding reads only in its poll callback, never while this runs, and nothing of ours is
    * pending then; a poll callback that finds the datagrams gone gets EAGAIN, which it ignores.
    */
-  dumpSync(msg: OutgoingMessage, onData: (part: Buffer) => void): boolean | Promise<void> {
+  dumpSync(msg: OutgoingMessage, onData: (part: Buffer) => void, budgetMs = Infinity): boolean | Promise<void> {
     if (this.pending.size > 0) return false;
     const readLength = this.syncReadLength;
     let sock: NetlinkSocketLike;
@@ -608,6 +639,7 @@ export class NetlinkTransport {
       throw new IpvsError(errno, msg.command, targetText(msg.target), `sendmsg failed: ${(e as Error).message}`);
     }
     let settled = false;
+    const began = performance.now();
     try {
       for (;;) {
         let n: number;
@@ -617,7 +649,7 @@ export class NetlinkTransport {
           const code = (e as { code?: unknown }).code;
           if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
             settled = true;
-            return this.continueDump(seq, msg, onData);
+            return this.continueDump(seq, msg, onData, budgetMs);
           }
           const errno = errnoFromNetlinkError(e) ?? errnoNumber('EIO') ?? 5;
           throw new IpvsError(errno, msg.command, targetText(msg.target), `netlink socket error: ${(e as Error).message}`);
@@ -629,6 +661,10 @@ export class NetlinkTransport {
           if (end === true) return true;
           throw end;
         }
+        if (performance.now() - began >= budgetMs) {
+          settled = true;
+          return this.continueDump(seq, msg, onData, budgetMs);
+        }
       }
     } finally {
       if (!settled && this.sock === sock) {
@@ -638,19 +674,14 @@ export class NetlinkTransport {
     }
   }
 
-  /** The rest of a dumpSync() reply, through the binding's callbacks (see dumpSync). */
-  private continueDump(seq: number, msg: OutgoingMessage, onData: (part: Buffer) => void): Promise<void> {
+  /**
+   * The rest of a dumpSync() reply, through the binding's callbacks (see dumpSync); once it has all come,
+   * its parts go to `onData` in turns of about `budgetMs`.
+   */
+  private continueDump(seq: number, msg: OutgoingMessage, onData: (part: Buffer) => void, budgetMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const raw: Buffer[] = [];
-      const done = (): void => {
-        try {
-          for (const part of raw) onData(part);
-        } catch (e) {
-          reject(e as Error);
-          return;
-        }
-        resolve();
-      };
+      const done = (): void => void handEach(raw, onData, budgetMs).then(resolve, reject);
       this.addPending(seq, { command: msg.command, target: msg.target, dump: true, raw, parts: NO_PARTS, resolve: done, reject });
     });
   }

@@ -7,7 +7,9 @@
  * kernel. listLocalRoutes() exposes the route the kernel did create, to check or discover bindings.
  */
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, type RtNetlinkSocket } from 'netlink';
+import { NetlinkTransport, openNetlinkSocket } from '../ipvs/transport.ts';
 import type { Logger } from '../util/log.ts';
+import { addressDumpRequest, decodeAddressPart, NETLINK_ROUTE } from './addrdump.ts';
 import { NetifError, errnoOf, toNetifError } from './errors.ts';
 import { afOf, cidr, formatAddress, hostAddress, type AddressFamily } from './ip.ts';
 import { TUNL0, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipOptions } from './types.ts';
@@ -16,6 +18,8 @@ export interface RtNetifOptions {
   /** Deadline of one netlink request; after a timeout the socket is replaced (late replies would confuse it). */
   timeoutMs?: number;
   logger?: Logger;
+  /** An address dump lets the event loop run whenever it has read and decoded for this long (default 10 ms). */
+  sliceMs?: number;
 }
 
 const TABLE_LOCAL = 255;
@@ -28,10 +32,14 @@ export class RtNetif implements NetInterfaceOps {
   #sock: RtNetlinkSocket | undefined;
   // One request in flight per socket: netlink@0.3.0 mixes up a dump with a concurrent reply (reference §7).
   #tail: Promise<unknown> = Promise.resolve();
+  readonly #sliceMs: number;
+  /** Address dumps: our own framing (addrdump.ts) on a socket of their own, opened on first use. */
+  #dumps: NetlinkTransport | undefined;
 
   constructor(options: RtNetifOptions = {}) {
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#log = options.logger;
+    this.#sliceMs = options.sliceMs ?? 10;
   }
 
   async getInterface(name: string): Promise<NetInterface> {
@@ -46,11 +54,20 @@ export class RtNetif implements NetInterfaceOps {
   }
 
   async listAddresses(ifname: string): Promise<InterfaceAddress[]> {
-    const index = (await this.#link(ifname)).data.index;
-    const msgs = await this.#call((s, o) => s.getAddresses({}, {}, o)).catch((err: unknown) => {
-      throw toNetifError(err, 'list', `addresses dev ${ifname}`);
-    });
-    return addressesOf(msgs, index);
+    return this.#addresses(ifname, (await this.#link(ifname)).data.index);
+  }
+
+  /** The addresses of interface `index` (named `ifname`), from one address dump of the host. */
+  async #addresses(ifname: string, index: number | undefined): Promise<InterfaceAddress[]> {
+    const object = `addresses dev ${ifname}`;
+    const out: InterfaceAddress[] = [];
+    this.#dumps ??= new NetlinkTransport({ socketFactory: openNetlinkSocket(NETLINK_ROUTE), timeoutMs: this.#timeoutMs });
+    try {
+      await this.#dumps.dumpEach({ buf: addressDumpRequest(), command: 'RTM_GETADDR', target: object }, (part) => decodeAddressPart(part, index ?? -1, out, object), this.#sliceMs);
+    } catch (err) {
+      throw toNetifError(err, 'list', object);
+    }
+    return out;
   }
 
   async addVip(ifname: string, vip: string, opts: VipOptions = {}): Promise<boolean> {
@@ -84,10 +101,7 @@ export class RtNetif implements NetInterfaceOps {
     // The read and the replaces are ONE job of the request queue: a removeVip queued meanwhile (a release)
     // runs before or after all of it, never between the read and a replace that would bind the VIP again.
     return this.#call(async (s, o) => {
-      const msgs = await s.getAddresses({}, {}, o).catch((err: unknown) => {
-        throw toNetifError(err, 'list', `addresses dev ${ifname}`);
-      });
-      const bound = new Set(addressesOf(msgs, index).map((x) => `${x.address}/${x.prefixlen}`));
+      const bound = new Set((await this.#addresses(ifname, index)).map((x) => `${x.address}/${x.prefixlen}`));
       const done: string[] = [];
       for (const vip of vips) {
         const a = hostAddress(vip);
@@ -188,6 +202,8 @@ export class RtNetif implements NetInterfaceOps {
   close(): void {
     this.#sock?.socket.close();
     this.#sock = undefined;
+    this.#dumps?.close();
+    this.#dumps = undefined;
   }
 
   async #findLink(name: string): Promise<rt.LinkMessage | undefined> {
@@ -231,22 +247,6 @@ export class RtNetif implements NetInterfaceOps {
     this.#tail = result.catch(() => undefined);
     return result;
   }
-}
-
-/** The addresses of interface `index` in an address dump (the kernel ignores dump filters without NETLINK_GET_STRICT_CHK). */
-function addressesOf(msgs: readonly rt.AddressMessage[], index: number | undefined): InterfaceAddress[] {
-  const out: InterfaceAddress[] = [];
-  for (const m of msgs) {
-    if (m.data.index !== index) continue;
-    const family = familyOfAf(m.data.family);
-    // IPv4: IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on point-to-point links);
-    // IPv6 dumps carry only IFA_ADDRESS.
-    const bytes = family === 4 ? (m.attrs.local ?? m.attrs.address) : m.attrs.address;
-    if (!family || !bytes) continue;
-    const valid = m.attrs.cacheInfo?.ifaValid;
-    out.push({ family, address: formatAddress(bytes), prefixlen: m.data.prefixlen ?? 0, ...(valid !== undefined && valid !== FOREVER ? { validLifetimeSeconds: valid } : {}) });
-  }
-  return out;
 }
 
 function toInterface(link: rt.LinkMessage): NetInterface {

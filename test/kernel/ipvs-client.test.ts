@@ -345,6 +345,8 @@ describe('IpvsClient on the lab kernel (root netns, ipvsadm as oracle)', () => {
         expect([0, 777]).toContain(read.find((s) => s.service.address === svc.address)?.destinations.find((d) => d.destination.address === '10.9.0.1')?.destination.weight);
         expect(slicing.requestCounts).toMatchObject({ GET_SERVICE: 1, GET_DEST: 401, SET_DEST: 1 });
         expect(lines(await ipvsadm('-S', '-n'))).toContain('-a -t 192.168.56.40:80 -r 10.9.0.1:8080 -g -w 777');
+        // A budget of 0: one datagram read directly, the rest through the binding, handed on turn by turn.
+        expect(await slicing.dumpServices()).toEqual(await client.dumpServices());
 
       } finally {
         slicing.close();

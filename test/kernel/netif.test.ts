@@ -122,7 +122,8 @@ describe('RtNetif in the root netns', () => {
     const t0 = Date.now();
     while ((await oracleAddrs(null, DUMMY)).includes(`${vip}/${prefixlen}`) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 250));
     expect(await oracleAddrs(null, DUMMY)).not.toContain(`${vip}/${prefixlen}`);
-    expect(Date.now() - t0).toBeLessThan(6_000);
+    // The kernel's check runs on a rounded timer (IPv6: addrconf_verify, at least 1 s of fuzz); 6.3 s once here.
+    expect(Date.now() - t0).toBeLessThan(8_000);
     // A refresh after expiry does not bring it back; forever clears a lifetime.
     expect(await net.setVipLifetimes(DUMMY, [vip], 3)).toEqual([]);
     expect(await oracleAddrs(null, DUMMY)).not.toContain(`${vip}/${prefixlen}`);
@@ -148,6 +149,41 @@ describe('RtNetif in the root netns', () => {
     expect(addrs.map((a) => a.address)).toEqual(expect.arrayContaining(vips));
     expect(routes.map((r) => r.address)).toEqual(expect.arrayContaining(vips));
     expect(await Promise.all(vips.map((v) => net.removeVip(DUMMY, v)))).toEqual(vips.map(() => true));
+  });
+
+  it('lists thousands of addresses as iproute2 does: a dump of many datagrams, partly read through the event loop', async () => {
+    // 3,000 on the dummy and 500 on a second one (skipped by the decoder, but in the same dump), a lifetime and an
+    // IPv6 address among them. sliceMs 0: after the first datagram the rest goes through the binding's callbacks.
+    const other = 'lvsk1';
+    await exec(null, ['ip', 'link', 'add', other, 'type', 'dummy']);
+    try {
+      const ip = (i: number): string => `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+      const batch = [
+        ...Array.from({ length: 3000 }, (_, i) => `address add ${ip(i)}/32 dev ${DUMMY}`),
+        ...Array.from({ length: 500 }, (_, i) => `address add ${ip(5000 + i)}/32 dev ${other}`),
+        `address add 2001:db8::77/128 dev ${DUMMY} nodad`,
+        `address add ${ip(4000)}/32 dev ${DUMMY} valid_lft 100 preferred_lft 100`,
+      ].join('\n');
+      await exec(null, ['ip', '-b', '-'], { input: `${batch}\n`, timeoutMs: 120_000 });
+      const sliced = new RtNetif({ timeoutMs: 5000, sliceMs: 0 });
+      try {
+        for (const n of [net, sliced]) {
+          const got = await n.listAddresses(DUMMY);
+          expect(got.length).toBeGreaterThanOrEqual(3002); // and the link-local address, if the kernel gave one
+          expect(got.map((a) => `${a.address}/${a.prefixlen}`).sort()).toEqual(await oracleAddrs(null, DUMMY));
+          expect(got.find((a) => a.address === ip(4000))?.validLifetimeSeconds).toBeLessThanOrEqual(100);
+          expect(got.filter((a) => a.validLifetimeSeconds !== undefined)).toHaveLength(1);
+          expect((await n.listAddresses(other)).map((a) => `${a.address}/${a.prefixlen}`).sort()).toEqual(await oracleAddrs(null, other));
+        }
+        // The heartbeat's refresh reads the same dump: only bound ones are refreshed.
+        expect(await sliced.setVipLifetimes(DUMMY, [ip(4000), ip(4001)], 50)).toEqual([ip(4000)]);
+      } finally {
+        sliced.close();
+      }
+    } finally {
+      await exec(null, ['ip', 'link', 'del', other], { allowFailure: true });
+      await exec(null, ['ip', 'addr', 'flush', 'dev', DUMMY], { allowFailure: true });
+    }
   });
 
   it('ensures tunl0 (ipip fallback device) up and binds the VIP on it', async () => {

@@ -96,20 +96,23 @@ describe('IpvsClient over a fake kernel', () => {
   });
 
   it('serialises: never two requests in flight on the main socket, even when called concurrently', async () => {
-    let outstanding = 0;
-    let maxOutstanding = 0;
+    // Per socket, in the order they were opened: the main one first. dumpServices() reads on a socket of its own.
+    const outstanding: number[] = [];
+    const maxOutstanding: number[] = [];
     const inner = nl.factory;
     nl.factory = () => {
       const s = inner();
+      const i = outstanding.push(0) - 1;
+      maxOutstanding.push(0);
       return {
         ...s,
         send: (data, cb) => {
-          outstanding++;
-          maxOutstanding = Math.max(maxOutstanding, outstanding);
+          outstanding[i]!++;
+          maxOutstanding[i] = Math.max(maxOutstanding[i]!, outstanding[i]!);
           s.send(data, cb);
         },
         onMessage: (fn) => s.onMessage((d) => {
-          outstanding--;
+          outstanding[i]!--;
           fn(d);
         }),
       };
@@ -117,7 +120,16 @@ describe('IpvsClient over a fake kernel', () => {
     client = new IpvsClient({ socketFactory: nl.factory, timeoutMs: 200 });
     basicKernel(nl, (r) => (r.cmd === Cmd.GET_SERVICE ? [doneMessage(r.seq)] : r.cmd === Cmd.GET_INFO ? [errorMessage(r.seq, 0)] : undefined));
     await Promise.all([client.dumpServices(), client.info().catch(() => undefined), client.addService(svc), client.dumpServices(), client.zero()]);
-    expect(maxOutstanding).toBe(1);
+    const socketsOf = (cmd: number): Set<number> => new Set(nl.sent.filter((r) => r.cmd === cmd).map((r) => r.socket));
+    const main = [...socketsOf(Cmd.NEW_SERVICE)];
+    expect(main).toHaveLength(1);
+    expect([...socketsOf(Cmd.GET_INFO), ...socketsOf(Cmd.ZERO)]).toEqual([main[0], main[0]]);
+    expect(maxOutstanding[main[0]!]).toBe(1);
+    const dumps = [...socketsOf(Cmd.GET_SERVICE)];
+    expect(dumps).toHaveLength(1);
+    expect(dumps).not.toContain(main[0]);
+    // One family lookup served every call.
+    expect(client.requestCounts.GETFAMILY).toBe(1);
   });
 
   it('a timeout fails the request, discards the socket and re-resolves the family on the next call', async () => {

@@ -180,6 +180,42 @@ describe('dumps read synchronously (SyncIo)', () => {
     expect(nl.closed).toBe(1);
   });
 
+  it('a dump that outlasts its budget goes on through the event loop: complete, in order, the loop ran in between', async () => {
+    client.close();
+    client = new IpvsClient({ socketFactory: nl.factory, timeoutMs: 200, sliceMs: 0 });
+    tableKernel(nl);
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const list = await client.dumpServices();
+    counting = false;
+    expect(list.map((s) => s.service.port)).toEqual(services.map((s) => s.port));
+    // One datagram read directly, the other 6 and DONE by the binding's callback, and handed on one per turn.
+    expect(nl.syncReads).toBe(1);
+    expect(turns).toBeGreaterThanOrEqual(7);
+    await tick();
+    expect(nl.closed).toBe(0);
+    // The socket is clean: the next dump is read in full again.
+    expect((await client.dumpServices()).map((s) => s.service.port)).toEqual(services.map((s) => s.port));
+  });
+
+  it('dumpServices waits for no queued call, on a socket of its own', async () => {
+    tableKernel(nl, (r) => (r.cmd === Cmd.NEW_SERVICE ? [] : undefined)); // never answered: times out after 200 ms
+    const order: string[] = [];
+    const stuck = client.addService(svc).then(() => order.push('add'), (e: unknown) => order.push(`add ${(e as IpvsError).code}`));
+    const list = await client.dumpServices();
+    order.push('dump');
+    expect(list).toHaveLength(20);
+    await stuck;
+    expect(order).toEqual(['dump', 'add ETIMEDOUT']);
+    const sockets = (cmd: number): number[] => [...new Set(nl.sent.filter((r) => r.cmd === cmd).map((r) => r.socket))];
+    expect(sockets(Cmd.GET_SERVICE)).not.toEqual(sockets(Cmd.NEW_SERVICE));
+  });
+
   it('listDestinations and dumpServices use the synchronous path too', async () => {
     tableKernel(nl);
     expect((await client.listDestinations(services[3] as Service)).map((d) => d.destination.weight)).toEqual(expectedWeights[3]);
@@ -202,6 +238,37 @@ describe('NetlinkTransport.dumpSync guards', () => {
     await pending;
     expect(t.canSync()).toBe(true);
     t.close();
+  });
+
+  it('dumpEach: synchronous where it can be, through the binding where not; parts in order, handed in turns of the budget', async () => {
+    for (const syncIo of [true, false]) {
+      const nl = new FakeNetlink();
+      nl.syncIo = syncIo;
+      tableKernel(nl);
+      const t = new NetlinkTransport({ socketFactory: nl.factory, timeoutMs: 200 });
+      let turns = 0;
+      let counting = true;
+      const count = (): void => {
+        turns++;
+        if (counting) setImmediate(count);
+      };
+      setImmediate(count);
+      const parts: number[] = [];
+      await t.dumpEach({ buf: encodeRequest({ cmd: 'GET_SERVICE' }, { familyId: FAMILY }), command: 'GET_SERVICE', target: undefined }, (p) => parts.push(p.length), 0);
+      counting = false;
+      expect(parts).toHaveLength(7); // 20 services, 3 per datagram
+      expect(nl.syncReads).toBe(syncIo ? 1 : 0);
+      expect(turns).toBeGreaterThanOrEqual(6);
+      // Without a budget it is one turn when read synchronously.
+      const before = turns;
+      counting = true;
+      setImmediate(count);
+      await t.dumpEach({ buf: encodeRequest({ cmd: 'GET_SERVICE' }, { familyId: FAMILY }), command: 'GET_SERVICE', target: undefined }, (p) => parts.push(p.length));
+      counting = false;
+      expect(parts).toHaveLength(14);
+      if (syncIo) expect(turns - before).toBe(0);
+      t.close();
+    }
   });
 
   it('without SyncIo (no /proc): canSync is false and listServices falls back to parallel sockets through the binding', async () => {
