@@ -44,6 +44,23 @@ function tableKernel(nl: FakeNetlink, extra: (r: SentRequest) => Buffer[] | unde
   };
 }
 
+/** Runs `fn`, counting the turns of the event loop (its check phases) that pass until it resolves. */
+async function countingTurns<T>(fn: () => Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0;
+  let counting = true;
+  const count = (): void => {
+    if (!counting) return;
+    turns++;
+    setImmediate(count);
+  };
+  setImmediate(count);
+  try {
+    return { value: await fn(), turns };
+  } finally {
+    counting = false;
+  }
+}
+
 /** The transport closes a discarded socket on the next turn of the event loop. */
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -184,15 +201,7 @@ describe('dumps read synchronously (SyncIo)', () => {
     client.close();
     client = new IpvsClient({ socketFactory: nl.factory, timeoutMs: 200, sliceMs: 0 });
     tableKernel(nl);
-    let turns = 0;
-    let counting = true;
-    const count = (): void => {
-      turns++;
-      if (counting) setImmediate(count);
-    };
-    setImmediate(count);
-    const list = await client.dumpServices();
-    counting = false;
+    const { value: list, turns } = await countingTurns(() => client.dumpServices());
     expect(list.map((s) => s.service.port)).toEqual(services.map((s) => s.port));
     // One datagram read directly, the other 6 and DONE by the binding's callback, and handed on one per turn.
     expect(nl.syncReads).toBe(1);
@@ -246,27 +255,17 @@ describe('NetlinkTransport.dumpSync guards', () => {
       nl.syncIo = syncIo;
       tableKernel(nl);
       const t = new NetlinkTransport({ socketFactory: nl.factory, timeoutMs: 200 });
-      let turns = 0;
-      let counting = true;
-      const count = (): void => {
-        turns++;
-        if (counting) setImmediate(count);
-      };
-      setImmediate(count);
       const parts: number[] = [];
-      await t.dumpEach({ buf: encodeRequest({ cmd: 'GET_SERVICE' }, { familyId: FAMILY }), command: 'GET_SERVICE', target: undefined }, (p) => parts.push(p.length), 0);
-      counting = false;
+      const dump = (budgetMs?: number): Promise<void> =>
+        t.dumpEach({ buf: encodeRequest({ cmd: 'GET_SERVICE' }, { familyId: FAMILY }), command: 'GET_SERVICE', target: undefined }, (p) => parts.push(p.length), budgetMs);
+      const sliced = await countingTurns(() => dump(0));
       expect(parts).toHaveLength(7); // 20 services, 3 per datagram
       expect(nl.syncReads).toBe(syncIo ? 1 : 0);
-      expect(turns).toBeGreaterThanOrEqual(6);
+      expect(sliced.turns).toBeGreaterThanOrEqual(6);
       // Without a budget it is one turn when read synchronously.
-      const before = turns;
-      counting = true;
-      setImmediate(count);
-      await t.dumpEach({ buf: encodeRequest({ cmd: 'GET_SERVICE' }, { familyId: FAMILY }), command: 'GET_SERVICE', target: undefined }, (p) => parts.push(p.length));
-      counting = false;
+      const whole = await countingTurns(() => dump());
       expect(parts).toHaveLength(14);
-      if (syncIo) expect(turns - before).toBe(0);
+      if (syncIo) expect(whole.turns).toBe(0);
       t.close();
     }
   });
