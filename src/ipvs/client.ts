@@ -20,7 +20,7 @@ import {
 } from './codec.ts';
 import { IpvsError, isIpvsError } from './errors.ts';
 import type { IpvsInterface, IpvsOp, IpvsOpResult, ListOptions } from './interface.ts';
-import { handEach, NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
+import { NetlinkTransport, openGenericNetlinkSocket, type OutgoingMessage, type SocketFactory, type TransportOptions } from './transport.ts';
 import type {
   Destination,
   DestinationEntry,
@@ -188,11 +188,11 @@ export class IpvsClient implements IpvsInterface {
    * kernel had not queued all of it yet (the rest comes through the event loop), or false when
    * `transport` cannot read synchronously now (nothing sent).
    */
-  private syncDump(transport: NetlinkTransport, req: IpvsRequest, familyId: number, decodePart: (part: Buffer) => void, budgetMs?: number): boolean | Promise<void> {
+  private syncDump(transport: NetlinkTransport, req: IpvsRequest, familyId: number, decodePart: (part: Buffer) => void): boolean | Promise<void> {
     if (!transport.canSync()) return false;
     const buf = encodeRequest(req, { familyId });
     this.count(req.cmd);
-    return transport.dumpSync({ buf, command: req.cmd, target: () => requestTarget(req) }, decodePart, budgetMs);
+    return transport.dumpSync({ buf, command: req.cmd, target: () => requestTarget(req) }, decodePart);
   }
 
   /**
@@ -201,9 +201,8 @@ export class IpvsClient implements IpvsInterface {
    */
   private async dumpWith(transport: NetlinkTransport, req: IpvsRequest, decodePart: (part: Buffer) => void, budgetMs?: number): Promise<void> {
     const familyId = await this.family(transport);
-    const sync = this.syncDump(transport, req, familyId, decodePart, budgetMs);
-    if (sync !== false) return sync === true ? undefined : sync;
-    await handEach(await this.sendDump(req, transport), decodePart, budgetMs ?? Infinity);
+    this.count(req.cmd);
+    await transport.dumpEach({ buf: encodeRequest(req, { familyId }), command: req.cmd, target: () => requestTarget(req) }, decodePart, budgetMs);
   }
 
   /** The socket of the destination dumps (its sync reads are smaller than the main socket's). */
