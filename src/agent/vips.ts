@@ -2,7 +2,7 @@
  * Binding VIPs with ownership: an address is bound once however many owners need it, unbound when the
  * last owner goes, and never unbound when it was there before the agent (someone else's address).
  */
-import type { NetInterfaceOps, ArpAnnouncer } from '../netif/types.ts';
+import type { NetInterfaceOps, ArpAnnouncer, VipAdd } from '../netif/types.ts';
 import { hostAddress } from '../netif/ip.ts';
 import type { AgentState, OwnedVip } from './state.ts';
 
@@ -25,7 +25,11 @@ export interface VipResult {
 
 const keyOf = (ifname: string, vip: string): string => `${ifname}|${vip}`;
 
-const vipOptions = (w: { lifetimeSeconds?: number | undefined }): { lifetimeSeconds?: number } => (w.lifetimeSeconds !== undefined ? { lifetimeSeconds: w.lifetimeSeconds } : {});
+const vipAdd = (w: { ifname: string; vip: string; lifetimeSeconds?: number | undefined }): VipAdd => ({
+  ifname: w.ifname,
+  vip: w.vip,
+  ...(w.lifetimeSeconds !== undefined ? { lifetimeSeconds: w.lifetimeSeconds } : {}),
+});
 
 /**
  * state.vips by key, for change-driven runs. Keyed by the array object: syncVips (the full pass) drops the
@@ -76,13 +80,12 @@ export const boundIn = (bound: BoundAddresses) => (ifname: string, vip: string):
 export async function rebindMissing(netif: NetInterfaceOps, wants: readonly VipWant[], bound: BoundAddresses): Promise<VipResult> {
   const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
   const isBound = boundIn(bound);
-  for (const w of wants) {
-    if (isBound(w.ifname, w.vip)) continue;
-    try {
-      if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) result.added.push(keyOf(w.ifname, w.vip));
-    } catch (e) {
-      result.failed.set(w.owner, (e as Error).message);
-    }
+  const missing = wants.filter((w) => !isBound(w.ifname, w.vip));
+  const added = missing.length ? await netif.addVips(missing.map(vipAdd)) : [];
+  for (const [i, w] of missing.entries()) {
+    const r = added[i];
+    if (r instanceof Error) result.failed.set(w.owner, r.message);
+    else if (r) result.added.push(keyOf(w.ifname, w.vip));
   }
   return result;
 }
@@ -112,6 +115,14 @@ export function vipLedgerMatches(state: AgentState, wants: readonly VipWant[], s
   return seen === want.size;
 }
 
+/** One address of syncVips's wanted set, with every owner that wants it. */
+interface Wanted {
+  ifname: string;
+  vip: string;
+  owners: Set<string>;
+  lifetimeSeconds: number | undefined;
+}
+
 /**
  * Makes the VIPs owned by owners matching `scope` exactly `wants`. `state.vips` is updated in place.
  * Newly bound addresses on a non-loopback interface are announced (gratuitous ARP / unsolicited NA); an
@@ -130,7 +141,7 @@ export async function syncVips(
   const result: VipResult = { failed: new Map(), added: [], removed: [], changed: false };
   indexes.delete(state.vips);
   const before = JSON.stringify(state.vips);
-  const wanted = new Map<string, { ifname: string; vip: string; owners: Set<string>; lifetimeSeconds: number | undefined }>();
+  const wanted = new Map<string, Wanted>();
   for (const w of wants) {
     const k = keyOf(w.ifname, w.vip);
     const e = wanted.get(k) ?? { ifname: w.ifname, vip: w.vip, owners: new Set<string>(), lifetimeSeconds: undefined };
@@ -142,31 +153,32 @@ export async function syncVips(
   const bound = verify ? await boundAddresses(netif, new Set([...wanted].filter(([k]) => owned.has(k)).map(([, w]) => w.ifname))) : new Map();
   const isBound = boundIn(bound);
 
+  // Addresses to bind, in one pipelined addVips: new ones, and (verify) owned ones the dump did not show,
+  // re-added in case someone removed them (drift; false means they are still there).
+  const adds: { k: string; w: Wanted; fresh: boolean }[] = [];
   for (const [k, w] of wanted) {
     const cur = owned.get(k);
     const others = (cur?.owners ?? []).filter((o) => !scope(o));
     if (cur) {
       cur.owners = [...others, ...w.owners].sort();
-      if (!verify || isBound(w.ifname, w.vip)) continue;
-      // Re-add in case someone removed it (drift); false means it is still there.
-      try {
-        if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) result.added.push(k);
-      } catch (e) {
-        for (const o of w.owners) result.failed.set(o, (e as Error).message);
-      }
+      if (verify && !isBound(w.ifname, w.vip)) adds.push({ k, w, fresh: false });
+    } else {
+      adds.push({ k, w, fresh: true });
+    }
+  }
+  const added = adds.length ? await netif.addVips(adds.map(({ w }) => vipAdd(w))) : [];
+  for (const [i, { k, w, fresh }] of adds.entries()) {
+    const r = added[i];
+    if (r instanceof Error) {
+      for (const o of w.owners) result.failed.set(o, r.message);
       continue;
     }
-    try {
-      const added = await netif.addVip(w.ifname, w.vip, vipOptions(w));
-      // Only addresses we added are ours to remove later.
-      if (added) {
-        state.vips.push({ ifname: w.ifname, vip: w.vip, owners: [...w.owners].sort() });
-        result.added.push(k);
-        if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
-      }
-    } catch (e) {
-      for (const o of w.owners) result.failed.set(o, (e as Error).message);
-    }
+    if (!r) continue;
+    result.added.push(k);
+    // Only addresses we added are ours to remove later.
+    if (!fresh) continue;
+    state.vips.push({ ifname: w.ifname, vip: w.vip, owners: [...w.owners].sort() });
+    if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
   }
 
   for (const v of [...state.vips]) {
@@ -229,29 +241,38 @@ export async function syncVipChanges(
     idx.delete(k);
     result.removed.push(k);
   }
+  // Owners of addresses we hold join them; the other addresses are bound in one pipelined addVips (an
+  // address named by several owners once: the first one's lifetime, as syncVips takes it).
+  const toBind = new Map<string, VipWant[]>();
   for (const w of changes.add) {
     const k = keyOf(w.ifname, w.vip);
     const cur = idx.get(k);
-    if (cur) {
-      if (!cur.owners.includes(w.owner)) {
-        cur.owners = [...cur.owners, w.owner].sort();
-        result.changed = true;
-      }
+    if (!cur) {
+      const owners = toBind.get(k);
+      if (owners) owners.push(w);
+      else toBind.set(k, [w]);
+    } else if (!cur.owners.includes(w.owner)) {
+      cur.owners = [...cur.owners, w.owner].sort();
+      result.changed = true;
+    }
+  }
+  const binds = [...toBind];
+  const added = binds.length ? await netif.addVips(binds.map(([, ws]) => vipAdd(ws[0] as VipWant))) : [];
+  for (const [i, [k, ws]] of binds.entries()) {
+    const r = added[i];
+    const w = ws[0] as VipWant;
+    if (r instanceof Error) {
+      for (const o of ws) result.failed.set(o.owner, r.message);
       continue;
     }
-    try {
-      // Only addresses we added are ours to remove later; one already bound stays someone else's.
-      if (await netif.addVip(w.ifname, w.vip, vipOptions(w))) {
-        const v: OwnedVip = { ifname: w.ifname, vip: w.vip, owners: [w.owner] };
-        state.vips.push(v);
-        idx.set(k, v);
-        result.added.push(k);
-        result.changed = true;
-        if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
-      }
-    } catch (e) {
-      result.failed.set(w.owner, (e as Error).message);
-    }
+    // Only addresses we added are ours to remove later; one already bound stays someone else's.
+    if (!r) continue;
+    const v: OwnedVip = { ifname: w.ifname, vip: w.vip, owners: [...new Set(ws.map((o) => o.owner))].sort() };
+    state.vips.push(v);
+    idx.set(k, v);
+    result.added.push(k);
+    result.changed = true;
+    if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
   }
   return result;
 }

@@ -1,7 +1,7 @@
 /** In-memory NetInterfaceOps and ArpAnnouncer for the agent's unit tests; same errors and idempotency as the kernel. */
 import { NetifError } from './errors.ts';
 import { cidr, hostAddress } from './ip.ts';
-import { TUNL0, type ArpAnnouncer, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipOptions } from './types.ts';
+import { TUNL0, type ArpAnnouncer, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipAdd, type VipOptions } from './types.ts';
 
 interface FakeLink {
   index: number;
@@ -72,6 +72,26 @@ export class FakeNetif implements NetInterfaceOps {
     link.addresses.push({ family: a.family, address: a.address, prefixlen: a.prefixlen, ...(opts.lifetimeSeconds !== undefined ? { validLifetimeSeconds: opts.lifetimeSeconds } : {}) });
     this.changes.push(`add ${object}${opts.lifetimeSeconds !== undefined ? ` valid_lft ${opts.lifetimeSeconds}` : ''}`);
     return true;
+  }
+
+  /** addVip for each item (so an override of addVip sees every add); a `failNext('addVips')` fails them all. */
+  async addVips(items: readonly VipAdd[]): Promise<(boolean | NetifError)[]> {
+    const errno = this.#faults.get('addVips');
+    this.#faults.delete('addVips');
+    const out: (boolean | NetifError)[] = [];
+    for (const { ifname, vip, ...opts } of items) {
+      if (errno) {
+        out.push(new NetifError(errno, 'add', `${cidrOf(vip)} dev ${ifname}`, 'injected'));
+        continue;
+      }
+      try {
+        out.push(await this.addVip(ifname, vip, opts));
+      } catch (err) {
+        // Not a NetifError: hostAddress refused the literal, as RtNetif.addVips reports it.
+        out.push(err instanceof NetifError ? err : new NetifError('EINVAL', 'add', `${vip} dev ${ifname}`, (err as Error).message, { cause: err }));
+      }
+    }
+    return out;
   }
 
   async setVipLifetimes(ifname: string, vips: readonly string[], lifetimeSeconds: number | undefined): Promise<string[]> {
@@ -166,5 +186,14 @@ export class FakeArpAnnouncer implements ArpAnnouncer {
 
   async announce(ifname: string, vip: string, count?: number): Promise<void> {
     this.announcements.push({ ifname, vip: hostAddress(vip).address, count });
+  }
+}
+
+/** `vip/32` or `vip/128` as errors name it, or the literal as given when it is not an address. */
+function cidrOf(vip: string): string {
+  try {
+    return cidr(hostAddress(vip));
+  } catch {
+    return vip;
   }
 }

@@ -7,12 +7,13 @@
  * kernel. listLocalRoutes() exposes the route the kernel did create, to check or discover bindings.
  */
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, type RtNetlinkSocket } from 'netlink';
-import { NetlinkTransport, openNetlinkSocket } from '../ipvs/transport.ts';
+import { NetlinkTransport, openNetlinkSocket, type OutgoingMessage } from '../ipvs/transport.ts';
 import type { Logger } from '../util/log.ts';
 import { addressDumpRequest, decodeAddressPart, NETLINK_ROUTE } from './addrdump.ts';
+import { newAddressRequest } from './addrwrite.ts';
 import { NetifError, errnoOf, toNetifError } from './errors.ts';
-import { afOf, cidr, formatAddress, hostAddress, type AddressFamily } from './ip.ts';
-import { TUNL0, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipOptions } from './types.ts';
+import { afOf, cidr, formatAddress, hostAddress, type AddressFamily, type HostAddress } from './ip.ts';
+import { TUNL0, type InterfaceAddress, type LocalRoute, type NetInterface, type NetInterfaceOps, type VipAdd, type VipOptions } from './types.ts';
 
 export interface RtNetifOptions {
   /** Deadline of one netlink request; after a timeout the socket is replaced (late replies would confuse it). */
@@ -35,6 +36,8 @@ export class RtNetif implements NetInterfaceOps {
   readonly #sliceMs: number;
   /** Address dumps: our own framing (addrdump.ts) on a socket of their own, opened on first use. */
   #dumps: NetlinkTransport | undefined;
+  /** Pipelined address writes (addrwrite.ts), on another socket: a dump's replies never mix with their ACKs. */
+  #writes: NetlinkTransport | undefined;
 
   constructor(options: RtNetifOptions = {}) {
     this.#timeoutMs = options.timeoutMs ?? 5000;
@@ -92,28 +95,82 @@ export class RtNetif implements NetInterfaceOps {
     return true;
   }
 
+  async addVips(items: readonly VipAdd[]): Promise<(boolean | NetifError)[]> {
+    const out = new Array<boolean | NetifError>(items.length);
+    const indexes = new Map<string, number | NetifError>();
+    const msgs: OutgoingMessage[] = [];
+    const sent: { at: number; vip: string; ifname: string }[] = [];
+    for (const [at, item] of items.entries()) {
+      const { ifname, vip } = item;
+      let a: HostAddress;
+      try {
+        a = hostAddress(vip);
+      } catch (err) {
+        out[at] = new NetifError('EINVAL', 'add', `${vip} dev ${ifname}`, (err as Error).message, { cause: err });
+        continue;
+      }
+      const object = `${cidr(a)} dev ${ifname}`;
+      let index = indexes.get(ifname);
+      if (index === undefined) {
+        index = await this.#link(ifname).then(
+          (l) => l.data.index ?? 0,
+          (err: unknown) => toNetifError(err, 'get', `dev ${ifname}`),
+        );
+        indexes.set(ifname, index);
+      }
+      if (index instanceof NetifError) {
+        out[at] = index;
+        continue;
+      }
+      let lifetime: number;
+      try {
+        lifetime = checkLifetime(item.lifetimeSeconds, object);
+      } catch (err) {
+        out[at] = err as NetifError;
+        continue;
+      }
+      msgs.push({ buf: newAddressRequest(a, index, 'create', lifetime === FOREVER ? undefined : lifetime), command: 'RTM_NEWADDR', target: object });
+      sent.push({ at, vip: a.address, ifname });
+    }
+    if (msgs.length === 0) return out;
+    // One job of the request queue, so that a removeVip queued after it runs after every add of it.
+    const results = await this.#call(() => this.#writer().pipeline(msgs));
+    for (const [i, { at, vip, ifname }] of sent.entries()) {
+      const err = results[i];
+      const object = (msgs[i] as OutgoingMessage).target as string;
+      if (err === undefined) {
+        out[at] = true;
+        this.#log?.info({ vip, ifname }, 'bound VIP');
+      } else {
+        out[at] = err.code === 'EEXIST' ? false : new NetifError(err.code, 'add', object, undefined, { cause: err });
+      }
+    }
+    return out;
+  }
+
   async setVipLifetimes(ifname: string, vips: readonly string[], lifetimeSeconds: number | undefined): Promise<string[]> {
     if (vips.length === 0) return [];
     const lifetime = checkLifetime(lifetimeSeconds, `dev ${ifname}`);
-    const index = (await this.#link(ifname)).data.index;
+    const index = (await this.#link(ifname)).data.index ?? 0;
     // Only addresses bound now: RTM_NEWADDR with NLM_F_REPLACE adds a missing IPv4 address (devinet.c
     // ignores the absent NLM_F_CREATE), and a VIP the kernel let expire must come back through the reconciler.
     // The read and the replaces are ONE job of the request queue: a removeVip queued meanwhile (a release)
     // runs before or after all of it, never between the read and a replace that would bind the VIP again.
-    return this.#call(async (s, o) => {
+    return this.#call(async () => {
       const bound = new Set((await this.#addresses(ifname, index)).map((x) => `${x.address}/${x.prefixlen}`));
       const done: string[] = [];
+      const msgs: OutgoingMessage[] = [];
       for (const vip of vips) {
         const a = hostAddress(vip);
         if (!bound.has(`${a.address}/${a.prefixlen}`)) continue;
-        await s.newAddress(
-          { family: afOf(a.family), prefixlen: a.prefixlen, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
-          { ...addressAttrs(a.family, a.bytes), cacheInfo: { ifaPrefered: lifetime, ifaValid: lifetime, cstamp: 0, tstamp: 0 } },
-          { ...o, flags: FlagsNew.REPLACE },
-        ).catch((err: unknown) => {
-          throw toNetifError(err, 'change', `${cidr(a)} dev ${ifname}`);
-        });
+        msgs.push({ buf: newAddressRequest(a, index, 'replace', lifetime), command: 'RTM_NEWADDR', target: `${cidr(a)} dev ${ifname}` });
         done.push(vip);
+      }
+      const results = msgs.length ? await this.#writer().pipeline(msgs) : [];
+      const i = results.findIndex((err) => err !== undefined);
+      if (i >= 0) {
+        const err = results[i] as NonNullable<(typeof results)[number]>;
+        throw new NetifError(err.code, 'change', (msgs[i] as OutgoingMessage).target as string, undefined, { cause: err });
       }
       return done;
     });
@@ -204,6 +261,12 @@ export class RtNetif implements NetInterfaceOps {
     this.#sock = undefined;
     this.#dumps?.close();
     this.#dumps = undefined;
+    this.#writes?.close();
+    this.#writes = undefined;
+  }
+
+  #writer(): NetlinkTransport {
+    return (this.#writes ??= new NetlinkTransport({ socketFactory: openNetlinkSocket(NETLINK_ROUTE), timeoutMs: this.#timeoutMs }));
   }
 
   async #findLink(name: string): Promise<rt.LinkMessage | undefined> {

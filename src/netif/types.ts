@@ -1,4 +1,5 @@
 /** The agent's host-networking hands: small interfaces, one real (rtnetlink) and one fake implementation each. */
+import type { NetifError } from './errors.ts';
 import type { AddressFamily } from './ip.ts';
 
 /** The IP-in-IP fallback device that receives every ipip packet not matching a configured tunnel. */
@@ -40,6 +41,11 @@ export interface NetInterfaceOps {
    */
   addVip(ifname: string, vip: string, opts?: VipOptions): Promise<boolean>;
   /**
+   * addVip for many addresses in one go (pipelined: one netlink round trip per batch, not per address).
+   * Never rejects: one result per item, in order: true added, false already bound, or the item's NetifError.
+   */
+  addVips(items: readonly VipAdd[]): Promise<(boolean | NetifError)[]>;
+  /**
    * Restarts the lifetime of those of `vips` bound on `ifname` (valid = preferred = `lifetimeSeconds`;
    * undefined: forever) and resolves with them; VIPs not bound are left alone (never added).
    */
@@ -59,6 +65,12 @@ export interface NetInterfaceOps {
   /** `type local` host routes of table local (kube-proxy's view of which addresses are bound). */
   listLocalRoutes(): Promise<LocalRoute[]>;
   close(): void;
+}
+
+/** One address for addVips. */
+export interface VipAdd extends VipOptions {
+  readonly ifname: string;
+  readonly vip: string;
 }
 
 export interface VipOptions {

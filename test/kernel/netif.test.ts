@@ -186,6 +186,53 @@ describe('RtNetif in the root netns', () => {
     }
   });
 
+  it('binds thousands of VIPs in one pipelined addVips and refreshes their lifetimes in one go, as iproute2 shows', async () => {
+    const ip = (i: number): string => `10.${80 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+    await exec(null, ['ip', 'addr', 'add', `${ip(7)}/32`, 'dev', DUMMY]); // bound before us: not ours
+    try {
+      const items = [
+        ...Array.from({ length: 2000 }, (_, i) => ({ ifname: DUMMY, vip: ip(i), ...(i % 10 === 0 ? { lifetimeSeconds: 100 } : {}) })),
+        { ifname: DUMMY, vip: '2001:DB8:0::81' }, // not canonical
+        { ifname: 'lo', vip: '2001:db8::82', lifetimeSeconds: 100 },
+        { ifname: DUMMY, vip: ip(5) }, // twice in one call: the kernel says EEXIST the second time
+        { ifname: 'nosuch0', vip: ip(3000) },
+        { ifname: DUMMY, vip: 'not-an-ip' },
+        { ifname: DUMMY, vip: ip(3001), lifetimeSeconds: 0 },
+      ];
+      const r = await net.addVips(items);
+      expect(r).toHaveLength(items.length);
+      expect(r.slice(0, 2000).filter((x) => x !== true)).toEqual([false]); // ip(7), bound before
+      expect(r[7]).toBe(false);
+      expect(r.slice(2000, 2003)).toEqual([true, true, false]);
+      const errs = r.slice(2003).map((e) => (e instanceof NetifError ? `${e.errno} ${e.op} ${e.object}` : String(e)));
+      expect(errs).toEqual(['ENODEV get dev nosuch0', 'EINVAL add not-an-ip dev lvsk0', `EINVAL add ${ip(3001)}/32 dev lvsk0`]);
+
+      const [link] = await ipJson<IpLink[]>(null, ['addr', 'show', 'dev', DUMMY]);
+      const shown = new Map((link?.addr_info ?? []).map((a) => [`${a.local}/${a.prefixlen}`, a]));
+      const want = [...Array.from({ length: 2000 }, (_, i) => `${ip(i)}/32`), '2001:db8::81/128'];
+      expect(want.filter((a) => !shown.has(a))).toEqual([]);
+      expect(shown.has(`${ip(3001)}/32`)).toBe(false);
+      expect(shown.get('2001:db8::81/128')?.nodad).toBe(true);
+      // A lifetime where one was asked for (counting down from 100), forever elsewhere.
+      for (const i of [0, 10, 1990]) expect(shown.get(`${ip(i)}/32`)?.valid_life_time).toBeLessThanOrEqual(100);
+      for (const i of [1, 7, 1999]) expect(shown.get(`${ip(i)}/32`)?.valid_life_time).toBe(4294967295);
+      const [lo] = await ipJson<IpLink[]>(null, ['addr', 'show', 'dev', 'lo']);
+      expect(lo?.addr_info?.find((a) => a.local === '2001:db8::82')).toMatchObject({ prefixlen: 128, nodad: true });
+
+      // The heartbeat's refresh of all of them (one dump, then pipelined replaces); 2001:db8::99 was never bound.
+      const refresh = [...Array.from({ length: 2000 }, (_, i) => ip(i)), '2001:db8::99'];
+      expect(await net.setVipLifetimes(DUMMY, refresh, 50)).toEqual(refresh.slice(0, 2000));
+      const [after] = await ipJson<IpLink[]>(null, ['addr', 'show', 'dev', DUMMY]);
+      const lifetimes = (after?.addr_info ?? []).filter((a) => a.family === 'inet' && a.local.startsWith('10.80.')).map((a) => a.valid_life_time ?? -1);
+      expect(lifetimes).toHaveLength(2000);
+      expect(lifetimes.filter((t) => t > 50 || t < 40)).toEqual([]);
+      expect(await oracleAddrs(null, DUMMY)).not.toContain('2001:db8::99/128');
+    } finally {
+      await exec(null, ['ip', 'addr', 'flush', 'dev', DUMMY], { allowFailure: true });
+      await exec(null, ['ip', 'addr', 'del', '2001:db8::82/128', 'dev', 'lo'], { allowFailure: true });
+    }
+  });
+
   it('ensures tunl0 (ipip fallback device) up and binds the VIP on it', async () => {
     const t = await net.ensureTunl0();
     expect(t).toMatchObject({ name: 'tunl0', kind: 'ipip', up: true });

@@ -73,9 +73,10 @@ describe('Agent: resync gap', () => {
     const slow = agentWith({ resyncSeconds: 0.5 });
     expect(slow.nextResyncMs).toBe(500);
     slow.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
-    await slow.resync(); // takes FULL_MS (120 ms): 10 x 120 > 500
+    const run = await slow.resync(); // takes FULL_MS (120 ms) or more: 10 x 120 > 500
     expect(slow.nextResyncMs).toBeGreaterThanOrEqual(10 * FULL_MS);
-    expect(slow.nextResyncMs).toBeLessThan(10 * (FULL_MS + 100));
+    // Ten times what it took (a loaded worker's first run has been 280 ms), not a fixed bound.
+    expect(slow.nextResyncMs).toBeLessThan(10 * (run.durationMs + 20));
     const fast = agentWith({ resyncSeconds: 10 });
     fast.setPlan({ node: 'n1', director: [svc(1)], realServer: [] });
     await fast.resync();

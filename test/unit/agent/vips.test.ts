@@ -1,13 +1,19 @@
 // The full VIP pass (drift repair) checks the addresses it believes bound with one address dump per
 // interface, instead of re-adding each (thousands of sequential netlink round trips at 5,000 services).
-import { syncVips, vipLedgerMatches, type VipWant } from '../../../src/agent/vips.ts';
+import { rebindMissing, syncVipChanges, syncVips, vipLedgerMatches, boundAddresses, type VipWant } from '../../../src/agent/vips.ts';
 import { emptyState } from '../../../src/agent/state.ts';
 import { FakeNetif } from '../../../src/netif/fake.ts';
-import type { VipOptions } from '../../../src/netif/types.ts';
+import type { VipAdd, VipOptions } from '../../../src/netif/types.ts';
 
 class CountingNetif extends FakeNetif {
   adds = 0;
   lists = 0;
+  /** addVips calls: each is one pipelined netlink exchange in RtNetif. */
+  batches = 0;
+  override async addVips(items: readonly VipAdd[]): ReturnType<FakeNetif['addVips']> {
+    this.batches++;
+    return super.addVips(items);
+  }
   override async addVip(ifname: string, vip: string, opts?: VipOptions): Promise<boolean> {
     this.adds++;
     return super.addVip(ifname, vip, opts);
@@ -33,6 +39,7 @@ async function allBound(): Promise<{ netif: CountingNetif; state: ReturnType<typ
   const first = await syncVips(netif, state, wants, mine, undefined, true);
   expect(first.added).toHaveLength(101);
   expect(netif.adds).toBe(101);
+  expect(netif.batches).toBe(1); // both interfaces' addresses in one pipelined call
   return { netif, state };
 }
 
@@ -56,6 +63,7 @@ describe('syncVips: the full pass', () => {
     const repaired = await syncVips(netif, state, wants, mine, undefined, true);
     expect(repaired.added.sort()).toEqual(['eth0|2001:DB8:0:0::10', 'lo|10.50.0.7']);
     expect(netif.adds).toBe(2);
+    expect(netif.batches).toBe(2);
     expect((await netif.listAddresses('lo')).map((a) => a.address)).toContain('10.50.0.7');
     expect((await netif.listAddresses('eth0')).map((a) => a.address)).toEqual(['2001:db8::10']);
   });
@@ -77,6 +85,53 @@ describe('syncVips: the full pass', () => {
     netif.lists = 0;
     await syncVips(netif, state, wants, mine, undefined, false);
     expect(netif.adds + netif.lists).toBe(0);
+  });
+});
+
+describe('binding in one addVips call', () => {
+  it('syncVipChanges binds the new addresses together, an address named by two owners once', async () => {
+    const { netif, state } = await allBound();
+    netif.batches = 0;
+    netif.adds = 0;
+    const r = await syncVipChanges(netif, state, {
+      add: [
+        { ifname: 'lo', vip: '10.60.0.1', owner: 'director:lab/a' },
+        { ifname: 'lo', vip: '10.60.0.1', owner: 'director:lab/b' },
+        { ifname: 'lo', vip: '10.60.0.2', owner: 'director:lab/c' },
+        { ifname: 'lo', vip: '10.50.0.1', owner: 'director:lab/d' }, // held already: d joins its owners
+        { ifname: 'eth9', vip: '10.60.0.3', owner: 'director:lab/e' }, // no such interface
+      ],
+      remove: [],
+    });
+    expect(netif.batches).toBe(1);
+    expect(netif.adds).toBe(3);
+    expect(r.added).toEqual(['lo|10.60.0.1', 'lo|10.60.0.2']);
+    expect([...r.failed]).toEqual([['director:lab/e', 'ENODEV: get dev eth9 (no such interface)']]);
+    expect(r.changed).toBe(true);
+    const owners = (vip: string): string[] | undefined => state.vips.find((v) => v.vip === vip)?.owners;
+    expect(owners('10.60.0.1')).toEqual(['director:lab/a', 'director:lab/b']);
+    expect(owners('10.50.0.1')).toEqual(['director:lab/d', 'director:lab/vs-0']);
+  });
+
+  it('an address bound before the agent is not taken into the ledger', async () => {
+    const { netif, state } = await allBound();
+    await netif.addVip('lo', '10.60.0.9'); // an administrator's
+    const r = await syncVipChanges(netif, state, { add: [{ ifname: 'lo', vip: '10.60.0.9', owner: 'director:lab/x' }], remove: [] });
+    expect(r).toMatchObject({ added: [], changed: false });
+    expect(state.vips.some((v) => v.vip === '10.60.0.9')).toBe(false);
+  });
+
+  it('rebindMissing re-adds what the dump lacks in one call and reports per owner', async () => {
+    const { netif } = await allBound();
+    await netif.removeVip('lo', '10.50.0.3');
+    await netif.removeVip('lo', '10.50.0.4');
+    const bound = await boundAddresses(netif, ['lo']);
+    netif.batches = 0;
+    netif.failNext('addVip', 'EPERM'); // the first re-add fails, the second goes on
+    const r = await rebindMissing(netif, wants.slice(0, 10), bound);
+    expect(netif.batches).toBe(1);
+    expect(r.added).toEqual(['lo|10.50.0.4']);
+    expect([...r.failed]).toEqual([['director:lab/vs-2', 'EPERM: add 10.50.0.3/32 dev lo (injected)']]);
   });
 });
 

@@ -72,3 +72,27 @@ describe('FakeArpAnnouncer', () => {
     expect(arp.announcements).toEqual([{ ifname: 'eth0', vip: '2001:db8::40', count: 2 }]);
   });
 });
+
+describe('FakeNetif.addVips', () => {
+  it('answers per item as addVip would, and an injected fault fails the whole call’s items', async () => {
+    const net = new FakeNetif();
+    net.addLink('eth0', { up: true });
+    await net.addVip('lo', '192.168.56.41');
+    const r = await net.addVips([
+      { ifname: 'lo', vip: '192.168.56.40', lifetimeSeconds: 9 },
+      { ifname: 'lo', vip: '192.168.56.41' },
+      { ifname: 'eth9', vip: '192.168.56.42' },
+      { ifname: 'lo', vip: 'not-an-ip' },
+      { ifname: 'eth0', vip: '2001:DB8::40' },
+    ]);
+    expect(r.slice(0, 2)).toEqual([true, false]);
+    expect(r[2]).toEqual(expect.objectContaining({ errno: 'ENODEV', message: 'ENODEV: get dev eth9 (no such interface)' }));
+    expect(r[3]).toEqual(expect.objectContaining({ errno: 'EINVAL', op: 'add', object: 'not-an-ip dev lo' }));
+    expect(r[4]).toBe(true);
+    expect(await net.listAddresses('lo')).toContainEqual({ family: 4, address: '192.168.56.40', prefixlen: 32, validLifetimeSeconds: 9 });
+    net.failNext('addVips', 'EPERM');
+    const failed = await net.addVips([{ ifname: 'lo', vip: '192.168.56.43' }, { ifname: 'lo', vip: '192.168.56.44' }]);
+    expect(failed.map((e) => (e as Error).message)).toEqual(['EPERM: add 192.168.56.43/32 dev lo (injected)', 'EPERM: add 192.168.56.44/32 dev lo (injected)']);
+    expect(await net.addVips([{ ifname: 'lo', vip: '192.168.56.43' }])).toEqual([true]);
+  });
+});
