@@ -187,7 +187,9 @@ async function main(argv: string[]): Promise<number> {
           const byIf = new Map<string, string[]>();
           for (const vip of vips) {
             const ifname = bound.get(vip) ?? (await defaultInterface());
-            byIf.set(ifname, [...(byIf.get(ifname) ?? []), vip]);
+            const list = byIf.get(ifname);
+            if (list) list.push(vip);
+            else byIf.set(ifname, [vip]);
           }
           for (const [ifname, list] of byIf) await netif.setVipLifetimes(ifname, list, lifetimeSeconds);
         },
