@@ -169,13 +169,30 @@ export class ShardMerger {
     return plan;
   }
 
+  /**
+   * As merge(objects) when the caller knows which shards' specs changed since the last merge and that no shard
+   * came or went meanwhile: `changed` are those shards' objects now. Costs work in proportion to them (the
+   * agent learns them from watch events) instead of a pass over every shard; `all` is listed only when the
+   * entries cannot be swapped in place.
+   */
+  mergeChanged(changed: readonly ShardObject[], all: () => readonly ShardObject[]): NodePlan {
+    const swapped = changed.every((o) => o.spec.node === this.#node) ? this.#swap(changed) : undefined;
+    this.lastInPlace = swapped !== undefined;
+    return swapped ?? this.merge(all());
+  }
+
   /** The plan with the changed shards' entries swapped in, or undefined when that would not be mergeShards' result. */
   #inPlace(mine: readonly ShardObject[]): NodePlan | undefined {
+    return mine.length === this.#specs.size ? this.#swap(mine) : undefined;
+  }
+
+  /** The plan with the entries of `objects` (shards merged before, any of them changed) swapped in, or undefined. */
+  #swap(objects: readonly ShardObject[]): NodePlan | undefined {
     const plan = this.#plan;
     // (An id twice within one shard — never planned — takes the full merge too.)
-    if (!plan || mine.length !== this.#specs.size || this.#dirAt.size !== plan.director.length || this.#rsAt.size !== plan.realServer.length) return undefined;
+    if (!plan || this.#dirAt.size !== plan.director.length || this.#rsAt.size !== plan.realServer.length) return undefined;
     const changed: Array<{ shard: string; old: NodePlanSpec; next: NodePlanSpec }> = [];
-    for (const o of mine) {
+    for (const o of objects) {
       const shard = o.metadata.name ?? '';
       const old = this.#specs.get(shard);
       if (!old || old.shard !== o.spec.shard) return undefined;

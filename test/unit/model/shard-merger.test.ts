@@ -54,10 +54,14 @@ describe('ShardMerger', () => {
 
   it('equals mergeShards over random changes: weights, added, removed and moved entries, shards added and removed, duplicates', () => {
     const m = new ShardMerger(node);
+    // The same steps told which shard changed (the agent's watch events): mergeChanged, or merge when one came or went.
+    const told = new ShardMerger(node);
+    let toldInPlace = 0;
     const r = rng(7);
     let objects = objectsOf(base());
     // Another node's shard must not count.
     objects.push({ metadata: { name: 'other.1' }, spec: { node: 'other', shard: 1, director: [svc(999)], realServer: [] } });
+    told.merge(objects);
     let nextId = 1000;
     let inPlace = 0;
     let full = 0;
@@ -90,9 +94,14 @@ describe('ShardMerger', () => {
       } else {
         next = { metadata: o.metadata, spec: { ...spec, realServer: spec.realServer.map((v) => ({ ...v, forwarding: r(2) ? 'Tunnel' as const : 'DirectRouting' as const })) } };
       }
+      const cameOrWent = !next || kind === 8; // a shard deleted, or one added (pushed above)
       objects = next ? objects.map((x, i) => (i === k ? next : x)) : objects.filter((_, i) => i !== k);
       const got = m.merge(objects);
       expect(got).toEqual(mergeShards(node, objects));
+      const all = objects;
+      const viaEvents = cameOrWent ? told.merge(objects) : told.mergeChanged(next && next !== o ? [next] : [], () => all);
+      expect(viaEvents).toEqual(got);
+      if (!cameOrWent && told.lastInPlace) toldInPlace++;
       // shardOf: the lowest shard carrying the id (the one whose entry the merge takes).
       const carrier = new Map<string, string>();
       for (const x of objects.filter((y) => y.spec.node === node).sort((a, b) => a.spec.shard - b.spec.shard)) {
@@ -105,5 +114,6 @@ describe('ShardMerger', () => {
     // Both ways were taken many times.
     expect(inPlace).toBeGreaterThan(100);
     expect(full).toBeGreaterThan(50);
+    expect(toldInPlace).toBeGreaterThan(100);
   });
 });
