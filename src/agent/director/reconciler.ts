@@ -561,7 +561,8 @@ export class DirectorReconciler {
     } else if (step === 'finish') {
       // The exact set, as a full run makes it; the slices have re-added the missing ones.
       // Usually the ledger is that set already (change-driven runs keep it in step): then nothing to do.
-      const held = [...this.#entries].flatMap(([id, e]) => (e.vip && !removedSet.has(id) ? [e.vip] : []));
+      const held: VipWant[] = [];
+      for (const [id, e] of this.#entries) if (e.vip && !removedSet.has(id)) held.push(e.vip);
       if (!vipLedgerMatches(state, held, directorOwned)) vipResult = await syncVips(this.#d.netif, state, held, directorOwned, this.#d.arp, false);
     } else {
       const add: VipWant[] = [];
