@@ -18,7 +18,7 @@ import type { HealthChecker } from './health/checker.ts';
 import type { HealthTarget } from './health/types.ts';
 import type { DirectorReconciler, DirectorReport, HealthLookup, ServiceReport } from './director/reconciler.ts';
 import type { RealServerReconciler, RealServerVipReport } from './realserver/reconciler.ts';
-import { deepEqual, planDelta } from './plandelta.ts';
+import { deepEqual, planDelta, swappedDelta } from './plandelta.ts';
 
 /** One run of the agent as the hooks see it: live tables plus what this run changed in them. */
 export interface AgentRun {
@@ -198,8 +198,15 @@ export class Agent {
     return this.#last;
   }
 
-  setPlan(plan: NodePlan): void {
-    const delta = planDelta(this.#byId, this.#plan.director, plan.director);
+  /**
+   * `swapped` (optional): `plan` is `swapped.base` (a plan given before) with exactly these director entries
+   * put where the entries with their ids were, nothing else replaced. Taken only when `base` is the current
+   * plan: the delta then looks at those entries instead of comparing all the plan's services.
+   */
+  setPlan(plan: NodePlan, swapped?: { base: NodePlan; director: readonly PlannedService[] }): void {
+    const delta = swapped?.base === this.#plan && plan.director.length === this.#plan.director.length
+      ? swappedDelta(this.#byId, swapped.director) ?? planDelta(this.#byId, this.#plan.director, plan.director)
+      : planDelta(this.#byId, this.#plan.director, plan.director);
     if (plan.realServer !== this.#plan.realServer && !deepEqual(plan.realServer, this.#plan.realServer)) this.#realServerDirty = true;
     this.#plan = plan;
     this.#o.onPlan?.(plan);

@@ -6,7 +6,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../api/v1alpha1/meta.ts';
 import type { NodePlan as NodePlanObject, NodePlanStatus, ServiceReport as ApiServiceReport } from '../api/v1alpha1/nodeplan.ts';
-import type { NodePlan } from '../model/plan.ts';
+import type { NodePlan, PlannedService } from '../model/plan.ts';
 import { Informer } from '../kube/informer.ts';
 import { Writer } from '../kube/writer.ts';
 import { nodeLabelValue, NODE_LABEL, ShardMerger } from '../model/shards.ts';
@@ -99,6 +99,8 @@ export class ClusterSource {
    * (up to 240 ms) per change in the emulated lab VM, on the way from the watch event to the kernel.
    */
   #changed: Set<string> | undefined;
+  /** The plan last handed to the agent. */
+  #handed: NodePlan | undefined;
   /** Shards of this node whose status does not show their current generation yet (a report owes them one). */
   readonly #unreported = new Set<string>();
 
@@ -177,18 +179,22 @@ export class ClusterSource {
     const live = (): NodePlanObject[] => this.#informer.list().filter((o) => !o.metadata.deletionTimestamp);
     let plan: NodePlan;
     let refused: Map<string, string>;
+    let swapped: { base: NodePlan; director: readonly PlannedService[] } | undefined;
     if (changedNames) {
       const changed = [...changedNames].flatMap((name) => this.#informer.get(name) ?? []);
       const merged = this.#merger.mergeChanged(changed, live);
-      // Entries swapped in place into a plan without refusals: only theirs can be refused.
+      // Entries swapped in place into a plan without refusals (so the agent has that very plan): only theirs
+      // can be refused, and only they differ for the agent.
       const admitted = this.#merger.lastInPlace && this.#refused.size === 0 && changed.every((o) => o.spec.director.every((e) => !refusalOf(e)) && o.spec.realServer.every((e) => !refusalOf(e)));
       ({ plan, refused } = admitted ? { plan: merged, refused: this.#refused } : admittedPlan(merged));
+      if (admitted && this.#handed) swapped = { base: this.#handed, director: this.#merger.lastSwapped };
     } else {
       ({ plan, refused } = admittedPlan(this.#merger.merge(live())));
     }
     for (const [entry, why] of refused) if (!this.#refused.has(entry)) this.#o.log.warn({ entry }, why);
     this.#refused = refused;
-    this.#o.agent.setPlan(plan);
+    this.#handed = plan;
+    this.#o.agent.setPlan(plan, swapped);
     // From the watch event to the plan handed over: what a change waits for before its run (in the lab VM's
     // emulation a pass over thousands of shards is not free).
     if (this.#o.log.isLevelEnabled('debug')) {

@@ -70,3 +70,20 @@ export function planDelta(byId: Map<string, PlannedService>, prev: readonly Plan
   }
   return { changed, removed };
 }
+
+/**
+ * planDelta for a plan that differs from the previous one only in `swapped` (entries put where the entries
+ * with their ids were): work in proportion to them. undefined when an id was not in the previous plan (the
+ * caller compares the whole plans then); `byId` is left untouched in that case.
+ */
+export function swappedDelta(byId: Map<string, PlannedService>, swapped: readonly PlannedService[]): PlanDelta | undefined {
+  if (!swapped.every((s) => byId.has(s.id))) return undefined;
+  const changed: PlannedService[] = [];
+  for (const s of swapped) {
+    const old = byId.get(s.id);
+    if (old === s) continue;
+    byId.set(s.id, s);
+    if (!deepEqual(old, s)) changed.push(s);
+  }
+  return { changed, removed: [] };
+}

@@ -137,6 +137,11 @@ export class ShardMerger {
   #rsAt = new Map<string, { index: number; shard: string }>();
   /** Whether the last merge went the in-place way (for tests). */
   lastInPlace = false;
+  /**
+   * After an in-place merge: the director entries it swapped in (each where the previous plan had the entry
+   * with the same id; nothing else of the plan differs by identity). Empty after a full merge.
+   */
+  lastSwapped: readonly PlannedService[] = [];
 
   constructor(node: string) {
     this.#node = node;
@@ -152,6 +157,7 @@ export class ShardMerger {
     const inPlace = this.#inPlace(mine);
     this.lastInPlace = inPlace !== undefined;
     if (inPlace) return inPlace;
+    this.lastSwapped = [];
     const plan = mergeShards(this.#node, mine);
     // Which shard each entry came from: the first carrier in shard order, as mergeShards takes it.
     const ordered = [...mine].sort((a, b) => a.spec.shard - b.spec.shard);
@@ -198,7 +204,9 @@ export class ShardMerger {
       if (!old || old.shard !== o.spec.shard) return undefined;
       if (old !== o.spec) changed.push({ shard, old, next: o.spec });
     }
+    this.lastSwapped = [];
     if (changed.length === 0) return plan;
+    const swapped: PlannedService[] = [];
     let director: PlannedService[] | undefined;
     let realServer: NodePlan['realServer'] | undefined;
     for (const { shard, old, next } of changed) {
@@ -207,7 +215,9 @@ export class ShardMerger {
         const s = next.director[i]!;
         const at = this.#dirAt.get(s.id);
         if (s.id !== old.director[i]!.id || at?.shard !== shard) return undefined;
-        if (s !== plan.director[at.index]) (director ??= plan.director.slice())[at.index] = s;
+        if (s === plan.director[at.index]) continue;
+        (director ??= plan.director.slice())[at.index] = s;
+        swapped.push(s);
       }
       for (let i = 0; next.realServer !== old.realServer && i < next.realServer.length; i++) {
         const v = next.realServer[i]!;
@@ -217,6 +227,7 @@ export class ShardMerger {
       }
     }
     for (const { shard, next } of changed) this.#specs.set(shard, next);
+    this.lastSwapped = swapped;
     this.#plan = { node: this.#node, director: director ?? plan.director, realServer: realServer ?? plan.realServer };
     return this.#plan;
   }

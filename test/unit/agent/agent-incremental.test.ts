@@ -150,6 +150,36 @@ describe('Agent: a plan change touches only the services it changes', () => {
     expect(run.director.services.size).toBe(N);
   });
 
+  it('with the swapped entries named (cluster mode), the delta looks at those only; named against another plan, at all', async () => {
+    const weight = (s: PlannedService, w: number): PlannedService => ({ ...s, destinations: s.destinations.map((d, j) => (j === 0 ? { ...d, weight: w } : d)) });
+    const run = async (p: NodePlan, swapped?: { base: NodePlan; director: readonly PlannedService[] }): Promise<AgentRun> => {
+      const before = t.runs.length;
+      t.agent.setPlan(p, swapped);
+      await t.agent.reconcile();
+      return t.runs[before]!;
+    };
+    const base = planOf(plan);
+    await run(base);
+    t.reset();
+    // 45 and 46 both changed, but only 45 is named: the agent takes the hint as the whole difference (which
+    // is how it shows that it did not compare the 300 services).
+    const s45 = weight(plan[45]!, 5);
+    const next = planOf(plan.map((s, k) => (k === 45 ? s45 : k === 46 ? weight(s, 6) : s)));
+    const r1 = await run(next, { base, director: [s45] });
+    expect(r1.director.changed).toEqual([plan[45]!.id]);
+    expect(await t.kernelWeight(plan[45]!, plan[45]!.destinations[0]!.address)).toBe(5);
+    expect(await t.kernelWeight(plan[46]!, plan[46]!.destinations[0]!.address)).toBe(1);
+    // Named against a plan that is not the agent's current one: compared in full, 46's change found.
+    const later = planOf(plan.map((s, k) => (k === 45 ? s45 : k === 46 ? weight(s, 7) : s)));
+    const r2 = await run(later, { base, director: [] });
+    expect(r2.director.changed).toEqual([plan[46]!.id]);
+    expect(await t.kernelWeight(plan[46]!, plan[46]!.destinations[0]!.address)).toBe(7);
+    // An id the agent does not know: compared in full too.
+    const s47 = weight(plan[47]!, 8);
+    const r3 = await run(planOf(later.director.map((s, k) => (k === 47 ? s47 : s))), { base: later, director: [s47, svc(999)] });
+    expect(r3.director.changed).toEqual([plan[47]!.id]);
+  });
+
   it('a new service: four requests for its 1 + 3 objects, its health targets added, its report published', async () => {
     const added = svc(N);
     const run = await t.apply([...plan.slice(0, 150), added, ...plan.slice(150)]);

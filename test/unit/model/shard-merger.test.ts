@@ -61,7 +61,7 @@ describe('ShardMerger', () => {
     let objects = objectsOf(base());
     // Another node's shard must not count.
     objects.push({ metadata: { name: 'other.1' }, spec: { node: 'other', shard: 1, director: [svc(999)], realServer: [] } });
-    told.merge(objects);
+    let toldPlan = told.merge(objects);
     let nextId = 1000;
     let inPlace = 0;
     let full = 0;
@@ -99,9 +99,20 @@ describe('ShardMerger', () => {
       const got = m.merge(objects);
       expect(got).toEqual(mergeShards(node, objects));
       const all = objects;
+      const before = toldPlan;
       const viaEvents = cameOrWent ? told.merge(objects) : told.mergeChanged(next && next !== o ? [next] : [], () => all);
       expect(viaEvents).toEqual(got);
-      if (!cameOrWent && told.lastInPlace) toldInPlace++;
+      if (!cameOrWent && told.lastInPlace) {
+        toldInPlace++;
+        // lastSwapped is all that differs from the plan before, entry for entry (what the agent's delta takes).
+        const swapped = new Map(told.lastSwapped.map((x) => [x.id, x]));
+        expect(swapped.size).toBe(told.lastSwapped.length);
+        const rebuilt = before.director.map((x) => swapped.get(x.id) ?? x);
+        expect(rebuilt.length).toBe(viaEvents.director.length);
+        rebuilt.forEach((x, i) => expect(x).toBe(viaEvents.director[i]));
+        for (const x of told.lastSwapped) expect(before.director).not.toContain(x);
+      }
+      toldPlan = viaEvents;
       // shardOf: the lowest shard carrying the id (the one whose entry the merge takes).
       const carrier = new Map<string, string>();
       for (const x of objects.filter((y) => y.spec.node === node).sort((a, b) => a.spec.shard - b.spec.shard)) {
