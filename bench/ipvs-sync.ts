@@ -15,6 +15,7 @@ import { formatIpvsadmRules } from '../src/ipvs/ipvsadm.ts';
 import type { Destination, Service, ServiceState } from '../src/ipvs/types.ts';
 import { destination, ZERO_COUNTERS, ZERO_STATS } from '../src/ipvs/types.ts';
 import { runBenchInVm } from './host.ts';
+import { median, run } from './vm-tools.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 if (process.env.LVS_VM !== '1') {
@@ -103,13 +104,6 @@ if (process.env.BENCH_ROLE === 'ours') {
 // keeps deleted destinations in a "trash" list for 2-4 minutes and NEW_DEST scans it linearly,
 // so re-filling a flushed table is up to 10x slower (measured: 185 s instead of 21 s) and would
 // penalise whoever goes second.
-function run(argv: string[], input?: string, env?: NodeJS.ProcessEnv): { ms: number; stdout: string } {
-  const t0 = performance.now();
-  const r = spawnSync(argv[0] as string, argv.slice(1), { input, encoding: 'utf8', maxBuffer: 1 << 30, env: env ?? process.env });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return { ms, stdout: r.stdout };
-}
 let nsCount = 0;
 function freshNetns(): string {
   const ns = `ipvsbench${nsCount++}`;
@@ -164,11 +158,6 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const weightChange = rounds[0]?.ours.weightChange;
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const med = {
   oursSyncMs: median(rounds.map((r) => r.ours.syncMs)),
   oursDumpMs: median(rounds.map((r) => r.ours.dumpMs)),

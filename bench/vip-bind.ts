@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { RtNetif } from '../src/netif/rtnetlink.ts';
 import { runBenchInVm } from './host.ts';
+import { median, run } from './vm-tools.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 if (process.env.LVS_VM !== '1') {
@@ -66,13 +67,6 @@ if (process.env.BENCH_ROLE === 'ours' || process.env.BENCH_ROLE === 'sequential'
 }
 
 const log = (msg: string): void => void process.stderr.write(`[bench:vips] ${msg}\n`);
-function run(argv: string[], input?: string, env?: NodeJS.ProcessEnv): { ms: number; stdout: string } {
-  const t0 = performance.now();
-  const r = spawnSync(argv[0] as string, argv.slice(1), { input, encoding: 'utf8', maxBuffer: 1 << 30, env: env ?? process.env });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return { ms, stdout: r.stdout };
-}
 let nsCount = 0;
 function freshNetns(): string {
   const ns = `vipbench${nsCount++}`;
@@ -90,20 +84,16 @@ function check(ns: string, who: string, lifetimes: boolean): void {
   if (lifetimes && mine.some((a) => (a.valid_life_time ?? Infinity) > LIFETIME)) throw new Error(`${who}: a lifetime was not refreshed`);
 }
 
-function runOurs(): OursResult {
+/** This file as a cold process in a fresh netns, in `role`; its result, checked with `ip`. */
+function runRole<T>(role: 'ours' | 'sequential', who: string, lifetimes: boolean): T {
   const ns = freshNetns();
-  const r = run(['ip', 'netns', 'exec', ns, process.execPath, '--no-warnings', import.meta.filename], undefined, { ...process.env, BENCH_ROLE: 'ours' });
-  check(ns, 'RtNetif', true);
+  const r = run(['ip', 'netns', 'exec', ns, process.execPath, '--no-warnings', import.meta.filename], undefined, { ...process.env, BENCH_ROLE: role });
+  check(ns, who, lifetimes);
   run(['ip', 'netns', 'del', ns]);
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as OursResult;
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as T;
 }
-function runSequential(): SequentialResult {
-  const ns = freshNetns();
-  const r = run(['ip', 'netns', 'exec', ns, process.execPath, '--no-warnings', import.meta.filename], undefined, { ...process.env, BENCH_ROLE: 'sequential' });
-  check(ns, 'addVip one by one', false);
-  run(['ip', 'netns', 'del', ns]);
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as SequentialResult;
-}
+const runOurs = (): OursResult => runRole<OursResult>('ours', 'RtNetif', true);
+const runSequential = (): SequentialResult => runRole<SequentialResult>('sequential', 'addVip one by one', false);
 function runIproute2(): OursResult {
   const ns = freshNetns();
   const ip = (args: string[], input?: string): number => run(['ip', 'netns', 'exec', ns, 'ip', ...args], input).ms;
@@ -133,11 +123,6 @@ for (let r = 0; r < ROUNDS; r++) {
   log(`round ${r + 1}: ours add ${s(round.ours.addMs)} s, list ${s(round.ours.listMs)} s, refresh ${s(round.ours.refreshMs)} s | ip add ${s(round.iproute2.addMs)} s, list ${s(round.iproute2.listMs)} s, change ${s(round.iproute2.refreshMs)} s | addVip one by one ${s(round.sequential.addMs)} s`);
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const med = {
   ours: { addMs: median(rounds.map((r) => r.ours.addMs)), listMs: median(rounds.map((r) => r.ours.listMs)), refreshMs: median(rounds.map((r) => r.ours.refreshMs)) },
   iproute2: { addMs: median(rounds.map((r) => r.iproute2.addMs)), listMs: median(rounds.map((r) => r.iproute2.listMs)), refreshMs: median(rounds.map((r) => r.iproute2.refreshMs)) },

@@ -64,6 +64,17 @@ describe('agent cluster mode', () => {
     await source.start();
   });
 
+  /** Counts the agent's listings of all its shards until restore(). */
+  const countLists = (): { readonly count: number; restore(): void } => {
+    const list = source.informer.list.bind(source.informer);
+    const counter = { count: 0, restore: () => void (source.informer.list = list) };
+    source.informer.list = (...a: Parameters<typeof list>) => {
+      counter.count += 1;
+      return list(...a);
+    };
+    return counter;
+  };
+
   afterAll(async () => {
     agent?.stop();
     await source?.stop();
@@ -132,21 +143,16 @@ describe('agent cluster mode', () => {
     // A status-only update (same uid and generation) does not even make the agent look at its shards: with
     // thousands of shards, looking at all of them once per echo of its own report was quadratic.
     const name = shards[0]!.metadata.name ?? '';
-    const list = source.informer.list.bind(source.informer);
-    let looked = 0;
-    source.informer.list = (...a: Parameters<typeof list>) => {
-      looked += 1;
-      return list(...a);
-    };
+    const lists = countLists();
     try {
       const generation = source.informer.get(name)?.metadata.generation;
       await objects.patchStatus(NODEPLANS, { name }, { conditions: [{ type: 'Programmed', status: 'True', reason: 'Programmed', message: 'written by the test', lastTransitionTime: new Date().toISOString(), observedGeneration: generation ?? 0 }] });
       await eventually('the informer saw the status write', async () => source.informer.get(name)?.status?.conditions?.[0]?.message === 'written by the test');
       await new Promise((r) => setTimeout(r, 200));
       expect(source.informer.get(name)?.metadata.generation).toBe(generation);
-      expect(looked).toBe(0);
+      expect(lists.count).toBe(0);
     } finally {
-      source.informer.list = list;
+      lists.restore();
     }
     expect(plans).toBe(plansReported);
     expect(plans - plansBefore).toBeGreaterThanOrEqual(1);
@@ -188,12 +194,7 @@ describe('agent cluster mode', () => {
     // A weight change in one of those shards is merged, admitted and reported from that shard alone: the
     // agent never lists all its shards for it (at 5,000 services, ~3,000 shards per change in the VM).
     const one = shards.find((o) => o.spec.director.some((x) => x.id === 'lab/many-7'))!;
-    const list = source.informer.list.bind(source.informer);
-    let looked = 0;
-    source.informer.list = (...a: Parameters<typeof list>) => {
-      looked += 1;
-      return list(...a);
-    };
+    const lists = countLists();
     try {
       const name = one.metadata.name ?? '';
       const cur = await objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name });
@@ -201,9 +202,9 @@ describe('agent cluster mode', () => {
       const written = await objects.replace(NODEPLANS, { ...one, spec, metadata: { ...one.metadata, resourceVersion: cur.metadata.resourceVersion } });
       await eventually('weight 5', async () => (await ipvs.listServices()).find((x) => x.service.address === '10.88.1.8')?.destinations[0]?.destination.weight === 5);
       await eventually('reported at the new generation', async () => (await objects.get<NodePlanObject & { metadata: { name: string } }>(NODEPLANS, { name })).status?.observedGeneration === written.metadata.generation);
-      expect(looked).toBe(0);
+      expect(lists.count).toBe(0);
     } finally {
-      source.informer.list = list;
+      lists.restore();
     }
     // --wait=false: kubectl would wait for each of the ~150 deletions in turn (~30 s); the kernel is the check.
     await kubectlOk(['delete', 'nodeplans', '-l', `lvs.operator.dev/node=${node}`, '--wait=false'], { kubeconfig: admin() });
