@@ -204,9 +204,8 @@ export class Agent {
    * plan: the delta then looks at those entries instead of comparing all the plan's services.
    */
   setPlan(plan: NodePlan, swapped?: { base: NodePlan; director: readonly PlannedService[] }): void {
-    const delta = swapped?.base === this.#plan && plan.director.length === this.#plan.director.length
-      ? swappedDelta(this.#byId, swapped.director) ?? planDelta(this.#byId, this.#plan.director, plan.director)
-      : planDelta(this.#byId, this.#plan.director, plan.director);
+    const fromSwapped = swapped?.base === this.#plan && plan.director.length === this.#plan.director.length ? swappedDelta(this.#byId, swapped.director) : undefined;
+    const delta = fromSwapped ?? planDelta(this.#byId, this.#plan.director, plan.director);
     if (plan.realServer !== this.#plan.realServer && !deepEqual(plan.realServer, this.#plan.realServer)) this.#realServerDirty = true;
     this.#plan = plan;
     this.#o.onPlan?.(plan);

@@ -115,6 +115,11 @@ export function vipLedgerMatches(state: AgentState, wants: readonly VipWant[], s
   return seen === want.size;
 }
 
+/** Announces an address just bound, unless on lo or tunl0 (nobody on the LAN is to reach it there). */
+async function announceBound(arp: ArpAnnouncer | undefined, w: { ifname: string; vip: string }): Promise<void> {
+  if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
+}
+
 /** One address of syncVips's wanted set, with every owner that wants it. */
 interface Wanted {
   ifname: string;
@@ -178,7 +183,7 @@ export async function syncVips(
     // Only addresses we added are ours to remove later.
     if (!fresh) continue;
     state.vips.push({ ifname: w.ifname, vip: w.vip, owners: [...w.owners].sort() });
-    if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
+    await announceBound(arp, w);
   }
 
   for (const v of [...state.vips]) {
@@ -272,7 +277,7 @@ export async function syncVipChanges(
     idx.set(k, v);
     result.added.push(k);
     result.changed = true;
-    if (arp && w.ifname !== 'lo' && w.ifname !== 'tunl0') await arp.announce(w.ifname, w.vip).catch(() => undefined);
+    await announceBound(arp, w);
   }
   return result;
 }

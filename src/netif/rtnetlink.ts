@@ -74,32 +74,17 @@ export class RtNetif implements NetInterfaceOps {
   }
 
   async addVip(ifname: string, vip: string, opts: VipOptions = {}): Promise<boolean> {
-    const a = hostAddress(vip);
-    const object = `${cidr(a)} dev ${ifname}`;
-    const index = (await this.#link(ifname)).data.index;
-    const lifetime = checkLifetime(opts.lifetimeSeconds, object);
-    try {
-      await this.#call((s, o) =>
-        s.newAddress(
-          // nodad: a VIP must be usable at once, and on realservers DAD would announce it on the LAN.
-          { family: afOf(a.family), prefixlen: a.prefixlen, index, ...(a.family === 6 ? { flags: { nodad: true } } : {}) },
-          { ...addressAttrs(a.family, a.bytes), ...(lifetime !== FOREVER ? { cacheInfo: { ifaPrefered: lifetime, ifaValid: lifetime, cstamp: 0, tstamp: 0 } } : {}) },
-          { ...o, flags: FlagsNew.CREATE | FlagsNew.EXCL },
-        ),
-      );
-    } catch (err) {
-      if (errnoOf(err) === 'EEXIST') return false;
-      throw toNetifError(err, 'add', object);
-    }
-    this.#log?.info({ vip: a.address, ifname }, 'bound VIP');
-    return true;
+    // The same request as addVips, a batch of one: one framing of RTM_NEWADDR for both.
+    const [result] = await this.addVips([{ ifname, vip, ...opts }]);
+    if (result instanceof Error) throw result;
+    return result === true;
   }
 
   async addVips(items: readonly VipAdd[]): Promise<(boolean | NetifError)[]> {
     const out = new Array<boolean | NetifError>(items.length);
     const indexes = new Map<string, number | NetifError>();
     const msgs: OutgoingMessage[] = [];
-    const sent: { at: number; vip: string; ifname: string }[] = [];
+    const sent: { at: number; vip: string; ifname: string; object: string }[] = [];
     for (const [at, item] of items.entries()) {
       const { ifname, vip } = item;
       let a: HostAddress;
@@ -130,14 +115,13 @@ export class RtNetif implements NetInterfaceOps {
         continue;
       }
       msgs.push({ buf: newAddressRequest(a, index, 'create', lifetime === FOREVER ? undefined : lifetime), command: 'RTM_NEWADDR', target: object });
-      sent.push({ at, vip: a.address, ifname });
+      sent.push({ at, vip: a.address, ifname, object });
     }
     if (msgs.length === 0) return out;
     // One job of the request queue, so that a removeVip queued after it runs after every add of it.
     const results = await this.#call(() => this.#writer().pipeline(msgs));
-    for (const [i, { at, vip, ifname }] of sent.entries()) {
+    for (const [i, { at, vip, ifname, object }] of sent.entries()) {
       const err = results[i];
-      const object = (msgs[i] as OutgoingMessage).target as string;
       if (err === undefined) {
         out[at] = true;
         this.#log?.info({ vip, ifname }, 'bound VIP');

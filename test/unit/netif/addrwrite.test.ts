@@ -1,11 +1,12 @@
 // RTM_NEWADDR framed by src/netif/addrwrite.ts (for pipelined binds), checked against netlink@0.3.0's own
-// formatter of the same ifaddrmsg and attributes (what RtNetif.addVip sends). The kernel suite binds with it.
+// formatter of the same ifaddrmsg and attributes (what RtNetif.addVip sent through the library before it
+// became a batch of one). The kernel suite binds with it.
 import { describe, expect, it } from '@jest/globals';
 import { AttrStream, rt } from 'netlink';
 import { newAddressRequest } from '../../../src/netif/addrwrite.ts';
 import { hostAddress } from '../../../src/netif/ip.ts';
 
-/** The library's body (ifaddrmsg + attributes) for the request RtNetif.addVip makes. */
+/** The library's body (ifaddrmsg + attributes) for the request RtNetif.addVip made. */
 function libraryBody(vip: string, index: number, lifetime: number | undefined): Buffer {
   const a = hostAddress(vip);
   const out = new AttrStream();
