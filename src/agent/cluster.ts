@@ -232,7 +232,7 @@ export class ClusterSource {
         const status = shardStatus(obj, report, new Date());
         if (sameStatus(obj.status, status)) continue;
         if (inFlight.size >= REPORT_WRITES_IN_FLIGHT) await Promise.race(inFlight);
-        const write: Promise<void> = this.#writer.patch(NODEPLANS, { name: obj.metadata.name ?? '' }, { status }, 'status').then(() => undefined, (e: unknown) => {
+        const write: Promise<void> = this.#writer.patchUnread(NODEPLANS, { name: obj.metadata.name ?? '' }, { status }, 'status').catch((e: unknown) => {
           this.#o.log.warn({ nodeplan: obj.metadata.name, err: (e as Error).message }, 'writing NodePlan status failed');
         }).finally(() => inFlight.delete(write));
         inFlight.add(write);

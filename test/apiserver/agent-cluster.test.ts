@@ -167,10 +167,10 @@ describe('agent cluster mode', () => {
     const shards = shardPlan({ node, director: services, realServer: [] });
     expect(shards.length).toBeGreaterThan(2 * REPORT_WRITES_IN_FLIGHT);
     // Status writes in flight, counted around the agent's writer.
-    const patch = Writer.prototype.patch;
+    const patch = Writer.prototype.patchUnread;
     let inFlight = 0;
     let most = 0;
-    Writer.prototype.patch = async function (this: Writer, ...args: Parameters<Writer['patch']>) {
+    Writer.prototype.patchUnread = async function (this: Writer, ...args: Parameters<Writer['patchUnread']>) {
       if (args[3] !== 'status') return patch.apply(this, args);
       most = Math.max(most, ++inFlight);
       try {
@@ -178,7 +178,7 @@ describe('agent cluster mode', () => {
       } finally {
         inFlight -= 1;
       }
-    } as Writer['patch'];
+    };
     try {
       for (const o of shards) await objects.create(NODEPLANS, o);
       await eventually('every shard reported Programmed at its generation', async () => {
@@ -186,7 +186,7 @@ describe('agent cluster mode', () => {
         return xs.every((x) => x.status?.observedGeneration === x.metadata.generation && x.status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True') && x.status.services?.length === x.spec.director.length);
       });
     } finally {
-      Writer.prototype.patch = patch;
+      Writer.prototype.patchUnread = patch;
     }
     expect((await ipvs.listServices()).length).toBe(services.length);
     expect(most).toBeGreaterThan(1);
