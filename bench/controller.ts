@@ -23,7 +23,7 @@
 //
 // Knobs: BENCH_SERVICES (5000), BENCH_CHANGES (100 weight changes), BENCH_VM=0 (no VM: the controller leg
 // only, kubectl apply -> NodePlan), BENCH_VIP_INTERFACE (lo), BENCH_OUT (results directory), BENCH_VM_CPUSET (host
-// CPUs for the VM once booted, e.g. 1; default all), BENCH_AGENT_LOG_LEVEL (the agent's log level in the VM, default
+// CPUs for the VM once booted, e.g. 1; default all), BENCH_KUBECTL_NICE (scheduling priority of the timed kubectl runs, default 0), BENCH_AGENT_LOG_LEVEL (the agent's log level in the VM, default
 // warn; when set, its whole log is printed at the end), BENCH_AGENT_NODE_OPTIONS (extra node flags for the agent,
 // e.g. --trace-gc; its output joins the agent's log), BENCH_AGENT_MEMORY_LIMIT (the agent runs in a memory cgroup
 // in the VM with the chart's agent limit; another quantity, or "none"), BENCH_AGENT_CPU_PROFILE=1 (the agent's
@@ -63,6 +63,7 @@ const USE_VM = process.env.BENCH_VM !== '0';
 const VIP_INTERFACE = process.env.BENCH_VIP_INTERFACE ?? 'lo';
 /** Host CPUs (taskset list) the lab VM is confined to once booted; default: it shares all of them. */
 const VM_CPUSET = process.env.BENCH_VM_CPUSET ?? '';
+const KUBECTL_NICE = Number(process.env.BENCH_KUBECTL_NICE ?? 0);
 const PPROF_DIR = process.env.BENCH_APISERVER_PPROF;
 const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
 /** The issue's target, 500 MB, in MiB. */
@@ -131,10 +132,12 @@ interface Run {
   ms: number;
 }
 
-function run(cmd: string, args: string[], env: Record<string, string>, input?: string): Promise<Run> {
+/** Runs `cmd`; with `nice`, at that scheduling priority (set right after the spawn). */
+function run(cmd: string, args: string[], env: Record<string, string>, input?: string, nice?: number): Promise<Run> {
   const start = performance.now();
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    if (nice !== undefined && p.pid !== undefined) os.setPriority(p.pid, nice);
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -145,8 +148,8 @@ function run(cmd: string, args: string[], env: Record<string, string>, input?: s
   });
 }
 
-async function ok(cmd: string, args: string[], env: Record<string, string>, input?: string): Promise<Run> {
-  const r = await run(cmd, args, env, input);
+async function ok(cmd: string, args: string[], env: Record<string, string>, input?: string, nice?: number): Promise<Run> {
+  const r = await run(cmd, args, env, input, nice);
   if (r.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')}: exit ${r.code}\n${r.stderr || r.stdout}`);
   return r;
 }
@@ -535,7 +538,7 @@ try {
     expectPlan = { shard: shardName(DIRECTOR, shardOf(svcId)), id: svcId, test: planShows(svcId, address, want) };
     if (!USE_VM) {
       const start = performance.now();
-      const k = await ok(kubectl, args, adminEnv, input);
+      const k = await ok(kubectl, args, adminEnv, input, KUBECTL_NICE);
       await until('the NodePlan change', () => expectPlan?.at !== undefined, 120_000, 1);
       samples.push({ kind, totalMs: expectPlan.at! - start, kubectlMs: k.ms, controllerMs: expectPlan.at! - start });
       return;
@@ -547,7 +550,7 @@ try {
     const start = performance.now();
     const seen = channel.wait(is('seen', id), 120_000);
     seen.catch(() => undefined); // awaited below; a failure meanwhile must not count as unhandled
-    const k = await ok(kubectl, args, adminEnv, input);
+    const k = await ok(kubectl, args, adminEnv, input, KUBECTL_NICE);
     channel.send({ op: 'kubectl-exited', id });
     const cpu1 = cpuNowMs(watched);
     const { at, msg } = await seen;
@@ -805,6 +808,8 @@ try {
   const result = {
     date: new Date().toISOString(),
     machine: { ...machine, loadAverage: { start: loadStart.map(r1), end: loadEnd.map(r1) } },
+    /** Scheduling priority of the timed kubectl runs (BENCH_KUBECTL_NICE; 0 = as everything else). */
+    kubectlNice: KUBECTL_NICE,
     vm: USE_VM ? { emulation: `QEMU TCG (no KVM), 2 vCPU, 4 GiB${VM_CPUSET ? `, pinned to host CPU(s) ${VM_CPUSET}` : ', sharing all host CPUs'}`, guestClockRatio: vmResult?.guestClockRatio, bootMs: vmResult?.bootMs, kernelWarnings: vmResult?.kernelWarnings.length } : null,
     apiserver: hostApi.api.version,
     services: SERVICES,
@@ -871,7 +876,7 @@ try {
     `# Controller at scale: ${SERVICES} VirtualServices x ${RS_PER} RealServers`,
     '',
     `${result.date}; host ${machine.cpus} cores (${machine.model}), load average ${result.machine.loadAverage.start.join(' / ')} at the start, ${result.machine.loadAverage.end.join(' / ')} at the end;`
-      + ` kube-apiserver ${result.apiserver} (test harness, etcd, RBAC) and the controller native on the host${USE_VM ? `; lvs-agent and the kernel in the lab VM (${result.vm?.emulation}, guest clock ratio ${result.vm?.guestClockRatio?.toFixed(2)})${process.env.BENCH_AGENT_LOG_LEVEL ? `, the agent logging at ${process.env.BENCH_AGENT_LOG_LEVEL} level` : ''}` : ''}.`,
+      + ` kube-apiserver ${result.apiserver} (test harness, etcd, RBAC) and the controller native on the host${KUBECTL_NICE ? `, the timed kubectl runs at nice ${KUBECTL_NICE}` : ''}${USE_VM ? `; lvs-agent and the kernel in the lab VM (${result.vm?.emulation}, guest clock ratio ${result.vm?.guestClockRatio?.toFixed(2)})${process.env.BENCH_AGENT_LOG_LEVEL ? `, the agent logging at ${process.env.BENCH_AGENT_LOG_LEVEL} level` : ''}` : ''}.`,
     '',
     '| measure | value |',
     '|---|---|',
