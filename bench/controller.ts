@@ -72,6 +72,9 @@ const VM_CPUSET = process.env.BENCH_VM_CPUSET ?? '';
 // behind the emulated VM and kube-apiserver's periodic consistency checks (one of 50,000 RealServers takes
 // ~20 s of a core), and kubectl's run alone went past 1 s. The stack it measures keeps the priority it has.
 const KUBECTL_NICE = Number(process.env.BENCH_KUBECTL_NICE ?? -10);
+if (!Number.isInteger(KUBECTL_NICE) || KUBECTL_NICE < -20 || KUBECTL_NICE > 19) throw new Error(`BENCH_KUBECTL_NICE=${process.env.BENCH_KUBECTL_NICE}: a nice value from -20 to 19`);
+// Raising a priority takes root (CAP_SYS_NICE): say so now rather than fail at the first timed change.
+if (KUBECTL_NICE < 0 && process.getuid?.() !== 0) throw new Error(`BENCH_KUBECTL_NICE=${KUBECTL_NICE} needs root to raise kubectl's priority; run as root or set BENCH_KUBECTL_NICE=0`);
 const PPROF_DIR = process.env.BENCH_APISERVER_PPROF;
 const OUT = process.env.BENCH_OUT ?? path.join(REPO, 'bench', 'results');
 /** The issue's target, 500 MB, in MiB. */
