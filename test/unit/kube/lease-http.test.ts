@@ -3,8 +3,7 @@
 // and all requests share one kept-alive connection. The real API server runs it in test/apiserver/failover.test.ts.
 import { describe, expect, it, afterAll, beforeAll } from '@jest/globals';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { listenWithKubeConfig } from './local-apiserver.ts';
 import { keepAliveLeaseApi } from '../../../src/kube/leader.ts';
 import { isConflict } from '../../../src/kube/errors.ts';
 
@@ -30,14 +29,7 @@ describe('keepAliveLeaseApi', () => {
   let api: ReturnType<typeof keepAliveLeaseApi>;
 
   beforeAll(async () => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 't0ken' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
+    const kc = await listenWithKubeConfig(server);
     api = keepAliveLeaseApi(kc, 'unit');
   });
   afterAll(async () => {

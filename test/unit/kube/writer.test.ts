@@ -3,8 +3,7 @@
 // next request; a refused patch rejects with the server's message either way.
 import { describe, expect, it, afterAll, beforeAll } from '@jest/globals';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { listenWithKubeConfig } from './local-apiserver.ts';
 import { Writer } from '../../../src/kube/writer.ts';
 
 const NODEPLANS = { group: 'lvs.operator.dev', version: 'v1alpha1', plural: 'nodeplans' };
@@ -29,14 +28,7 @@ describe('Writer', () => {
   let writer: Writer;
 
   beforeAll(async () => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 't0ken' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
+    const kc = await listenWithKubeConfig(server);
     writer = new Writer(kc, 'lvs-agent/director');
   });
   afterAll(async () => {
