@@ -29,7 +29,7 @@ export class Writer {
 
   /** JSON merge patch of the object, or of its status subresource. */
   patch<T extends CustomObject>(r: CustomResource, key: ObjectKey, body: object, subresource?: 'status'): Promise<T> {
-    return this.#request<T>('PATCH', resourcePath({ ...r, namespace: key.namespace }, key.name) + (subresource ? `/${subresource}` : '') + this.#query, body, 'application/merge-patch+json');
+    return this.#request<T>('PATCH', this.#patchPath(r, key, subresource), body, 'application/merge-patch+json');
   }
 
   /**
@@ -38,7 +38,11 @@ export class Writer {
    * ms per report). A failure still rejects with the server's message.
    */
   async patchUnread(r: CustomResource, key: ObjectKey, body: object, subresource?: 'status'): Promise<void> {
-    await this.#request<undefined>('PATCH', resourcePath({ ...r, namespace: key.namespace }, key.name) + (subresource ? `/${subresource}` : '') + this.#query, body, 'application/merge-patch+json', undefined, false);
+    await this.#request<undefined>('PATCH', this.#patchPath(r, key, subresource), body, 'application/merge-patch+json', undefined, false);
+  }
+
+  #patchPath(r: CustomResource, key: ObjectKey, subresource?: 'status'): string {
+    return resourcePath({ ...r, namespace: key.namespace }, key.name) + (subresource ? `/${subresource}` : '') + this.#query;
   }
 
   create<T extends CustomObject>(r: CustomResource, obj: T): Promise<T> {
